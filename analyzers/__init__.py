@@ -1,0 +1,35 @@
+"""Analyzers: the contract, the registry and the selection logic.
+
+A third-party analyzer is a class implementing ``analyzers.base.Analyzer`` exposed in the
+``automodel.analyzers`` entry point group; it joins ``REGISTRY`` without any edit here.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel
+from analyzers.descriptive import DescriptiveAnalyzer
+from analyzers.supervised import ClassificationAnalyzer, RegressionAnalyzer
+from analyzers.unsupervised import AnomalyAnalyzer, ClusterAnalyzer
+
+ENTRY_POINT_GROUP = "automodel.analyzers"
+
+REGISTRY: dict[str, type[Analyzer]] = {
+    cls.name: cls for cls in (RegressionAnalyzer, ClassificationAnalyzer, ClusterAnalyzer, AnomalyAnalyzer, DescriptiveAnalyzer)
+}
+
+
+def load_plugins() -> dict[str, type[Analyzer]]:
+    """Add analyzers published by installed packages through the entry point group."""
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        cls = entry.load()
+        if isinstance(cls, type) and issubclass(cls, Analyzer):
+            REGISTRY.setdefault(cls.name, cls)
+    return REGISTRY
+
+
+__all__ = [
+    "REGISTRY", "Analyzer", "AnalysisContext", "AnalysisResult", "FittedModel", "load_plugins",
+    "RegressionAnalyzer", "ClassificationAnalyzer", "ClusterAnalyzer", "AnomalyAnalyzer", "DescriptiveAnalyzer",
+]

@@ -1,0 +1,125 @@
+"""The Analyzer contract, the result every analyzer returns, and the fitted model it saves."""
+
+from __future__ import annotations
+
+import platform
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automodel.errors import ScoringError
+
+
+@dataclass
+class AnalysisContext:
+    """Everything an analyzer may use besides the frame; explicit, no global state."""
+
+    metas: list  # list[ColumnMeta]
+    target: str | None = None
+    training_mask: pd.Series | None = None
+    time_column: str | None = None
+    min_r2: float = 0.5
+    max_mape: float = 0.3
+    max_rows_first_pass: int = 25_000
+    max_rows_full: int = 100_000
+    time_budget_s: float = 60.0
+    random_state: int = 0
+    n_jobs: int = 2
+    exclude: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FittedModel:
+    """A fitted pipeline plus what it needs to score new data safely."""
+
+    pipeline: Any
+    task: str
+    target: str | None
+    feature_columns: list[str]
+    classes: list | None = None
+    analyzer: str = ""
+    model_name: str = ""
+    versions: dict = field(default_factory=dict)
+
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        missing = [c for c in self.feature_columns if c not in frame.columns]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5])
+            raise ScoringError(
+                f"The data to score lacks {len(missing)} column(s) the model was trained on ({shown}); add them or train a new model."
+            )
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """One row per input row, same order: ``prediction`` and, for classifiers, ``proba_<class>``."""
+        self.check_columns(frame)
+        X = frame[self.feature_columns]
+        out = pd.DataFrame(index=frame.index)
+        if self.task == "classification":
+            proba = self.pipeline.predict_proba(X)
+            codes = np.asarray(proba).argmax(axis=1)
+            out["prediction"] = [self.classes[i] for i in codes]
+            for i, cls in enumerate(self.classes):
+                out[f"proba_{cls}"] = proba[:, i]
+        else:
+            out["prediction"] = self.pipeline.predict(X)
+        return out.reset_index(drop=True)
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+
+    versions = {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "pandas": pd.__version__, "numpy": np.__version__}
+    for name in ("lightgbm", "xgboost"):
+        try:
+            module = __import__(name)
+            versions[name] = module.__version__
+        except ImportError:
+            pass
+    return versions
+
+
+@dataclass
+class AnalysisResult:
+    analyzer: str
+    task: str
+    target: str | None
+    metrics: dict[str, float]
+    model_info: dict[str, Any]
+    fitted: FittedModel | None = None
+    leaderboard: list[dict] = field(default_factory=list)
+    trusted: bool = True
+    notes: list[str] = field(default_factory=list)
+    excluded_columns: dict[str, str] = field(default_factory=dict)
+    row_scores: pd.DataFrame | None = None  # per-row output for analyzers without a predictive model (clusters, anomaly scores)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        for key in ("r2", "f1", "silhouette", "score"):
+            if key in self.metrics:
+                return float(self.metrics[key])
+        return 0.0
+
+
+class Analyzer(ABC):
+    """An analysis strategy. Like a scikit-learn estimator: explicit parameters, no hidden state.
+
+    ``suitability_score`` says how well it fits a dataset (0-1); ``run`` does the analysis.
+    """
+
+    name: str = "Analyzer"
+    task: str = "descriptive"
+
+    @abstractmethod
+    def suitability_score(self, df: pd.DataFrame, context: AnalysisContext) -> float:
+        """0-1: how suitable this analyzer is for the dataset."""
+
+    @abstractmethod
+    def run(self, df: pd.DataFrame, context: AnalysisContext) -> AnalysisResult:
+        """Execute the analysis and return its result."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,75 @@
+"""Where every piece of local state lives under ``AUTOMODEL_HOME``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from automodel.safety import safe_file_name, safe_user_id
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: Path
+
+    @classmethod
+    def at(cls, home: str | Path) -> "Layout":
+        return cls(Path(home).expanduser().resolve())
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def asset_dir(self) -> Path:
+        return self.home / "assets"
+
+    @property
+    def users_dir(self) -> Path:
+        return self.home / "users"
+
+    @property
+    def sessions_db(self) -> Path:
+        return self.home / "sessions.db"
+
+    @property
+    def action_log_db(self) -> Path:
+        return self.home / "action_logs.db"
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.home / "_INDEX_DB" / "catalog.duckdb"
+
+    @property
+    def drop_dir(self) -> Path:
+        return self.home / "drop"
+
+    def user_dir(self, user_id: str) -> Path:
+        return self.users_dir / safe_user_id(user_id)
+
+    def user_file(self, user_id: str, file_name: str) -> Path:
+        return self.user_dir(user_id) / safe_file_name(file_name)
+
+    def model_dir(self, run_id: str) -> Path:
+        return self.home / "models" / run_id
+
+    def model_path(self, run_id: str) -> Path:
+        return self.model_dir(run_id) / "best_model"
+
+    def predictions_path(self, run_id: str) -> Path:
+        return self.home / "output_files" / f"{run_id}_predictions.csv"
+
+    def dashboard_path(self, run_id: str) -> Path:
+        return self.home / "dashboards" / f"{run_id}.html"
+
+    def explanation_path(self, run_id: str) -> Path:
+        return self.home / "output_files" / f"{run_id}_explanations.csv"
+
+    def run_output_paths(self, run_id: str) -> list[Path]:
+        """Every file a run may write outside the IO manager's store."""
+        return [
+            self.model_dir(run_id),
+            self.predictions_path(run_id),
+            self.dashboard_path(run_id),
+            self.explanation_path(run_id),
+        ]

@@ -1,0 +1,124 @@
+"""The session store: one row per run with its manifest (inputs) and its results, in SQLite.
+
+The manifest is written when the run's partition is created, so any later materialization
+of that partition (from the CLI, a sensor or the UI) knows its inputs without run config.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+_COLUMNS = {
+    "run_id": "TEXT PRIMARY KEY", "created_at": "REAL", "updated_at": "REAL", "source_uri": "TEXT", "user_id": "TEXT",
+    "file_name": "TEXT", "target": "TEXT", "labels": "TEXT", "category": "TEXT", "model_run_id": "TEXT", "status": "TEXT",
+    "error": "TEXT", "analyzer": "TEXT", "task": "TEXT", "metrics": "TEXT", "model_type": "TEXT", "model_path": "TEXT",
+    "predictions_path": "TEXT", "dashboard_path": "TEXT", "summary": "TEXT", "enrichment": "TEXT", "actions": "TEXT",
+    "needs_role_review": "INTEGER",
+}
+_JSON_FIELDS = {"labels", "metrics", "enrichment", "actions"}
+
+
+@dataclass
+class RunManifest:
+    """A run's inputs, fixed when its partition is created."""
+
+    run_id: str
+    source_uri: str
+    user_id: str = "default"
+    file_name: str = ""
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    category: str | None = None
+    model_run_id: str | None = None  # for scoring: the run whose model is reused
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+class SessionStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as con, con:
+            con.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{k} {v}' for k, v in _COLUMNS.items())})")
+            con.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)")
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA busy_timeout=30000")
+        con.row_factory = sqlite3.Row
+        return con
+
+    def create(self, manifest: RunManifest) -> None:
+        now = time.time()
+        row = {**asdict(manifest), "created_at": now, "updated_at": now, "status": "created"}
+        self._write("INSERT INTO runs ({cols}) VALUES ({marks})", row)
+
+    def update(self, run_id: str, **fields) -> None:
+        unknown = set(fields) - set(_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown session fields: {sorted(unknown)}")
+        fields["updated_at"] = time.time()
+        encoded = {k: self._encode(k, v) for k, v in fields.items()}
+        with closing(self._connect()) as con, con:
+            con.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in encoded)} WHERE run_id = ?", [*encoded.values(), run_id])
+
+    def _write(self, sql: str, row: dict) -> None:
+        encoded = {k: self._encode(k, v) for k, v in row.items()}
+        with closing(self._connect()) as con, con:
+            con.execute(sql.format(cols=", ".join(encoded), marks=", ".join("?" * len(encoded))), list(encoded.values()))
+
+    @staticmethod
+    def _encode(key, value):
+        if key in _JSON_FIELDS and value is not None:
+            return json.dumps(value, default=str)
+        if key == "needs_role_review" and value is not None:
+            return int(bool(value))
+        return value
+
+    @staticmethod
+    def _decode(row: sqlite3.Row) -> dict:
+        out = dict(row)
+        for key in _JSON_FIELDS:
+            if out.get(key):
+                out[key] = json.loads(out[key])
+        if out.get("needs_role_review") is not None:
+            out["needs_role_review"] = bool(out["needs_role_review"])
+        return out
+
+    def get(self, run_id: str) -> dict | None:
+        with closing(self._connect()) as con:
+            row = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        return self._decode(row) if row else None
+
+    def manifest(self, run_id: str) -> RunManifest | None:
+        row = self.get(run_id)
+        if row is None:
+            return None
+        return RunManifest(**{k: row.get(k) for k in RunManifest.__dataclass_fields__ if k != "labels"}, labels=row.get("labels") or {})
+
+    def list(self, limit: int = 20, user_id: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM runs", []
+        if user_id:
+            sql, args = sql + " WHERE user_id = ?", [user_id]
+        with closing(self._connect()) as con:
+            rows = con.execute(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", [*args, int(limit)]).fetchall()
+        return [self._decode(r) for r in rows]
+
+    def count_for_user(self, user_id: str) -> int:
+        with closing(self._connect()) as con:
+            return int(con.execute("SELECT count(*) FROM runs WHERE user_id = ?", [user_id]).fetchone()[0])
+
+    def delete(self, run_id: str) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])

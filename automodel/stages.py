@@ -1,0 +1,263 @@
+"""The pipeline's stages as plain functions. Assets call these and add Dagster metadata; the CLI's
+``inspect`` and the tests call them directly.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
+from analyzers.selection import analyze
+from automodel.atomic import atomic_path, write_with_atomic
+from automodel.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
+from automodel.enrich import EnrichmentSpec, MergeReport, apply_join, rank_and_merge
+from automodel.errors import ScoringError, TargetError
+from automodel.ingest import LoadInfo, load_bytes
+from automodel.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
+
+
+# ---- stage 1: load, clean, profile -------------------------------------------------------------
+
+def load_raw(name: str, data: bytes, source: str) -> tuple[pd.DataFrame, LoadInfo]:
+    return load_bytes(name, data, source=source)
+
+
+def clean_frame(raw: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, CleaningReport]:
+    result = clean(raw, protect=(target,) if target else ())
+    return result.frame, result.report
+
+
+@dataclass
+class Profile:
+    metas: list[ColumnMeta]
+    target: str | None
+    target_reason: str
+    tags: list[str]
+    time_column: str | None = None
+
+    def meta(self, name: str) -> ColumnMeta | None:
+        return next((m for m in self.metas if m.name == name), None)
+
+    @property
+    def needs_role_review(self) -> bool:
+        return any(m.confidence < 0.7 and not m.user_labelled for m in self.metas)
+
+
+def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | None, labels: dict[str, str] | None,
+                  sample_rows: int = 1000, reused_target: str | None = None) -> Profile:
+    """One ColumnMeta per column, the target (given, reused or guessed, with the reason) and tags."""
+    if len(frame) > sample_rows * 10:
+        index = frame.sample(sample_rows * 10, random_state=0).index
+        sample, raw_sample = frame.loc[index], raw.loc[index] if raw is not None else None
+    else:
+        sample, raw_sample = frame, raw
+    metas = infer_column_meta(sample, raw_sample, labels)
+    for meta in metas:  # counts on all rows, roles on the sample
+        meta.missing_count = int(frame[meta.name].isna().sum())
+        meta.unique_count = int(frame[meta.name].nunique(dropna=True))
+    if reused_target is not None:
+        chosen, reason = reused_target, "target of the model being reused"
+    elif target:
+        if target not in frame.columns:
+            known = ", ".join(repr(c) for c in list(frame.columns)[:8])
+            raise TargetError(f"Target column {target!r} is not in the file; choose one of {known}{'...' if frame.shape[1] > 8 else ''}.")
+        if frame[target].isna().all():
+            raise TargetError(f"Target column {target!r} is empty in every row; choose a column with values.")
+        chosen, reason = target, "given by the user"
+    else:
+        chosen, reason = guess_target(frame, metas)
+    time_column = next((m.name for m in metas if m.role in ("date", "datetime") and m.missing_count == 0 and frame[m.name].is_monotonic_increasing), None)
+    return Profile(metas=metas, target=chosen, target_reason=reason, tags=categorize_dataset(frame, metas), time_column=time_column)
+
+
+# ---- stage 2: enrichment -----------------------------------------------------------------------
+
+def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
+                 reuse_spec: dict | None = None) -> tuple[pd.DataFrame, MergeReport]:
+    if reuse_spec:
+        spec = EnrichmentSpec(**reuse_spec)
+        if spec.user_column not in frame.columns:
+            raise ScoringError(f"The model was trained on data enriched through column {spec.user_column!r}, which this file lacks; add it.")
+        enriched, coverage = apply_join(frame, lake_dir, spec)
+        return enriched, MergeReport(table=spec.table, keys=[spec.user_column, spec.lake_column], strategy="reused from the model's run",
+                                     coverage=round(coverage, 4), kept=True, added_columns=spec.added_columns, spec=reuse_spec,
+                                     reason="same enrichment as the run whose model is reused")
+    if not enabled:
+        return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off")
+    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db)
+
+
+def enriched_metas(frame: pd.DataFrame, profile: Profile) -> list[ColumnMeta]:
+    """Column metas for the enriched frame: the profile's, plus inferred ones for added lake columns."""
+    known = {m.name for m in profile.metas}
+    added = [c for c in frame.columns if c not in known]
+    return list(profile.metas) + (infer_column_meta(frame[added]) if added else [])
+
+
+# ---- stage 3: model -----------------------------------------------------------------------------
+
+@dataclass
+class ModelOutcome:
+    analyzer: str
+    task: str
+    target: str | None
+    metrics: dict[str, float]
+    model_info: dict
+    model_path: str | None
+    leaderboard: list[dict] = field(default_factory=list)
+    trusted: bool = True
+    notes: list[str] = field(default_factory=list)
+    excluded_columns: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    needs_role_review: bool = False
+    reused_from: str | None = None
+    details: dict = field(default_factory=dict)
+    row_scores: pd.DataFrame | None = None
+    training_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("row_scores")
+        return out
+
+
+def training_mask(frame: pd.DataFrame, target: str | None) -> pd.Series:
+    report = CleaningReport()
+    return ~mark_duplicates(frame, report) & ~remove_outliers(frame, report, protect=(target,) if target else ())
+
+
+def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None) -> None:
+    bundle = {"fitted": fitted, "enrichment_spec": enrichment_spec, "saved_at": time.time(), "versions": fitted.versions}
+    write_with_atomic(path, lambda tmp: joblib.dump(bundle, tmp))
+
+
+def load_model_bundle(path: Path) -> dict:
+    if not Path(path).exists():
+        raise ScoringError(f"No saved model at {path}; run `automodel run` first or give the run id of a run that trained a model.")
+    return joblib.load(path)
+
+
+def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,
+                min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000,
+                time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None) -> ModelOutcome:
+    metas = enriched_metas(frame, profile)
+    context = AnalysisContext(
+        metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target), time_column=profile.time_column,
+        min_r2=min_r2, max_mape=max_mape, max_rows_first_pass=max_rows_first_pass, max_rows_full=max_rows_full,
+        time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1),
+    )
+
+    def relabel(labels):
+        return enriched_metas(frame, Profile(infer_column_meta(frame[[m.name for m in profile.metas]], None, labels), profile.target, "", []))
+
+    started = time.perf_counter()
+    result: AnalysisResult = analyze(frame, context, user_labels=user_labels, relabel=relabel)
+    seconds = time.perf_counter() - started
+    saved = None
+    if result.fitted is not None:
+        save_model_bundle(model_path, result.fitted, enrichment_spec)
+        saved = str(model_path)
+    return ModelOutcome(
+        analyzer=result.analyzer, task=result.task, target=result.target, metrics=result.metrics, model_info=result.model_info,
+        model_path=saved, leaderboard=result.leaderboard, trusted=result.trusted, notes=result.notes,
+        excluded_columns=result.excluded_columns, roles={m.name: m.role for m in metas}, needs_role_review=profile.needs_role_review,
+        details=result.details, row_scores=result.row_scores, training_seconds=round(seconds, 3),
+    )
+
+
+def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path) -> ModelOutcome:
+    """A scoring run: no training; the saved model is checked against the new data and scored on it if it has the target."""
+    bundle = load_model_bundle(model_path)
+    fitted: FittedModel = bundle["fitted"]
+    fitted.check_columns(frame)
+    metrics: dict[str, float] = {}
+    if fitted.target and fitted.target in frame.columns and frame[fitted.target].notna().any():
+        from analyzers.search import classification_metrics, regression_metrics
+
+        known = frame[fitted.target].notna()
+        preds = fitted.predict_frame(frame[known])
+        if fitted.task == "regression":
+            metrics = regression_metrics(frame.loc[known, fitted.target], preds["prediction"])
+        else:
+            proba = preds[[f"proba_{c}" for c in fitted.classes]].to_numpy()
+            metrics = classification_metrics(frame.loc[known, fitted.target].astype(object), proba, fitted.classes)
+    return ModelOutcome(
+        analyzer=fitted.analyzer, task=fitted.task, target=fitted.target, metrics=metrics,
+        model_info={"model": fitted.model_name, "features": len(fitted.feature_columns), "reused": True}, model_path=str(model_path),
+        reused_from=model_run_id, notes=[f"reused the model of run {model_run_id}; no training"],
+    )
+
+
+# ---- stage 4: predictions, explanations ---------------------------------------------------------
+
+def predict(frame: pd.DataFrame, outcome: ModelOutcome) -> pd.DataFrame:
+    if outcome.model_path:
+        fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
+        return fitted.predict_frame(frame)
+    if outcome.row_scores is not None:
+        return outcome.row_scores.reset_index(drop=True)
+    return pd.DataFrame({"prediction": np.full(len(frame), np.nan)})
+
+
+def write_predictions_csv(path: Path, predictions: pd.DataFrame) -> Path:
+    from automodel.export import protect_formulas
+
+    return write_with_atomic(path, lambda tmp: protect_formulas(predictions).to_csv(tmp, index=False))
+
+
+def explain(frame: pd.DataFrame, outcome: ModelOutcome, sample_rows: int = 500, enabled: bool = True) -> pd.DataFrame:
+    """Feature importance: SHAP (TreeExplainer) for tree models, permutation importance otherwise."""
+    empty = pd.DataFrame(columns=["feature", "importance", "method"])
+    if not enabled or not outcome.model_path:
+        return empty
+    fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
+    rows = frame[frame[fitted.target].notna()] if fitted.target in frame else frame
+    rows = rows.sample(min(len(rows), sample_rows), random_state=0)
+    pipeline = getattr(fitted.pipeline, "pipeline", fitted.pipeline)
+    model = pipeline.named_steps["model"]
+    prep = pipeline.named_steps["prep"]
+    if type(model).__name__.startswith(("LGBM", "RandomForest", "XGB", "ExtraTrees", "GradientBoosting")):
+        import shap
+
+        X = prep.transform(rows[fitted.feature_columns])
+        names = list(prep.named_steps["columns"].get_feature_names_out())
+        values = shap.TreeExplainer(model).shap_values(np.asarray(X, dtype=float), check_additivity=False)
+        values = np.asarray(values)
+        if values.ndim == 3:  # (classes, rows, features) or (rows, features, classes)
+            axis = 0 if values.shape[0] != len(rows) else 2
+            values = np.abs(values).mean(axis=axis)
+        importance = np.abs(values).mean(axis=0)
+        method = "shap_tree"
+    else:
+        from sklearn.inspection import permutation_importance
+
+        y = rows[fitted.target]
+        scorer = "r2" if fitted.task == "regression" else "accuracy"
+        estimator = fitted.pipeline if fitted.task == "regression" else _LabelScorer(fitted)
+        result = permutation_importance(estimator, rows[fitted.feature_columns], y, scoring=scorer, n_repeats=3, random_state=0)
+        names, importance, method = fitted.feature_columns, result.importances_mean, "permutation"
+    table = pd.DataFrame({"feature": names, "importance": importance, "method": method})
+    return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+class _LabelScorer:
+    """Adapter so permutation_importance can score a classifier that predicts labels."""
+
+    def __init__(self, fitted: FittedModel):
+        self.fitted = fitted
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return self.fitted.predict_frame(X)["prediction"].to_numpy()
+
+    def score(self, X, y):
+        return float((self.predict(X).astype(str) == np.asarray(y).astype(str)).mean())

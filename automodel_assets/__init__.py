@@ -1,0 +1,1 @@
+"""Dagster wiring for automodel: partitions, assets, checks, jobs, sensors' registration, Definitions, CLI."""

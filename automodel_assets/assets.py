@@ -1,0 +1,269 @@
+"""The run_id-partitioned asset graph of DESIGN.md. Each asset is thin: it calls the plain logic in
+``automodel.stages`` and attaches the numbers a user wants to see in the UI.
+"""
+
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from automodel import stages
+from automodel.actions import ActionLog, execute_actions
+from automodel.dashboard import build_figures, write_dashboard
+from automodel.errors import AutomodelError
+from automodel.lake import build_index, lake_fingerprint
+from automodel.sessions import SessionStore
+from automodel.summary import summary_facts, template_summary
+from automodel_assets.partitions import runs_partitions
+from recipes import ActionContext
+from resources.settings import AutomodelSettings
+from resources.storage import StorageResource
+
+OWNERS = ["team:automodel"]
+
+
+def _md_table(rows: dict) -> str:
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows.items())
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _manifest(settings: AutomodelSettings, run_id: str):
+    manifest = SessionStore(settings.layout.sessions_db).manifest(run_id)
+    if manifest is None:
+        raise AutomodelError(f"Run {run_id} has no manifest in the session store; create runs with `automodel run` or a drop-folder sensor.")
+    return manifest
+
+
+public_datasets = dg.AssetSpec(
+    "public_datasets",
+    description="The data lake folder (datasets/ or AUTOMODEL_LAKE): public tables listed in manifest.json. Observed by the lake sensor.",
+    group_name="lake", kinds={"csv"}, owners=OWNERS,
+)
+
+
+@dg.asset(
+    deps=[public_datasets], group_name="lake", kinds={"duckdb"}, owners=OWNERS,
+    description="Profiles, roles and normalised key values of every lake table, in the DuckDB catalog. Re-profiles only changed tables.",
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSettings) -> dict:
+    report = build_index(settings.lake_path, settings.layout.catalog_db)
+    context.add_output_metadata({
+        "tables": report.tables, "profiled": ", ".join(report.profiled) or "none", "unchanged": len(report.unchanged),
+        "lake_fingerprint": lake_fingerprint(settings.lake_path), "seconds": round(report.seconds, 3),
+        "catalog": dg.MetadataValue.path(str(settings.layout.catalog_db)),
+    })
+    return {"tables": report.tables, "profiled": report.profiled, "fingerprint": lake_fingerprint(settings.lake_path)}
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="ingest", kinds={"pandas"}, owners=OWNERS,
+    description="The run's file as loaded, untouched (every delimited cell kept as text): source URI, size, SHA-256, dialect and encoding.",
+)
+def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, storage: StorageResource) -> pd.DataFrame:
+    manifest = _manifest(settings, context.partition_key)
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, status="running", error=None)
+    data = storage.read_bytes(manifest.source_uri)
+    frame, info = stages.load_raw(manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1], data, manifest.source_uri)
+    context.add_output_metadata({
+        "source": manifest.source_uri, "user": manifest.user_id, "size_bytes": info.size_bytes, "sha256": info.sha256,
+        "format": info.format, "encoding": str(info.encoding), "delimiter": repr(info.delimiter), "dagster/row_count": info.rows,
+        "columns": info.columns, "problems": "; ".join(info.problems) or "none",
+    })
+    return frame
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="ingest", kinds={"pandas"}, owners=OWNERS,
+    description="Typed, cleaned frame (numbers, booleans and dates parsed from text, missing tokens, empty and constant columns). Same rows as the input.",
+)
+def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame) -> pd.DataFrame:
+    manifest = _manifest(settings, context.partition_key)
+    frame, report = stages.clean_frame(raw_dataset, manifest.target)
+    summary = report.to_dict()
+    context.add_output_metadata({
+        "dagster/row_count": len(frame), "columns": frame.shape[1], "changes": summary["total_changes"],
+        "duplicate_rows": summary["duplicate_rows"], "outlier_rows": summary["outlier_rows"],
+        "cleaning_report": dg.MetadataValue.json(summary),
+        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()]),
+    })
+    return frame
+
+
+@dg.asset_check(asset=cleaned_frame, blocking=True, partitions_def=runs_partitions, additional_ins={"raw_dataset": dg.AssetIn("raw_dataset")},
+                description="The cleaned frame has rows and at least one column, and its row count equals the raw file's.")
+def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.DataFrame) -> dg.AssetCheckResult:
+    ok = len(cleaned_frame) > 0 and cleaned_frame.shape[1] > 0 and len(cleaned_frame) == len(raw_dataset)
+    return dg.AssetCheckResult(passed=bool(ok), metadata={"rows": len(cleaned_frame), "raw_rows": len(raw_dataset), "columns": cleaned_frame.shape[1]},
+                               description=None if ok else "Cleaning changed the row count or left no data; predictions could not be aligned.")
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="ingest", kinds={"pandas"}, owners=OWNERS,
+    description="One ColumnMeta per column (role and confidence, dtype, missing, unique, samples), the target with the reason, and dataset tags.",
+)
+def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame, cleaned_frame: pd.DataFrame) -> stages.Profile:
+    manifest = _manifest(settings, context.partition_key)
+    reused_target = None
+    if manifest.model_run_id:
+        source = SessionStore(settings.layout.sessions_db).get(manifest.model_run_id) or {}
+        reused_target = source.get("target")
+    profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target)
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, target=profile.target)
+    roles = {m.name: f"{m.role} ({m.confidence:.2f})" for m in profile.metas}
+    context.add_output_metadata({
+        "target": str(profile.target), "target_reason": profile.target_reason, "tags": ", ".join(profile.tags) or "none",
+        "needs_role_review": profile.needs_role_review, "roles": dg.MetadataValue.md(_md_table(roles)),
+    })
+    return profile
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="enrich", kinds={"pandas", "duckdb"}, owners=OWNERS, deps=[semantic_index],
+    description="The cleaned frame left-joined (many-to-one) with the lake table whose keys best contain the run's key values; the merge report.",
+)
+def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile) -> pd.DataFrame:
+    manifest = _manifest(settings, context.partition_key)
+    store = SessionStore(settings.layout.sessions_db)
+    reuse_spec = None
+    if manifest.model_run_id:
+        reuse_spec = ((store.get(manifest.model_run_id) or {}).get("enrichment") or {}).get("spec")
+    frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
+                                        settings.enable_semantic_merge, reuse_spec)
+    store.update(context.partition_key, enrichment=report.to_dict())
+    context.add_output_metadata({
+        "dagster/row_count": len(frame), "table": str(report.table), "keys": ", ".join(report.keys) or "none",
+        "coverage": report.coverage, "kept": report.kept, "added_columns": len(report.added_columns), "reason": report.reason,
+        "merge_report": dg.MetadataValue.json(report.to_dict()),
+    })
+    return frame
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="model", kinds={"scikitlearn", "lightgbm"}, owners=OWNERS, pool="train",
+    description="The analyzer chosen through the registry, its fitted pipeline (models/<run_id>/best_model), metrics, leaderboard and roles. "
+                "A scoring run reuses another run's model without training.",
+)
+def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, column_metadata: stages.Profile) -> stages.ModelOutcome:
+    run_id = context.partition_key
+    manifest = _manifest(settings, run_id)
+    store = SessionStore(settings.layout.sessions_db)
+    layout = settings.layout
+    if manifest.model_run_id:
+        outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id))
+    else:
+        spec = ((store.get(run_id) or {}).get("enrichment") or {}).get("spec")
+        context.log.info(f"training on {len(enriched_frame)} rows, target {column_metadata.target!r}")
+        outcome = stages.train_model(
+            enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
+            max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
+            time_budget_s=settings.search_time_budget_s, user_labels=manifest.labels or None,
+        )
+    store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
+                 model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
+    metrics = {k: _fmt(v) for k, v in outcome.metrics.items()}
+    leaderboard = pd.DataFrame(outcome.leaderboard)
+    context.add_output_metadata({
+        "analyzer": outcome.analyzer, "task": outcome.task, "model": str(outcome.model_info.get("model")), "trusted": outcome.trusted,
+        "metrics": dg.MetadataValue.md(_md_table(metrics) if metrics else "no metrics"),
+        "leaderboard": dg.MetadataValue.md(leaderboard.to_markdown(index=False) if not leaderboard.empty else "no candidates"),
+        "notes": "; ".join(outcome.notes) or "none", "model_path": str(outcome.model_path), "training_seconds": outcome.training_seconds,
+        "reused_from": str(outcome.reused_from),
+        **{f"metric/{k}": float(v) for k, v in outcome.metrics.items() if isinstance(v, (int, float)) and v == v},
+    })
+    return outcome
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="outputs", kinds={"csv"}, owners=OWNERS,
+    description="One row per input row, same order: `prediction` and, for classifiers, `proba_<class>`; also output_files/<run_id>_predictions.csv.",
+)
+def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+    frame = stages.predict(enriched_frame, model)
+    path = settings.layout.predictions_path(context.partition_key)
+    stages.write_predictions_csv(path, frame)
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, predictions_path=str(path))
+    context.add_output_metadata({"dagster/row_count": len(frame), "path": dg.MetadataValue.path(str(path)),
+                                 "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False))})
+    return frame
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="outputs", kinds={"shap"}, owners=OWNERS,
+    description="Feature importance: mean |SHAP| (TreeExplainer) for tree models, permutation importance otherwise. Behind ENABLE_SHAP_EXPLANATIONS.",
+)
+def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+    table = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
+    path = settings.layout.explanation_path(context.partition_key)
+    if not table.empty:
+        stages.write_predictions_csv(path, table)
+    context.add_output_metadata({"method": table["method"].iloc[0] if not table.empty else "none",
+                                 "top_features": dg.MetadataValue.md(table.head(10).to_markdown(index=False) if not table.empty else "none")})
+    return table
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="outputs", kinds={"python"}, owners=OWNERS,
+    description="A plain-English summary of the run with its real numbers, caveats and recommendations.",
+)
+def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
+            predictions: pd.DataFrame, explanations: pd.DataFrame) -> dict:
+    store = SessionStore(settings.layout.sessions_db)
+    session = store.get(context.partition_key) or {}
+    facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], session.get("enrichment"), None,
+                          explanations.to_dict(orient="records"))
+    text = template_summary(facts)
+    store.update(context.partition_key, summary=text)
+    context.add_output_metadata({"summary": dg.MetadataValue.md(text), "provider": "template"})
+    return {"text": text, "facts": facts, "provider": "template"}
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="outputs", kinds={"plotly", "html"}, owners=OWNERS,
+    description="A self-contained plotly HTML report (dashboards/<run_id>.html) with charts chosen for the analyzer and the data.",
+)
+def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
+              predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict) -> dict:
+    figures = build_figures(model.task, enriched_frame, model.target, predictions, explanations.to_dict(orient="records"))
+    path = settings.layout.dashboard_path(context.partition_key)
+    headline = {"analyzer": model.analyzer, "task": model.task, "target": model.target, "rows": len(enriched_frame),
+                **{k: _fmt(v) for k, v in model.metrics.items()}}
+    write_dashboard(path, f"automodel run {context.partition_key}", headline, summary["text"], figures)
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, dashboard_path=str(path))
+    charts = [name for name, _ in figures]
+    context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts)})
+    return {"path": str(path), "charts": charts}
+
+
+@dg.asset(
+    partitions_def=runs_partitions, group_name="actions", kinds={"python"}, owners=OWNERS,
+    description="What the action recipes (role_review, anomaly_alert, reorder) did, with notifications; logged to action_logs.db. Behind ENABLE_AGENT_ACTIONS.",
+)
+def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, model: stages.ModelOutcome, predictions: pd.DataFrame,
+            summary: dict, column_metadata: stages.Profile) -> list:
+    run_id = context.partition_key
+    manifest = _manifest(settings, run_id)
+    store = SessionStore(settings.layout.sessions_db)
+    if settings.enable_agent_actions:
+        action_context = ActionContext(
+            run_id=run_id, file_name=manifest.file_name, user_id=manifest.user_id, analyzer=model.analyzer, task=model.task,
+            target=model.target, metrics=model.metrics, summary=summary["text"], predictions=predictions,
+            column_metadata=column_metadata.metas, needs_role_review=model.needs_role_review,
+        )
+        results = execute_actions(action_context, ActionLog(settings.layout.action_log_db), webhook_url=settings.webhook_url or None)
+    else:
+        results = [{"recipe": "all", "triggered": False, "message": "ENABLE_AGENT_ACTIONS is off", "records": [], "notified": []}]
+    store.update(run_id, actions=[{k: r[k] for k in ("recipe", "triggered", "message", "notified")} for r in results], status="success", error=None)
+    context.add_output_metadata({"triggered": sum(bool(r["triggered"]) for r in results),
+                                 "actions": dg.MetadataValue.md(_md_table({r["recipe"]: r["message"] for r in results}))})
+    return results
+
+
+RUN_ASSETS = [raw_dataset, cleaned_frame, column_metadata, enriched_frame, model, predictions, explanations, summary, dashboard, actions]
+RUN_ASSET_NAMES = [a.key.path[-1] for a in RUN_ASSETS]
+ALL_ASSETS = [public_datasets, semantic_index, *RUN_ASSETS]
+ASSET_CHECKS = [cleaned_frame_shape]

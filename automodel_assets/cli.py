@@ -1,0 +1,261 @@
+"""The automodel command line (a contract: see DESIGN.md). Errors are one sentence and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 1
+
+
+class CliError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one sentence, exit 2, no usage wall
+        raise CliError(f"{message[0].upper()}{message[1:]}; see `automodel {self.prog.split()[-1]} --help`." if " " in self.prog else f"{message}; see `automodel --help`.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="automodel", description="Turn a tabular file into cleaned, profiled, enriched, modelled and summarised Dagster assets.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run every stage on a file (local path or s3:// URI)")
+    run.add_argument("source")
+    run.add_argument("--target")
+    run.add_argument("--user", default="default")
+    run.add_argument("--label", action="append", default=[], metavar="COL=ROLE")
+    run.add_argument("--lake")
+    run.add_argument("--json", action="store_true")
+
+    score = sub.add_parser("score", help="score a file with another run's model, without retraining")
+    score.add_argument("source")
+    score.add_argument("--model", required=True, metavar="RUN_ID")
+    score.add_argument("--user", default="default")
+    score.add_argument("--json", action="store_true")
+
+    rerun = sub.add_parser("rerun", help="rematerialize a run's partition")
+    rerun.add_argument("run_id")
+    rerun.add_argument("--from", dest="from_asset", metavar="ASSET")
+    rerun.add_argument("--json", action="store_true")
+
+    sessions = sub.add_parser("sessions", help="list runs, newest first")
+    sessions.add_argument("--limit", type=int, default=20)
+    sessions.add_argument("--user")
+    sessions.add_argument("--json", action="store_true")
+
+    index = sub.add_parser("index", help="build the lake's semantic index")
+    index.add_argument("--rebuild", action="store_true")
+    index.add_argument("--lake")
+    index.add_argument("--json", action="store_true")
+
+    inspect = sub.add_parser("inspect", help="load and profile a file only")
+    inspect.add_argument("source")
+    inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("--export", metavar="OUT.csv")
+    return parser
+
+
+def _settings(args):
+    from resources.settings import AutomodelSettings
+
+    overrides = {}
+    if getattr(args, "lake", None):
+        lake = Path(args.lake)
+        if not (lake / "manifest.json").exists():
+            raise CliError(f"{args.lake} is not a lake folder (it has no manifest.json); point --lake at a folder like datasets/.")
+        overrides["lake_dir"] = str(lake.resolve())
+    return AutomodelSettings.from_env(**overrides)
+
+
+def _result(store, run_id: str, error: str | None = None) -> dict:
+    row = store.get(run_id) or {}
+    enrichment = row.get("enrichment") or {}
+    return {
+        "run_id": run_id, "status": "failed" if error else row.get("status", "unknown"), "error": error,
+        "analyzer": row.get("analyzer"), "task": row.get("task"), "target": row.get("target"), "metrics": row.get("metrics") or {},
+        "model_path": row.get("model_path"), "predictions_path": row.get("predictions_path"), "summary": row.get("summary"),
+        "dashboard_path": row.get("dashboard_path"),
+        "enrichment": {k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift")},
+        "actions": row.get("actions") or [],
+    }
+
+
+def _print_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, default=str))
+        return
+    if result["error"]:
+        return
+    print(f"run {result['run_id']}: {result['status']}")
+    print(f"  analyzer:    {result['analyzer']} ({result['task']}), target {result['target']!r}")
+    metrics = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result["metrics"].items())
+    print(f"  metrics:     {metrics or 'none'}")
+    enrichment = result["enrichment"]
+    if enrichment.get("kept"):
+        print(f"  enrichment:  {enrichment['table']} on {' = '.join(enrichment['keys'] or [])} (coverage {enrichment['coverage']:.0%})")
+    else:
+        print("  enrichment:  none")
+    print(f"  model:       {result['model_path']}")
+    print(f"  predictions: {result['predictions_path']}")
+    print(f"  dashboard:   {result['dashboard_path']}")
+    triggered = [a["recipe"] for a in result["actions"] if a.get("triggered")]
+    print(f"  actions:     {', '.join(triggered) if triggered else 'none triggered'}")
+    print(f"  summary:     {result['summary']}")
+
+
+def _materialize_new(settings, instance, store, created, as_json: bool) -> int:
+    from automodel_assets.runs import clear_run_outputs, materialize_run
+
+    outcome = materialize_run(settings, instance, created.run_id)
+    if not outcome.success:
+        clear_run_outputs(settings, created.run_id)
+        store.update(created.run_id, status="failed", error=outcome.error)
+    result = _result(store, created.run_id, outcome.error)
+    _print_result(result, as_json)
+    if outcome.error:
+        raise CliError(outcome.error)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from automodel.sessions import SessionStore
+    from automodel_assets.runs import create_run, get_instance, parse_labels
+
+    settings = _settings(args)
+    instance = get_instance(settings.layout)
+    created = create_run(settings, instance, args.source, user_id=args.user, target=args.target, labels=parse_labels(args.label))
+    return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
+
+
+def cmd_score(args) -> int:
+    from automodel.sessions import SessionStore
+    from automodel_assets.runs import create_run, get_instance
+
+    settings = _settings(args)
+    instance = get_instance(settings.layout)
+    created = create_run(settings, instance, args.source, user_id=args.user, model_run_id=args.model)
+    return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
+
+
+def cmd_rerun(args) -> int:
+    from automodel.sessions import SessionStore
+    from automodel_assets.runs import get_instance, materialize_run
+
+    settings = _settings(args)
+    store = SessionStore(settings.layout.sessions_db)
+    if store.get(args.run_id) is None:
+        raise CliError(f"Run {args.run_id} is not known; list runs with `automodel sessions`.")
+    instance = get_instance(settings.layout)
+    if not instance.has_dynamic_partition("run_id", args.run_id):
+        instance.add_dynamic_partitions("run_id", [args.run_id])
+    outcome = materialize_run(settings, instance, args.run_id, args.from_asset)
+    if not outcome.success:
+        store.update(args.run_id, status="failed", error=outcome.error)
+    _print_result(_result(store, args.run_id, outcome.error), args.json)
+    if outcome.error:
+        raise CliError(outcome.error)
+    return 0
+
+
+def cmd_sessions(args) -> int:
+    from automodel.sessions import SessionStore
+
+    settings = _settings(args)
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1.")
+    rows = SessionStore(settings.layout.sessions_db).list(args.limit, user_id=args.user)
+    if args.json:
+        print(json.dumps({"sessions": rows}, default=str))
+        return 0
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        key = next((k for k in ("r2", "f1", "silhouette") if k in metrics), None)
+        shown = f"{key}={metrics[key]:.3f}" if key else ""
+        print(f"{row['run_id']}  {row['status']:<8} {row['user_id']:<12} {row.get('file_name') or '':<28} {row.get('analyzer') or '':<24} {shown}")
+    return 0
+
+
+def cmd_index(args) -> int:
+    from automodel.lake import build_index
+
+    settings = _settings(args)
+    report = build_index(settings.lake_path, settings.layout.catalog_db, rebuild=args.rebuild)
+    out = {"tables": report.tables, "profiled": report.profiled, "unchanged": report.unchanged, "removed": report.removed,
+           "seconds": round(report.seconds, 3), "catalog": str(settings.layout.catalog_db)}
+    print(json.dumps(out) if args.json else f"indexed {report.tables} lake tables ({len(report.profiled)} profiled, {len(report.unchanged)} unchanged) in {report.seconds:.2f}s")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from automodel import stages
+    from automodel.atomic import write_with_atomic
+    from automodel_assets.runs import validate_source
+    from resources.storage import get_backend
+
+    name, _ = validate_source(args.source)
+    raw, info = stages.load_raw(name, get_backend(args.source).read_bytes(args.source), args.source)
+    frame, report = stages.clean_frame(raw, None)
+    profile = stages.profile_frame(frame, raw, None, None)
+    if args.export:
+        write_with_atomic(Path(args.export), lambda tmp: raw.to_csv(tmp, index=False))
+    problems = list(info.problems) + [f"column {c!r} dropped: {why}" for c, why in report.dropped_columns.items()]
+    if report.duplicate_rows:
+        problems.append(f"{report.duplicate_rows} duplicate rows")
+    out = {
+        "source": args.source, "format": info.format, "encoding": info.encoding, "delimiter": info.delimiter, "quotechar": info.quotechar,
+        "compression": info.compression, "skipped_preamble_rows": info.skipped_preamble_rows, "rows": info.rows, "columns": info.columns,
+        "column_roles": [{"name": m.name, "role": m.role, "confidence": m.confidence, "dtype": m.dtype, "missing": m.missing_count, "unique": m.unique_count} for m in profile.metas],
+        "target_guess": profile.target, "target_reason": profile.target_reason, "tags": profile.tags, "problems": problems,
+    }
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        print(f"{name}: {info.rows} rows x {info.columns} columns, {info.format}, encoding {info.encoding}, delimiter {info.delimiter!r}")
+        for col in out["column_roles"]:
+            print(f"  {col['name']:<30} {col['role']:<12} {col['confidence']:.2f}  missing {col['missing']}")
+        print(f"  target guess: {profile.target} ({profile.target_reason})")
+        for problem in problems:
+            print(f"  problem: {problem}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "rerun": cmd_rerun, "sessions": cmd_sessions, "index": cmd_index, "inspect": cmd_inspect}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    from automodel.errors import AutomodelError
+
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            raise CliError("Give a command: run, score, rerun, sessions, index or inspect; see `automodel --help`.")
+        return COMMANDS[args.command](args)
+    except (CliError, AutomodelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last guard: one sentence instead of a traceback wall
+        if os.environ.get("AUTOMODEL_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: unexpected {type(exc).__name__}: {first} (set AUTOMODEL_DEBUG=1 for the traceback).", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

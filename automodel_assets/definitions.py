@@ -1,0 +1,63 @@
+"""The one Definitions object: assets, checks, jobs, sensors, schedules and resources, chosen by configuration."""
+
+from __future__ import annotations
+
+import os
+
+import warnings
+
+import dagster as dg
+
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, RUN_ASSETS, semantic_index
+from automodel_assets.io_manager import RunStoreIOManager
+from automodel_assets.partitions import runs_partitions
+from resources.settings import AutomodelSettings
+from resources.storage import StorageResource
+
+
+def executor_from_env():
+    """The executor is a deployment choice: in-process by default (~0.8 s per run), multiprocess or Celery by configuration."""
+    choice = os.environ.get("AUTOMODEL_EXECUTOR", "in_process")
+    if choice == "multiprocess":
+        return dg.multiprocess_executor
+    if choice == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor
+    return dg.in_process_executor
+
+
+def build_resources(settings: AutomodelSettings | None = None) -> dict:
+    settings = settings or AutomodelSettings.from_env()
+    base = os.environ.get("AUTOMODEL_ASSET_STORE") or str(settings.layout.asset_dir)
+    return {"settings": settings, "storage": StorageResource(), "io_manager": RunStoreIOManager(base_path=base)}
+
+
+run_job = dg.define_asset_job(
+    "automodel_run", selection=dg.AssetSelection.assets(*RUN_ASSETS), partitions_def=runs_partitions,
+    description="Every stage of one run, for its run_id partition.",
+)
+index_job = dg.define_asset_job("semantic_index_job", selection=dg.AssetSelection.assets(semantic_index),
+                                description="Rebuild the lake's semantic index.")
+
+
+def _sensors_and_schedules():
+    from sensors import SCHEDULES, SENSORS
+
+    return SENSORS, SCHEDULES
+
+
+_sensors, _schedules = _sensors_and_schedules()
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=ASSET_CHECKS,
+    jobs=[run_job, index_job],
+    sensors=_sensors,
+    schedules=_schedules,
+    resources=build_resources(),
+    executor=executor_from_env(),
+)

@@ -1,0 +1,218 @@
+"""Creating and materializing runs: shared by the command line and the sensors.
+
+A run is created by recording its manifest in the session store and adding its run_id
+partition; materializing it needs nothing else, so the UI can rematerialize any partition.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from automodel.errors import AutomodelError, InputFileError
+from automodel.ingest import is_supported
+from automodel.layout import Layout
+from automodel.quotas import Tier, check_quota
+from automodel.safety import safe_file_name, safe_user_id
+from automodel.sessions import RunManifest, SessionStore, new_run_id
+from resources.settings import AutomodelSettings
+from resources.storage import get_backend, stage_upload
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
+
+def ensure_dagster_home(layout: Layout) -> Path:
+    """DAGSTER_HOME lives under AUTOMODEL_HOME; it gets the project's dagster.yaml the first time."""
+    home = layout.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() and REPO_DAGSTER_YAML.exists():
+        shutil.copyfile(REPO_DAGSTER_YAML, config)
+    return home
+
+
+def get_instance(layout: Layout) -> dg.DagsterInstance:
+    """The Dagster instance whose home is under AUTOMODEL_HOME (its dagster.yaml picks SQLite or Postgres)."""
+    return dg.DagsterInstance.from_config(str(ensure_dagster_home(layout)))
+
+
+def user_tier(settings: AutomodelSettings) -> Tier:
+    return Tier("free", settings.max_requests_free, settings.max_gb_free)
+
+
+def user_stored_bytes(layout: Layout, user_id: str) -> int:
+    folder = layout.user_dir(user_id)
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def validate_source(source: str) -> tuple[str, int]:
+    """Check a local path or S3 URI before any work; return (file name, size)."""
+    if source.startswith("s3://"):
+        name = source.rstrip("/").rsplit("/", 1)[-1]
+        if ".." in source.split("/"):
+            raise InputFileError(f"{source} contains '..'; give a plain S3 key.")
+        try:
+            size = get_backend(source).size(source)
+        except Exception as exc:  # botocore's ClientError for a missing key, connection errors
+            raise InputFileError(f"{source} could not be found on S3 ({type(exc).__name__}); check the bucket, key and credentials.") from exc
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputFileError(f"{source} does not exist; check the path and try again.")
+        if not path.is_file():
+            raise InputFileError(f"{source} is not a file; give the path of a CSV, Parquet, Excel or JSON file.")
+        name, size = path.name, path.stat().st_size
+    if size == 0:
+        raise InputFileError(f"{name} is empty (0 bytes); upload a file with a header row and data.")
+    if not is_supported(name):
+        raise InputFileError(f"{name} is not a supported format; use CSV/TSV, Parquet, Excel (.xlsx), JSON or JSON Lines (optionally .gz or .zip).")
+    return name, size
+
+
+def parse_labels(pairs: list[str] | None) -> dict[str, str]:
+    from automodel.roles import ROLES
+
+    labels = {}
+    for pair in pairs or []:
+        column, sep, role = pair.partition("=")
+        if not sep or not column or role not in ROLES:
+            raise AutomodelError(f"Label {pair!r} must look like COLUMN=ROLE with ROLE one of: {', '.join(ROLES)}.")
+        labels[column] = role
+    return labels
+
+
+@dataclass
+class CreatedRun:
+    run_id: str
+    manifest: RunManifest
+
+
+def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source: str, *, user_id: str = "default",
+               target: str | None = None, labels: dict | None = None, category: str | None = None,
+               model_run_id: str | None = None, run_id: str | None = None, add_partition: bool = True) -> CreatedRun:
+    """Validate the input and quotas, stage the upload under users/<user>/, record the manifest, add the partition."""
+    layout = settings.layout
+    user_id = safe_user_id(user_id)
+    name, size = validate_source(source)
+    safe_file_name(name)
+    store = SessionStore(layout.sessions_db)
+    check_quota(user_tier(settings), store.count_for_user(user_id), user_stored_bytes(layout, user_id), size)
+    if model_run_id:
+        previous = store.get(model_run_id)
+        if previous is None:
+            raise AutomodelError(f"Run {model_run_id} is not known; list runs with `automodel sessions`.")
+        if not previous.get("model_path"):
+            raise AutomodelError(f"Run {model_run_id} has no saved predictive model to reuse; score with a run that trained a regression or classification model.")
+    source_uri = source if source.startswith("s3://") else str(stage_upload(layout, user_id, Path(source).resolve()))
+    manifest = RunManifest(run_id=run_id or new_run_id(), source_uri=source_uri, user_id=user_id, file_name=name, target=target,
+                           labels=labels or {}, category=category, model_run_id=model_run_id)
+    store.create(manifest)
+    if add_partition:
+        instance.add_dynamic_partitions("run_id", [manifest.run_id])
+    return CreatedRun(manifest.run_id, manifest)
+
+
+def index_is_current(settings: AutomodelSettings) -> bool:
+    from automodel.lake import connect, read_manifest
+
+    db = settings.layout.catalog_db
+    if not db.exists():
+        return False
+    try:
+        con = connect(db, read_only=True)
+    except Exception:  # a catalog from another version, or locked: rebuild
+        return False
+    try:
+        indexed = {name for (name,) in con.execute("SELECT name FROM lake_tables").fetchall()}
+    finally:
+        con.close()
+    return indexed == {e["name"] for e in read_manifest(settings.lake_path)}
+
+
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def materialize_index(settings: AutomodelSettings, instance: dg.DagsterInstance) -> dg.ExecuteInJobResult:
+    from automodel_assets.assets import ALL_ASSETS, semantic_index
+    from automodel_assets.definitions import build_resources
+
+    return dg.materialize(ALL_ASSETS, instance=instance, resources=build_resources(settings),
+                          selection=dg.AssetSelection.assets(semantic_index), raise_on_error=False,
+                          run_config=QUIET_RUN_CONFIG)
+
+
+def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, run_id: str, from_asset: str | None = None) -> "RunOutcome":
+    """Materialize a run's partition (all stages, or ``from_asset`` and everything downstream of it)."""
+    from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, RUN_ASSET_NAMES, RUN_ASSETS
+    from automodel_assets.definitions import build_resources
+
+    if from_asset:
+        if from_asset not in RUN_ASSET_NAMES:
+            raise AutomodelError(f"Unknown asset {from_asset!r}; choose one of {', '.join(RUN_ASSET_NAMES)}.")
+        selection = dg.AssetSelection.assets(from_asset).downstream() - dg.AssetSelection.assets("semantic_index")
+    else:
+        selection = dg.AssetSelection.assets(*RUN_ASSETS)
+    if settings.enable_semantic_merge and not index_is_current(settings):
+        materialize_index(settings, instance)
+    result = dg.materialize([*ALL_ASSETS, *ASSET_CHECKS], instance=instance, partition_key=run_id, resources=build_resources(settings),
+                            selection=selection, raise_on_error=False, tags={"automodel/run_id": run_id},
+                            run_config=QUIET_RUN_CONFIG)
+    if result.success:
+        return RunOutcome(True, None)
+    return RunOutcome(False, failure_message(result))
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    error: str | None
+
+
+_USER_ERRORS = {"AutomodelError", "InputFileError", "QuotaExceededError", "TargetError", "UnsafePathError", "ScoringError"}
+
+
+def failure_message(result) -> str:
+    """One sentence for the user: our own error's message if there is one, else the failing stage and its first line."""
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        error = event.event_specific_data.error
+        step = event.step_key
+        chain = []
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        for item in chain:
+            if item.cls_name in _USER_ERRORS:
+                return _first_line(item.message)
+        for item in chain:
+            if item.cls_name not in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
+                return f"Stage {step} failed: {_first_line(item.message)}"
+        return f"Stage {step} failed."
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
+            return f"Check {event.event_specific_data.check_name} failed; see the run in the Dagster UI."
+    return "The run failed; see the Dagster UI for details."
+
+
+def _first_line(message: str) -> str:
+    text = message.strip().splitlines()[0] if message and message.strip() else "unknown error"
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", text)
+
+
+def clear_run_outputs(settings: AutomodelSettings, run_id: str) -> None:
+    """Remove every output a failed run wrote, so nothing half-made is left visible."""
+    from automodel_assets.assets import RUN_ASSET_NAMES
+    from automodel_assets.definitions import build_resources
+
+    io_manager = build_resources(settings)["io_manager"]
+    io_manager.delete_partition(RUN_ASSET_NAMES, run_id)
+    for path in settings.layout.run_output_paths(run_id):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()

@@ -1,0 +1,44 @@
+"""The recipe contract and the context every recipe receives."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class ActionContext:
+    run_id: str
+    file_name: str
+    user_id: str
+    analyzer: str
+    task: str
+    target: str | None
+    metrics: dict[str, float]
+    summary: str
+    predictions: pd.DataFrame
+    column_metadata: list  # list[ColumnMeta]
+    needs_role_review: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ActionOutcome:
+    recipe: str
+    triggered: bool
+    message: str
+    records: list[dict] = field(default_factory=list)
+    notify: bool = False
+
+
+class Recipe(ABC):
+    """A pluggable action. ``execute`` decides whether to act and returns what it did."""
+
+    name: str = "recipe"
+
+    @abstractmethod
+    def execute(self, context: ActionContext) -> ActionOutcome:
+        ...

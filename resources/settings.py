@@ -1,0 +1,84 @@
+"""AutomodelSettings: every setting of DESIGN.md, with its environment variable and the guide's defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from automodel.layout import Layout
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class AutomodelSettings(dg.ConfigurableResource):
+    """Paths, thresholds, quotas and feature flags. Built from the environment by ``from_env``."""
+
+    home: str = "./local_data"
+    lake_dir: str = "./datasets"
+    drop_dir: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = "users/"
+    llm_provider: str = "template"
+    llm_base_url: str = ""
+    llm_model: str = ""
+    webhook_url: str = ""
+    # Quality thresholds (original guide).
+    min_r2: float = 0.5
+    max_mape: float = 0.3
+    # Scalability limits.
+    max_rows_first_pass: int = 25_000
+    max_features_first_pass: int = 100
+    max_rows_full: int = 100_000
+    profile_sample_rows: int = 1_000
+    # Quotas for the free tier.
+    max_requests_free: int = 20
+    max_gb_free: float = 1.0
+    # Feature flags.
+    enable_llm_preprocessing: bool = False
+    enable_shap_explanations: bool = True
+    enable_semantic_merge: bool = True
+    enable_agent_actions: bool = True
+    search_time_budget_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, **overrides) -> "AutomodelSettings":
+        env = os.environ
+        values = dict(
+            home=env.get("AUTOMODEL_HOME", "./local_data"),
+            lake_dir=env.get("AUTOMODEL_LAKE", "./datasets"),
+            drop_dir=env.get("AUTOMODEL_DROP_DIR", ""),
+            s3_bucket=env.get("AUTOMODEL_S3_BUCKET", ""),
+            s3_prefix=env.get("AUTOMODEL_S3_PREFIX", "users/"),
+            llm_provider=env.get("AUTOMODEL_LLM_PROVIDER", "template"),
+            llm_base_url=env.get("AUTOMODEL_LLM_BASE_URL", ""),
+            llm_model=env.get("AUTOMODEL_LLM_MODEL", ""),
+            webhook_url=env.get("AUTOMODEL_WEBHOOK_URL", ""),
+            min_r2=float(env.get("MIN_R2", 0.5)),
+            max_mape=float(env.get("MAX_MAPE", 0.3)),
+            max_rows_first_pass=int(env.get("MAX_ROWS_FIRST_PASS", 25_000)),
+            max_features_first_pass=int(env.get("MAX_FEATURES_FIRST_PASS", 100)),
+            max_rows_full=int(env.get("MAX_ROWS_FULL", 100_000)),
+            profile_sample_rows=int(env.get("PROFILE_SAMPLE_ROWS", 1_000)),
+            max_requests_free=int(env.get("MAX_REQUESTS_FREE", 20)),
+            max_gb_free=float(env.get("MAX_GB_FREE", 1.0)),
+            enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
+            enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
+            enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
+            enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
+            search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.at(self.home)
+
+    @property
+    def lake_path(self) -> Path:
+        return Path(self.lake_dir).expanduser().resolve()
