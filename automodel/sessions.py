@@ -115,9 +115,10 @@ class SessionStore:
             rows = con.execute(sql + " ORDER BY created_at DESC, rowid DESC LIMIT ?", [*args, int(limit)]).fetchall()
         return [self._decode(r) for r in rows]
 
-    def count_for_user(self, user_id: str) -> int:
+    def count_for_user(self, user_id: str, since: float | None = None) -> int:
+        """Runs a user created, all time or since a UNIX time (quotas count a rolling window)."""
         with closing(self._connect()) as con:
-            return int(con.execute("SELECT count(*) FROM runs WHERE user_id = ?", [user_id]).fetchone()[0])
+            return int(con.execute("SELECT count(*) FROM runs WHERE user_id = ? AND created_at >= ?", [user_id, since or 0]).fetchone()[0])
 
     def delete(self, run_id: str) -> None:
         with closing(self._connect()) as con, con:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from automodel.sessions import RunManifest, SessionStore, new_run_id
 from resources.settings import AutomodelSettings
 from resources.storage import get_backend, stage_upload
 
+QUOTA_WINDOW_S = 24 * 3600
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
 
@@ -100,7 +102,9 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     name, size = validate_source(source)
     safe_file_name(name)
     store = SessionStore(layout.sessions_db)
-    check_quota(user_tier(settings), store.count_for_user(user_id), user_stored_bytes(layout, user_id), size)
+    # MAX_REQUESTS_FREE counts the runs of the last 24 hours, so a quota refills rather than ending the account.
+    recent_runs = store.count_for_user(user_id, since=time.time() - QUOTA_WINDOW_S)
+    check_quota(user_tier(settings), recent_runs, user_stored_bytes(layout, user_id), size)
     if model_run_id:
         previous = store.get(model_run_id)
         if previous is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -12,6 +13,7 @@ import dagster as dg
 from automodel.atomic import atomic_path
 from automodel.errors import InputFileError
 from automodel.layout import Layout
+from automodel.safety import safe_file_name
 
 
 class StorageBackend(ABC):
@@ -72,10 +74,21 @@ def get_backend(uri: str) -> StorageBackend:
 
 
 def stage_upload(layout: Layout, user_id: str, source: Path) -> Path:
-    """Copy a local file into ``users/<user_id>/`` (the upload), atomically; the original is only read."""
-    target = layout.user_file(user_id, source.name)
-    if target.resolve() == source.resolve():
+    """Copy a local file into ``users/<user_id>/<content hash>/<name>`` (the upload), atomically.
+
+    The content hash keeps every run's input immutable: a later upload with the same name
+    cannot change what an earlier run's partition rematerializes from. The original is only read.
+    """
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    target = layout.user_dir(user_id) / digest.hexdigest()[:16] / safe_file_name(source.name)
+    if target.exists() or target.resolve() == source.resolve():
         return target
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return target
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     return target

@@ -39,7 +39,7 @@ def test_run_classification_writes_every_output(home, cli, tmp_path, penguins):
     assert "confusion_matrix" in html and "<script" in html
     assert "species" in out["summary"] and f"{out['metrics']['accuracy']:.3f}" in out["summary"]
     assert _sha(source) == before, "the user's file must not be altered"
-    assert (home / "users" / "alice" / "penguins.csv").exists()
+    assert list((home / "users" / "alice").glob("*/penguins.csv")), "the upload is staged under users/<user>/"
 
 
 def test_score_reuses_model_on_held_back_rows(home, cli, tmp_path, penguins):
