@@ -78,7 +78,7 @@ def parse_number_text(values: pd.Series) -> pd.Series:
     core = text.str.replace(r"^\((.*)\)$", r"\1", regex=True)
     core = core.str.replace(r"[$€£¥%\s]", "", regex=True).str.replace(r"(?i)^(usd|eur|gbp)|(usd|eur|gbp)$", "", regex=True)
     valid = core.str.match(_NUMBER_RE.pattern).fillna(False) & core.str.contains(r"\d").fillna(False)
-    numbers = pd.to_numeric(core.where(valid).str.replace(",", "", regex=False), errors="coerce")
+    numbers = pd.to_numeric(core.where(valid).str.replace(",", "", regex=False), errors="coerce").astype("float64")
     numbers = numbers.where(~negative, -numbers)
     numbers = numbers.where(~percent, numbers / 100.0)
     return numbers.astype(float)

@@ -175,7 +175,10 @@ def _read_json(name: str, data: bytes) -> pd.DataFrame:
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
         else:
             obj = json.loads(text)
-            records = obj if isinstance(obj, list) else next((v for v in obj.values() if isinstance(v, list)), [obj])
+            if isinstance(obj, dict):
+                records = next((v for v in obj.values() if isinstance(v, list)), [obj])
+            else:
+                records = obj
     except json.JSONDecodeError as exc:
         raise InputFileError(f"{name} is not valid JSON or JSON Lines (line {exc.lineno}: {exc.msg}); fix the file and try again.") from exc
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):

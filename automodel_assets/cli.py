@@ -43,11 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     rerun = sub.add_parser("rerun", help="rematerialize a run's partition")
     rerun.add_argument("run_id")
     rerun.add_argument("--from", dest="from_asset", metavar="ASSET")
+    rerun.add_argument("--user", default="default")
     rerun.add_argument("--json", action="store_true")
 
     sessions = sub.add_parser("sessions", help="list runs, newest first")
     sessions.add_argument("--limit", type=int, default=20)
-    sessions.add_argument("--user")
+    sessions.add_argument("--user", default="default", help="whose runs to list (each user sees only their own)")
+    sessions.add_argument("--all-users", action="store_true", help="operators: list every user's runs")
     sessions.add_argument("--json", action="store_true")
 
     index = sub.add_parser("index", help="build the lake's semantic index")
@@ -145,13 +147,15 @@ def cmd_score(args) -> int:
 
 
 def cmd_rerun(args) -> int:
+    from automodel.safety import safe_user_id
     from automodel.sessions import SessionStore
     from automodel_assets.runs import get_instance, materialize_run
 
     settings = _settings(args)
     store = SessionStore(settings.layout.sessions_db)
-    if store.get(args.run_id) is None:
-        raise CliError(f"Run {args.run_id} is not known; list runs with `automodel sessions`.")
+    row = store.get(args.run_id)
+    if row is None or row["user_id"] != safe_user_id(args.user):  # another user's run is reported exactly like a missing one
+        raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
     instance = get_instance(settings.layout)
     if not instance.has_dynamic_partition("run_id", args.run_id):
         instance.add_dynamic_partitions("run_id", [args.run_id])
@@ -165,12 +169,13 @@ def cmd_rerun(args) -> int:
 
 
 def cmd_sessions(args) -> int:
+    from automodel.safety import safe_user_id
     from automodel.sessions import SessionStore
 
     settings = _settings(args)
     if args.limit < 1:
         raise CliError("--limit must be at least 1.")
-    rows = SessionStore(settings.layout.sessions_db).list(args.limit, user_id=args.user)
+    rows = SessionStore(settings.layout.sessions_db).list(args.limit, user_id=None if args.all_users else safe_user_id(args.user))
     if args.json:
         print(json.dumps({"sessions": rows}, default=str))
         return 0

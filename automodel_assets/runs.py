@@ -6,9 +6,12 @@ partition; materializing it needs nothing else, so the UI can rematerialize any 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +110,8 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     check_quota(user_tier(settings), recent_runs, user_stored_bytes(layout, user_id), size)
     if model_run_id:
         previous = store.get(model_run_id)
-        if previous is None:
-            raise AutomodelError(f"Run {model_run_id} is not known; list runs with `automodel sessions`.")
+        if previous is None or previous["user_id"] != user_id:  # another user's model is reported exactly like a missing one
+            raise AutomodelError(f"Run {model_run_id} is not known for user {user_id!r}; list runs with `automodel sessions --user {user_id}`.")
         if not previous.get("model_path"):
             raise AutomodelError(f"Run {model_run_id} has no saved predictive model to reuse; score with a run that trained a regression or classification model.")
     source_uri = source if source.startswith("s3://") else str(stage_upload(layout, user_id, Path(source).resolve()))
@@ -118,6 +121,18 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     if add_partition:
         instance.add_dynamic_partitions("run_id", [manifest.run_id])
     return CreatedRun(manifest.run_id, manifest)
+
+
+@contextmanager
+def file_lock(path: Path):
+    """An exclusive lock between processes (DuckDB allows one writing process at a time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def index_is_current(settings: AutomodelSettings) -> bool:
@@ -161,10 +176,22 @@ def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, r
     else:
         selection = dg.AssetSelection.assets(*RUN_ASSETS)
     if settings.enable_semantic_merge and not index_is_current(settings):
-        materialize_index(settings, instance)
-    result = dg.materialize([*ALL_ASSETS, *ASSET_CHECKS], instance=instance, partition_key=run_id, resources=build_resources(settings),
-                            selection=selection, raise_on_error=False, tags={"automodel/run_id": run_id},
-                            run_config=QUIET_RUN_CONFIG)
+        with file_lock(settings.layout.catalog_db.with_suffix(".build.lock")):
+            if not index_is_current(settings):  # another process may have built it while we waited
+                materialize_index(settings, instance)
+    executor = os.environ.get("AUTOMODEL_EXECUTOR", "in_process")
+    if executor == "in_process":
+        result = dg.materialize([*ALL_ASSETS, *ASSET_CHECKS], instance=instance, partition_key=run_id, resources=build_resources(settings),
+                                selection=selection, raise_on_error=False, tags={"automodel/run_id": run_id},
+                                run_config=QUIET_RUN_CONFIG)
+    else:
+        # Out-of-process executors (multiprocess, celery) need a job they can reconstruct in each step process.
+        from automodel_assets.definitions import automodel_run_job, defs
+
+        keys = selection.resolve(defs.resolve_asset_graph())
+        result = dg.execute_job(dg.reconstructable(automodel_run_job), instance=instance, asset_selection=list(keys),
+                                tags={"dagster/partition": run_id, "automodel/run_id": run_id}, raise_on_error=False,
+                                run_config=QUIET_RUN_CONFIG)
     if result.success:
         return RunOutcome(True, None)
     return RunOutcome(False, failure_message(result))
@@ -197,6 +224,9 @@ def failure_message(result) -> str:
             if item.cls_name not in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
                 return f"Stage {step} failed: {_first_line(item.message)}"
         return f"Stage {step} failed."
+    for event in result.all_events:
+        if event.event_type_value == "RUN_FAILURE" and event.message:
+            return _first_line(event.message)
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
             return f"Check {event.event_specific_data.check_name} failed; see the run in the Dagster UI."
