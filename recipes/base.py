@@ -23,19 +23,29 @@ class ActionContext:
     column_metadata: list  # list[ColumnMeta]
     needs_role_review: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
+    frame: pd.DataFrame | None = None  # the run's (enriched) rows, row-aligned with predictions, for alert context
 
 
 @dataclass
 class ActionOutcome:
+    """What a recipe did. ``tasks`` are work items for people (role reviews, purchase orders), each with a ``key``
+    unique within the run and recipe, so rematerializing a run updates them instead of adding duplicates."""
+
     recipe: str
     triggered: bool
     message: str
     records: list[dict] = field(default_factory=list)
     notify: bool = False
+    severity: str = "info"
+    tasks: list[dict] = field(default_factory=list)
+    task_kind: str = ""
 
 
 class Recipe(ABC):
-    """A pluggable action. ``execute`` decides whether to act and returns what it did."""
+    """A pluggable action. ``execute`` decides whether to act and returns what it did.
+
+    Constructor keyword arguments are the recipe's options (AUTOMODEL_RECIPE_OPTIONS={"name": {...}}).
+    """
 
     name: str = "recipe"
 
