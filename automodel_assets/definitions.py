@@ -26,7 +26,10 @@ def executor_from_env():
     if choice == "celery":
         from dagster_celery import celery_executor
 
-        return celery_executor
+        # Broker and result backend come from the environment so workers and the run worker agree (deploy/README.md).
+        broker = os.environ.get("AUTOMODEL_CELERY_BROKER", "redis://127.0.0.1:6379/0")
+        return celery_executor.configured({"broker": broker, "backend": os.environ.get("AUTOMODEL_CELERY_BACKEND", broker),
+                                           "include": ["automodel_assets.definitions"]}, name="automodel_celery")
     return dg.in_process_executor
 
 
@@ -44,18 +47,18 @@ index_job = dg.define_asset_job("semantic_index_job", selection=dg.AssetSelectio
                                 description="Rebuild the lake's semantic index.")
 
 
-def _sensors_and_schedules():
-    from sensors import SCHEDULES, SENSORS
+def _sensors_schedules_and_jobs():
+    from sensors import JOBS, SCHEDULES, SENSORS
 
-    return SENSORS, SCHEDULES
+    return SENSORS, SCHEDULES, JOBS
 
 
-_sensors, _schedules = _sensors_and_schedules()
+_sensors, _schedules, _automation_jobs = _sensors_schedules_and_jobs()
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     asset_checks=ASSET_CHECKS,
-    jobs=[run_job, index_job],
+    jobs=[run_job, index_job, *_automation_jobs],
     sensors=_sensors,
     schedules=_schedules,
     resources=build_resources(),

@@ -23,6 +23,11 @@ class AutomodelSettings(dg.ConfigurableResource):
     drop_dir: str = ""
     s3_bucket: str = ""
     s3_prefix: str = "users/"
+    # Drop-folder sensors and scheduled lake syncs (sensors/).
+    s3_listing_overlap_s: float = 900.0
+    max_runs_per_tick: int = 200
+    lake_sync: str = ""
+    lake_sync_cron: str = "0 3 * * *"
     llm_provider: str = "template"
     llm_base_url: str = ""
     llm_model: str = ""
@@ -54,6 +59,10 @@ class AutomodelSettings(dg.ConfigurableResource):
             drop_dir=env.get("AUTOMODEL_DROP_DIR", ""),
             s3_bucket=env.get("AUTOMODEL_S3_BUCKET", ""),
             s3_prefix=env.get("AUTOMODEL_S3_PREFIX", "users/"),
+            s3_listing_overlap_s=float(env.get("AUTOMODEL_S3_LISTING_OVERLAP_S", 900.0)),
+            max_runs_per_tick=int(env.get("AUTOMODEL_MAX_RUNS_PER_TICK", 200)),
+            lake_sync=env.get("AUTOMODEL_LAKE_SYNC", ""),
+            lake_sync_cron=env.get("AUTOMODEL_LAKE_SYNC_CRON", "0 3 * * *"),
             llm_provider=env.get("AUTOMODEL_LLM_PROVIDER", "template"),
             llm_base_url=env.get("AUTOMODEL_LLM_BASE_URL", ""),
             llm_model=env.get("AUTOMODEL_LLM_MODEL", ""),

@@ -1,8 +1,13 @@
 """Sensors and schedules: drop folders (local, S3), lake changes, scheduled lake syncs."""
 
+from sensors.lake import lake_automation_sensor, lake_change_sensor
 from sensors.local_drop import local_drop_sensor
+from sensors.s3_drop import s3_drop_sensor
+from sensors.schedules import lake_sync_job, lake_sync_schedule
 
-SENSORS = [local_drop_sensor]
-SCHEDULES: list = []
+SENSORS = [local_drop_sensor, s3_drop_sensor, lake_change_sensor, lake_automation_sensor]
+SCHEDULES = [lake_sync_schedule]
+JOBS = [lake_sync_job]
 
-__all__ = ["SENSORS", "SCHEDULES", "local_drop_sensor"]
+__all__ = ["JOBS", "SENSORS", "SCHEDULES", "lake_automation_sensor", "lake_change_sensor", "lake_sync_job", "lake_sync_schedule",
+           "local_drop_sensor", "s3_drop_sensor"]

@@ -1,75 +1,107 @@
 """local_drop_sensor: each new file in the local drop folder becomes a run (partition + manifest + run request).
 
 Layout: ``<drop>/<user_id>/<file>`` gives the user; files directly in ``<drop>`` belong to ``default``.
-A file's run id is derived from its path, size and mtime, so a tick that fails half way and is
-retried requests the same runs (run keys deduplicate), and a re-upload runs again.
+
+The cursor maps each file still in the folder to the version (size, mtime) already handled. A
+watermark on mtime would not do here: ``mv`` and ``cp -p`` keep a file's old mtime, so a new
+upload can look older than the last one. Files removed from the folder leave the cursor, so it
+stays as large as the folder. A file is taken only once it has not changed for ``settle_s``
+seconds, so a copy in progress is picked up by a later tick instead of half-written. A file's run
+id is derived from its path, size and mtime: a tick that fails half way and is retried reuses the
+manifests it already recorded (run keys deduplicate the requests), and a re-upload runs again.
 """
 
+from __future__ import annotations
 
-import hashlib
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
 from automodel.errors import AutomodelError
-from automodel.ingest import is_supported
 from automodel.sessions import SessionStore
 from resources.settings import AutomodelSettings
+from sensors.drop_common import PARTIAL_SUFFIXES, TickPlan, drop_run_id, is_upload, user_of
 
-PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".download")
+__all__ = ["PARTIAL_SUFFIXES", "local_drop_sensor", "scan_drop_folder", "drop_folder", "plan_local_tick"]
+
+SETTLE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class LocalUpload:
+    relative: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def version(self) -> str:
+        return f"{self.size}:{self.mtime_ns}"
 
 
 def drop_folder(settings: AutomodelSettings) -> Path:
     return Path(settings.drop_dir).expanduser() if settings.drop_dir else settings.layout.drop_dir
 
 
-def scan_drop_folder(folder: Path) -> list[tuple[str, str, Path, int, int]]:
-    """(user, relative path, path, size, mtime_ns) of complete, supported files, oldest first."""
+def scan_drop_folder(folder: Path) -> list[LocalUpload]:
+    """Finished uploads of supported formats, oldest first (files that vanish while scanning are left out)."""
     found = []
     if not folder.exists():
         return found
     for path in folder.rglob("*"):
-        if not path.is_file() or path.name.startswith((".", "~")) or path.name.endswith(PARTIAL_SUFFIXES) or not is_supported(path.name):
+        relative = path.relative_to(folder).as_posix()
+        if not is_upload(relative):
             continue
-        rel = path.relative_to(folder)
-        user = rel.parts[0] if len(rel.parts) > 1 else "default"
-        stat = path.stat()
-        found.append((user, rel.as_posix(), path, stat.st_size, stat.st_mtime_ns))
-    return sorted(found, key=lambda f: (f[4], f[1]))
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if path.is_file():
+            found.append(LocalUpload(relative, path, stat.st_size, stat.st_mtime_ns))
+    return sorted(found, key=lambda f: (f.mtime_ns, f.relative))
 
 
-def drop_run_id(rel: str, size: int, mtime_ns: int) -> str:
-    return "drop-" + hashlib.sha1(f"{rel}|{size}|{mtime_ns}".encode()).hexdigest()[:16]
+def plan_local_tick(uploads: list[LocalUpload], cursor: dict, now_ns: int, settle_s: float, max_new: int) -> tuple[list[LocalUpload], int, dict]:
+    """(uploads to handle now, how many wait for a later tick, the cursor once they are handled)."""
+    seen: dict = cursor.get("seen", {})
+    settled_before = now_ns - int(settle_s * 1e9)
+    new = [u for u in uploads if seen.get(u.relative) != u.version]
+    ready = [u for u in new if u.mtime_ns <= settled_before]
+    taken = ready[:max_new]
+    present = {u.relative for u in uploads}
+    next_seen = {rel: version for rel, version in seen.items() if rel in present}
+    next_seen.update({u.relative: u.version for u in taken})
+    return taken, len(new) - len(taken), {"seen": next_seen}
+
+
+def evaluate_local_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, cursor_text: str | None,
+                        context: dg.SensorEvaluationContext | None = None, settle_s: float = SETTLE_SECONDS) -> dg.SensorResult:
+    from automodel_assets.runs import create_run
+
+    folder = drop_folder(settings)
+    cursor = json.loads(cursor_text) if cursor_text else {}
+    taken, waiting, next_cursor = plan_local_tick(scan_drop_folder(folder), cursor, time.time_ns(), settle_s, settings.max_runs_per_tick)
+    tick = TickPlan(deferred=waiting)
+    store = SessionStore(settings.layout.sessions_db)
+    for upload in taken:
+        run_id = drop_run_id("drop", f"{upload.relative}|{upload.size}|{upload.mtime_ns}")
+        user = user_of(upload.relative)
+        if store.get(run_id) is None:
+            try:
+                create_run(settings, instance, str(upload.path), user_id=user, run_id=run_id, add_partition=False)
+            except AutomodelError as exc:
+                if upload.path.exists():
+                    tick.skipped.append(f"{upload.relative}: {exc}")
+                continue
+        tick.add(run_id, f"{upload.relative}@{upload.version}", user)
+    return tick.result(json.dumps(next_cursor, separators=(",", ":")), context, idle_reason=f"No new files in {folder}.")
 
 
 @dg.sensor(job_name="automodel_run", minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Starts a run for each new file in the local drop folder (AUTOMODEL_DROP_DIR).")
+           description="Starts a run for each new file in the local drop folder (AUTOMODEL_DROP_DIR, <drop>/<user>/<file>). "
+                       "Files still being written, partial and temporary names are left for a later tick.")
 def local_drop_sensor(context: dg.SensorEvaluationContext, settings: AutomodelSettings) -> dg.SensorResult:
-    from automodel_assets.runs import create_run
-
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    seen: dict = cursor.get("seen", {})
-    requests, new_keys, skipped = [], [], []
-    store = SessionStore(settings.layout.sessions_db)
-    for user, rel, path, size, mtime_ns in scan_drop_folder(drop_folder(settings)):
-        version = f"{size}:{mtime_ns}"
-        if seen.get(rel) == version:
-            continue
-        run_id = drop_run_id(rel, size, mtime_ns)
-        if store.get(run_id) is None:
-            try:
-                create_run(settings, context.instance, str(path), user_id=user, run_id=run_id, add_partition=False)
-            except AutomodelError as exc:
-                skipped.append(f"{rel}: {exc}")
-                seen[rel] = version
-                continue
-        new_keys.append(run_id)
-        requests.append(dg.RunRequest(partition_key=run_id, run_key=f"{rel}@{version}"))
-        seen[rel] = version
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[dg.DynamicPartitionsDefinition(name="run_id").build_add_request(new_keys)] if new_keys else [],
-        cursor=json.dumps({"seen": seen}),
-        skip_reason="; ".join(skipped) if skipped and not requests else None,
-    )
+    return evaluate_local_drop(settings, context.instance, context.cursor, context=context)
