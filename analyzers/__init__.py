@@ -9,9 +9,11 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel
+from analyzers.anomaly import AnomalyAnalyzer
+from analyzers.classification import ClassificationAnalyzer
+from analyzers.cluster import ClusterAnalyzer
 from analyzers.descriptive import DescriptiveAnalyzer
-from analyzers.supervised import ClassificationAnalyzer, RegressionAnalyzer
-from analyzers.unsupervised import AnomalyAnalyzer, ClusterAnalyzer
+from analyzers.regression import RegressionAnalyzer
 
 ENTRY_POINT_GROUP = "automodel.analyzers"
 

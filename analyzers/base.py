@@ -27,8 +27,11 @@ class AnalysisContext:
     max_rows_full: int = 100_000
     time_budget_s: float = 60.0
     random_state: int = 0
-    n_jobs: int = 2
+    n_jobs: int = 2  # LightGBM/XGBoost threads; more than the cores makes them busy-wait
     exclude: dict[str, str] = field(default_factory=dict)
+    search_backend: str = "automodel"  # or "pycaret" (compare_models)
+    metric: str | None = None  # the search's selection metric; None: R² for regression, macro F1 for classification
+    leakage_guard: bool = True
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Feature preprocessing that lives inside the fitted pipeline.
 
 Columns are selected by name, so scoring works with reordered columns; unseen categories
-map to a reserved code; dates become numeric parts. Roles decide which columns are used.
+map to a reserved code; dates become numeric parts; high-cardinality categoricals get a
+cross-fitted target encoding; free text becomes a few TF-IDF/SVD components. Roles decide
+which columns are used.
 """
 
 from __future__ import annotations
@@ -12,19 +14,27 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
 NUMERIC_ROLES = {"numeric", "currency", "percent", "latitude", "longitude", "boolean"}
 CATEGORICAL_ROLES = {"categorical", "state", "city", "country", "zip_code", "fips_code"}
 DATE_ROLES = {"date", "datetime"}
+TEXT_ROLES = {"text"}
 # Never features: they identify a row (or a person) rather than describe it.
-EXCLUDED_ROLES = {"identifier", "email", "url", "phone", "text"}
+EXCLUDED_ROLES = {"identifier", "email", "url", "phone"}
 MISSING = "__missing__"
+HIGH_CARDINALITY = 30
+DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour", "ordinal")
+TEXT_COMPONENTS = 8
 
 
 def feature_plan(metas, target: str | None, exclude: dict[str, str] | None = None) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Split columns into numeric, categorical and date features; say why the rest are left out."""
-    plan = {"numeric": [], "categorical": [], "date": []}
+    """Split columns into numeric, categorical, date and text features; say why the rest are left out.
+
+    ``plan["high_card"]`` lists the categoricals (a subset of ``plan["categorical"]``) with more than
+    HIGH_CARDINALITY distinct values; they are target-encoded in supervised pipelines.
+    """
+    plan = {"numeric": [], "categorical": [], "date": [], "text": [], "high_card": []}
     excluded = dict(exclude or {})
     for meta in metas:
         if meta.name == target or meta.name in excluded:
@@ -35,20 +45,30 @@ def feature_plan(metas, target: str | None, exclude: dict[str, str] | None = Non
             plan["numeric"].append(meta.name)
         elif meta.role in CATEGORICAL_ROLES:
             plan["categorical"].append(meta.name)
+            if meta.unique_count > HIGH_CARDINALITY:
+                plan["high_card"].append(meta.name)
         elif meta.role in DATE_ROLES:
             plan["date"].append(meta.name)
+        elif meta.role in TEXT_ROLES:
+            plan["text"].append(meta.name)
         else:
             excluded[meta.name] = f"role {meta.role} is not used as a feature"
     return plan, excluded
 
 
+def plan_features(plan: dict[str, list[str]]) -> list[str]:
+    """The input columns a plan reads, in a stable order."""
+    return plan["numeric"] + plan["categorical"] + plan["date"] + plan.get("text", [])
+
+
 class FrameCoercer(BaseEstimator, TransformerMixin):
     """Give every planned column a model-friendly dtype; dates become numeric parts."""
 
-    def __init__(self, numeric=(), categorical=(), date=()):
+    def __init__(self, numeric=(), categorical=(), date=(), text=()):
         self.numeric = list(numeric)
         self.categorical = list(categorical)
         self.date = list(date)
+        self.text = list(text)
 
     def fit(self, X, y=None):
         return self
@@ -56,48 +76,137 @@ class FrameCoercer(BaseEstimator, TransformerMixin):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         out = {}
         for col in self.numeric:
-            out[col] = pd.to_numeric(X[col].astype("float64") if X[col].dtype == "boolean" else X[col], errors="coerce").astype(float)
+            values = X[col]
+            if values.dtype == "boolean" or values.dtype == bool:
+                values = values.astype("float64")
+            out[col] = pd.to_numeric(values, errors="coerce").astype(float)
         for col in self.categorical:
             values = X[col]
             out[col] = values.astype(object).where(values.notna(), MISSING).astype(str)
         for col in self.date:
             stamps = pd.to_datetime(X[col], errors="coerce")
+            if getattr(stamps.dt, "tz", None) is not None:
+                stamps = stamps.dt.tz_convert(None)
             out[f"{col}__year"] = stamps.dt.year.astype(float)
             out[f"{col}__month"] = stamps.dt.month.astype(float)
+            out[f"{col}__day"] = stamps.dt.day.astype(float)
             out[f"{col}__dayofweek"] = stamps.dt.dayofweek.astype(float)
+            out[f"{col}__dayofyear"] = stamps.dt.dayofyear.astype(float)
             out[f"{col}__hour"] = stamps.dt.hour.astype(float)
             out[f"{col}__ordinal"] = (stamps - pd.Timestamp("1970-01-01")).dt.days.astype(float)
+        for col in getattr(self, "text", []):
+            values = X[col]
+            out[col] = values.astype(object).where(values.notna(), "").astype(str)
         return pd.DataFrame(out, index=X.index)
 
     def date_parts(self) -> list[str]:
-        return [f"{c}__{p}" for c in self.date for p in ("year", "month", "dayofweek", "hour", "ordinal")]
+        return [f"{c}__{p}" for c in self.date for p in DATE_PARTS]
 
 
-def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree") -> Pipeline:
-    """``kind='tree'`` gives ordinal codes; ``kind='linear'`` gives scaled numbers and one-hot codes."""
-    coercer = FrameCoercer(plan["numeric"], plan["categorical"], plan["date"])
+class TextComponents(BaseEstimator, TransformerMixin):
+    """Free text to a few dense components: TF-IDF words then truncated SVD, plus the text's length."""
+
+    def __init__(self, n_components: int = TEXT_COMPONENTS, max_features: int = 5000):
+        self.n_components = n_components
+        self.max_features = max_features
+
+    def fit(self, X, y=None):
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = self._texts(X)
+        self.vectorizer_ = TfidfVectorizer(max_features=self.max_features, min_df=2, sublinear_tf=True)
+        try:
+            matrix = self.vectorizer_.fit_transform(texts)
+        except ValueError:  # every document empty or only stop words
+            self.vectorizer_ = None
+            return self
+        components = max(1, min(self.n_components, matrix.shape[1] - 1, matrix.shape[0] - 1))
+        self.svd_ = TruncatedSVD(n_components=components, random_state=0).fit(matrix) if matrix.shape[1] > 1 else None
+        return self
+
+    def transform(self, X):
+        texts = self._texts(X)
+        lengths = np.log1p(np.fromiter((len(t) for t in texts), dtype=float, count=len(texts)))[:, None]
+        if self.vectorizer_ is None or self.svd_ is None:
+            return np.hstack([lengths, np.zeros((len(texts), self.n_components))])
+        parts = self.svd_.transform(self.vectorizer_.transform(texts))
+        padded = np.zeros((len(texts), self.n_components))
+        padded[:, : parts.shape[1]] = parts
+        return np.hstack([lengths, padded])
+
+    def get_feature_names_out(self, input_features=None):
+        base = input_features[0] if input_features is not None and len(input_features) else "text"
+        return np.asarray([f"{base}__length"] + [f"{base}__topic{i}" for i in range(self.n_components)], dtype=object)
+
+    @staticmethod
+    def _texts(X) -> list[str]:
+        if isinstance(X, pd.DataFrame):
+            X = X.iloc[:, 0]
+        return [str(v) for v in np.asarray(X, dtype=object).ravel()]
+
+
+class SuffixedTargetEncoder(TargetEncoder):
+    """TargetEncoder whose output names do not collide with the ordinal codes of the same columns."""
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray([f"{name}__target_mean" for name in super().get_feature_names_out(input_features)], dtype=object)
+
+
+def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str | None = None) -> Pipeline:
+    """``kind='tree'`` gives ordinal codes; ``kind='linear'`` gives scaled numbers and one-hot codes.
+
+    ``task`` ('regression' or 'classification') enables target encoding of high-cardinality
+    categoricals; unsupervised pipelines pass ``None``.
+    """
+    text = plan.get("text", [])
+    coercer = FrameCoercer(plan["numeric"], plan["categorical"], plan["date"], text)
     numeric_cols = plan["numeric"] + coercer.date_parts()
+    high_card = [c for c in plan.get("high_card", []) if c in plan["categorical"]] if task else []
+    low_card = [c for c in plan["categorical"] if c not in high_card]
+    transformers = []
     if kind == "tree":
         numeric = SimpleImputer(strategy="median", keep_empty_features=True)
-        categorical = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
+        if numeric_cols:
+            transformers.append(("numeric", numeric, numeric_cols))
+        if plan["categorical"]:
+            # Ordinal codes for every categorical (trees split on them); rare levels share one code.
+            transformers.append(("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                                                encoded_missing_value=-1, min_frequency=3), plan["categorical"]))
     else:
         numeric = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())])
-        categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=30, sparse_output=False)
-    transformers = []
-    if numeric_cols:
-        transformers.append(("numeric", numeric, numeric_cols))
-    if plan["categorical"]:
-        transformers.append(("categorical", categorical, plan["categorical"]))
+        if numeric_cols:
+            transformers.append(("numeric", numeric, numeric_cols))
+        if low_card:
+            transformers.append(("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=30,
+                                                              sparse_output=False), low_card))
+    if high_card:
+        target_type = "continuous" if task == "regression" else "auto"
+        transformers.append(("target_encoded", SuffixedTargetEncoder(target_type=target_type, random_state=0), high_card))
+    for col in text:
+        transformers.append((f"text__{col}", TextComponents(), [col]))
     columns = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("coerce", coercer), ("columns", columns)])
 
 
 def feature_names(pipeline: Pipeline) -> list[str]:
     try:
-        return list(pipeline.named_steps["columns"].get_feature_names_out())
+        return [str(n) for n in pipeline.named_steps["columns"].get_feature_names_out()]
     except (AttributeError, ValueError):
         return []
 
 
 def as_float_matrix(values) -> np.ndarray:
     return np.asarray(values, dtype=float)
+
+
+def unsupervised_matrix(df: pd.DataFrame, metas, exclude: dict[str, str] | None, max_rows: int, seed: int = 0):
+    """Scaled numbers and one-hot codes for every usable column: (features, excluded, matrix for all rows, fitted preprocessor)."""
+    plan, excluded = feature_plan(metas, None, exclude)
+    features = plan_features(plan)
+    if not features:
+        raise ValueError("no usable feature columns")
+    prep = build_preprocessor(plan, "linear", None)
+    fit_rows = df if len(df) <= max_rows else df.sample(max_rows, random_state=seed)
+    prep.fit(fit_rows[features])
+    return features, excluded, np.asarray(prep.transform(df[features]), dtype=float), prep

@@ -1,52 +1,157 @@
-"""Model search: candidates compared on a holdout, within a time budget, best refit on all rows."""
+"""Time-budgeted model search.
+
+The search starts cheap and spends the budget where it pays:
+
+1. A portfolio of candidate configurations (LightGBM at three sizes, XGBoost, extra trees, random
+   forest, a linear model; class-weighted and SMOTE variants when classes are imbalanced) is
+   scored on a validation scheme that respects time order when a date column orders the rows.
+2. Small tables use k-fold cross-validation (expanding-window folds for time-ordered rows). Larger
+   tables use a holdout and successive halving over rows: every candidate sees a quarter of the
+   training rows, the better half sees half, the best two see all of them.
+3. Boosted models stop early on the validation rows, and every fit stops when the budget runs out.
+4. While time remains (and at most ``MAX_EXTRA_TRIALS`` times, so small tables finish quickly) the
+   best boosted configuration is perturbed locally.
+5. A greedy weighted ensemble of the best candidates is kept when it beats the best single one.
+6. The winner is refitted on all rows, or on more rows than the first pass when the learning curve
+   of step 2 says more rows pay; when the budget would not cover that refit the search's own fit is
+   kept instead.
+
+Preprocessing is part of every candidate's pipeline (analyzers.preprocess), so the saved model scores
+raw frames.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.base import clone
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
 from sklearn.pipeline import Pipeline
 
+from analyzers.models import ClassLabelPipeline, ResampledClassifier, WeightedEnsemble, full_proba
 from analyzers.preprocess import build_preprocessor
 
+SMALL_TABLE_ROWS = 4_000  # below this, cross-validation; above, holdout + successive halving
+MIN_RUNG_ROWS = 2_000
+MAX_BOOSTING_ROUNDS = 2_000
+EARLY_STOPPING_ROUNDS = 30
+MAX_EXTRA_TRIALS = 6
+EXTRA_TRIALS_PATIENCE = 3
+LEARNING_CURVE_GAIN = 0.001
+SMALL_FIT_ROWS = 10_000
+LARGE_TABLE_ROWS = 15_000  # a larger table pays when the last doubling of rows gained more than this
+
+METRIC_FOR_TASK = {"regression": "r2", "classification": "f1"}
+
+
+# ---- candidates -------------------------------------------------------------------------------------
 
 @dataclass
 class Candidate:
+    """One model configuration. ``family`` decides how it is built and whether it stops early."""
+
     name: str
-    make: Callable[[], object]
+    family: str  # lightgbm, xgboost, random_forest, extra_trees, linear
+    params: dict = field(default_factory=dict)
     preprocessing: str = "tree"  # or "linear"
+    resample: str | None = None  # "smote": oversample the training rows
+
+    @property
+    def boosted(self) -> bool:
+        return self.family in ("lightgbm", "xgboost")
 
 
-def regression_candidates(n_jobs: int, seed: int) -> list[Candidate]:
-    from lightgbm import LGBMRegressor
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.linear_model import RidgeCV
+def make_estimator(candidate: Candidate, task: str, n_jobs: int, seed: int, n_estimators: int | None = None, early_stopping: bool = False):
+    """A fresh, unfitted estimator for ``candidate``. Boosted models get ``n_estimators`` rounds, or
+    MAX_BOOSTING_ROUNDS with early stopping during the search."""
+    params = dict(candidate.params)
+    regression = task == "regression"
+    if candidate.family == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
 
+        cls = LGBMRegressor if regression else LGBMClassifier
+        estimator = cls(n_estimators=n_estimators or MAX_BOOSTING_ROUNDS, n_jobs=n_jobs, random_state=seed, verbose=-1, **params)
+    elif candidate.family == "xgboost":
+        from xgboost import XGBClassifier, XGBRegressor
+
+        cls = XGBRegressor if regression else XGBClassifier
+        extra = {"early_stopping_rounds": EARLY_STOPPING_ROUNDS} if early_stopping else {}
+        estimator = cls(n_estimators=n_estimators or MAX_BOOSTING_ROUNDS, tree_method="hist", n_jobs=n_jobs, random_state=seed,
+                        verbosity=0, **extra, **params)
+    elif candidate.family == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        cls = RandomForestRegressor if regression else RandomForestClassifier
+        estimator = cls(n_jobs=n_jobs, random_state=seed, **params)
+    elif candidate.family == "extra_trees":
+        from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+        cls = ExtraTreesRegressor if regression else ExtraTreesClassifier
+        estimator = cls(n_jobs=n_jobs, random_state=seed, **params)
+    elif candidate.family == "linear":
+        if regression:
+            from sklearn.linear_model import RidgeCV
+
+            estimator = RidgeCV(alphas=np.logspace(-3, 3, 13))
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            estimator = LogisticRegression(max_iter=2000, **params)
+    else:
+        raise ValueError(f"unknown model family {candidate.family!r}")
+    if candidate.resample == "smote" and not regression:
+        estimator = ResampledClassifier(estimator, random_state=seed)
+    return estimator
+
+
+def regression_candidates(n_jobs: int = 2, seed: int = 0) -> list[Candidate]:
     return [
-        Candidate("ridge", lambda: RidgeCV(alphas=np.logspace(-3, 3, 13)), "linear"),
-        Candidate("lightgbm", lambda: LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=31, n_jobs=n_jobs, random_state=seed, verbose=-1)),
-        Candidate("random_forest", lambda: RandomForestRegressor(n_estimators=200, min_samples_leaf=2, n_jobs=n_jobs, random_state=seed)),
+        Candidate("lightgbm", "lightgbm", {"learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20}),
+        Candidate("lightgbm_wide", "lightgbm", {"learning_rate": 0.05, "num_leaves": 127, "min_child_samples": 10, "colsample_bytree": 0.8,
+                                                 "subsample": 0.8, "subsample_freq": 1, "reg_lambda": 1.0}),
+        Candidate("lightgbm_small", "lightgbm", {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 30, "colsample_bytree": 0.7,
+                                                  "reg_lambda": 5.0}),
+        Candidate("xgboost", "xgboost", {"learning_rate": 0.08, "max_depth": 7, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 2}),
+        Candidate("extra_trees", "extra_trees", {"n_estimators": 200, "max_features": 0.7, "min_samples_leaf": 2}),
+        Candidate("random_forest", "random_forest", {"n_estimators": 200, "max_features": 0.5, "min_samples_leaf": 2}),
+        Candidate("ridge", "linear", preprocessing="linear"),
     ]
 
 
-def classification_candidates(n_jobs: int, seed: int) -> list[Candidate]:
-    from lightgbm import LGBMClassifier
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
-    return [
-        Candidate("logistic_regression", lambda: LogisticRegression(max_iter=2000, class_weight="balanced"), "linear"),
-        Candidate("lightgbm", lambda: LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=31, class_weight="balanced", n_jobs=n_jobs, random_state=seed, verbose=-1)),
-        Candidate("random_forest", lambda: RandomForestClassifier(n_estimators=200, min_samples_leaf=1, class_weight="balanced", n_jobs=n_jobs, random_state=seed)),
+def classification_candidates(n_jobs: int = 2, seed: int = 0, imbalanced: bool = False) -> list[Candidate]:
+    candidates = [
+        Candidate("lightgbm", "lightgbm", {"learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20}),
+        Candidate("lightgbm_wide", "lightgbm", {"learning_rate": 0.05, "num_leaves": 127, "min_child_samples": 10, "colsample_bytree": 0.8,
+                                                 "subsample": 0.8, "subsample_freq": 1, "reg_lambda": 1.0}),
+        Candidate("lightgbm_small", "lightgbm", {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 30, "colsample_bytree": 0.7,
+                                                  "reg_lambda": 5.0}),
+        Candidate("xgboost", "xgboost", {"learning_rate": 0.08, "max_depth": 6, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 1}),
+        Candidate("extra_trees", "extra_trees", {"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}),
+        Candidate("random_forest", "random_forest", {"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}),
+        Candidate("logistic_regression", "linear", {"C": 1.0}, preprocessing="linear"),
     ]
+    if imbalanced:
+        candidates += [
+            Candidate("lightgbm_balanced", "lightgbm", {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20, "class_weight": "balanced"}),
+            Candidate("logistic_balanced", "linear", {"C": 1.0, "class_weight": "balanced"}, preprocessing="linear"),
+            Candidate("lightgbm_smote", "lightgbm", {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20}, resample="smote"),
+        ]
+    return candidates
 
+
+def is_imbalanced(y: pd.Series, ratio: float = 0.2) -> bool:
+    """The smallest class has fewer than ``ratio`` times the rows of the largest."""
+    counts = y.value_counts()
+    return len(counts) >= 2 and counts.min() < ratio * counts.max()
+
+
+# ---- metrics ------------------------------------------------------------------------------------------
 
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
@@ -73,108 +178,541 @@ def classification_metrics(y_true, proba: np.ndarray, classes: list) -> dict[str
         if len(classes) == 2:
             out["roc_auc"] = float(skm.roc_auc_score((y_true == classes[1]).astype(int), proba[:, 1]))
         else:
-            out["roc_auc"] = float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
+            # Some backends round probabilities; roc_auc_score wants rows that sum to one.
+            normalised = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-15, None)
+            out["roc_auc"] = float(skm.roc_auc_score(y_true, normalised, multi_class="ovr", labels=classes))
     except ValueError:
         pass
     return out
 
 
+def score_predictions(metric: str, y_codes: np.ndarray, predicted: np.ndarray, n_classes: int | None) -> float:
+    """Higher is better for every metric (errors are negated)."""
+    if metric == "r2":
+        return float(skm.r2_score(y_codes, predicted))
+    if metric == "rmse":
+        return -float(np.sqrt(skm.mean_squared_error(y_codes, predicted)))
+    if metric == "mae":
+        return -float(skm.mean_absolute_error(y_codes, predicted))
+    labels = predicted.argmax(axis=1)
+    if metric == "accuracy":
+        return float(skm.accuracy_score(y_codes, labels))
+    if metric == "f1":
+        return float(skm.f1_score(y_codes, labels, average="macro", zero_division=0))
+    if metric == "log_loss":
+        clipped = np.clip(predicted, 1e-15, 1)
+        return -float(skm.log_loss(y_codes, clipped / clipped.sum(axis=1, keepdims=True), labels=list(range(n_classes))))
+    if metric == "roc_auc":
+        try:
+            if n_classes == 2:
+                return float(skm.roc_auc_score(y_codes, predicted[:, 1]))
+            present = np.unique(y_codes)
+            proba = predicted[:, present]
+            proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-15, None)
+            return float(skm.roc_auc_score(y_codes, proba, multi_class="ovr", labels=present))
+        except ValueError:
+            return float(skm.accuracy_score(y_codes, labels))
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+# ---- validation schemes -----------------------------------------------------------------------------
+
+def holdout_split(X: pd.DataFrame, y: pd.Series, task: str, time_column: str | None, seed: int):
+    """Time-ordered split when a date orders the rows, else a (stratified) random split."""
+    train, valid = _holdout_positions(X, y, task, time_column, seed)
+    return X.iloc[train], X.iloc[valid], y.iloc[train], y.iloc[valid]
+
+
+def _time_order(X: pd.DataFrame, time_column: str | None) -> np.ndarray | None:
+    if not time_column or time_column not in X.columns:
+        return None
+    stamps = pd.to_datetime(X[time_column], errors="coerce")
+    return np.argsort(stamps.to_numpy(dtype="datetime64[ns]"), kind="stable")
+
+
+def _can_stratify(y: pd.Series, folds: int) -> bool:
+    counts = y.value_counts()
+    return counts.min() >= folds and len(counts) <= len(y) * 0.2
+
+
+def _holdout_positions(X, y, task, time_column, seed, valid_share: float = 0.2):
+    order = _time_order(X, time_column)
+    if order is not None:
+        cut = int(len(order) * (1 - valid_share))
+        return order[:cut], order[cut:]
+    positions = np.arange(len(X))
+    stratify = y.to_numpy() if task == "classification" and _can_stratify(y, 2) else None
+    train, valid = train_test_split(positions, test_size=valid_share, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(valid)
+
+
+def validation_folds(X: pd.DataFrame, y: pd.Series, task: str, time_column: str | None, seed: int) -> tuple[list, str]:
+    """(train positions, validation positions) pairs and a description of the scheme."""
+    order = _time_order(X, time_column)
+    n = len(X)
+    if n > SMALL_TABLE_ROWS:
+        train, valid = _holdout_positions(X, y, task, time_column, seed)
+        kind = "time-ordered holdout (last 20%)" if order is not None else "holdout (20%)"
+        return [(train, valid)], kind
+    if order is not None:
+        splitter = TimeSeriesSplit(n_splits=4)
+        return [(order[a], order[b]) for a, b in splitter.split(order)], "expanding-window time-series CV (4 folds)"
+    k = 5 if n <= 1_500 else 3
+    if task == "classification" and _can_stratify(y, k):
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(n), y.to_numpy())), f"stratified {k}-fold CV"
+    splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(n))), f"{k}-fold CV"
+
+
+# ---- fitting ------------------------------------------------------------------------------------------
+
+class _Deadline:
+    """Stops boosting when the wall clock passes ``at`` (LightGBM callback and XGBoost callback)."""
+
+    def __init__(self, at: float):
+        self.at = at
+
+    def lightgbm(self):
+        from lightgbm.callback import EarlyStopException
+
+        def callback(env):
+            if time.perf_counter() > self.at and env.iteration > 0:
+                raise EarlyStopException(env.iteration, env.evaluation_result_list)
+
+        callback.order = 40
+        return callback
+
+    def xgboost(self):
+        from xgboost.callback import TrainingCallback
+
+        at = self.at
+
+        class Stop(TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log):
+                return time.perf_counter() > at and epoch > 0
+
+        return Stop()
+
+
+def _fit(estimator, candidate: Candidate, X, y, X_valid, y_valid, stop_at: float | None):
+    """Fit, with early stopping on the validation rows for boosted models. Returns rounds used or None."""
+    if candidate.family == "lightgbm" and X_valid is not None:
+        import lightgbm
+
+        callbacks = [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)]
+        if stop_at is not None:
+            callbacks.append(_Deadline(stop_at).lightgbm())
+        target = estimator.estimator if isinstance(estimator, ResampledClassifier) else estimator
+        if isinstance(estimator, ResampledClassifier):
+            estimator.fit(X, y, eval_set=[(X_valid, y_valid)], callbacks=callbacks)
+            return int(getattr(estimator.estimator_, "best_iteration_", 0) or estimator.estimator_.n_estimators)
+        target.fit(X, y, eval_set=[(X_valid, y_valid)], callbacks=callbacks)
+        return int(target.best_iteration_ or target.n_estimators)
+    if candidate.family == "xgboost" and X_valid is not None:
+        if stop_at is not None:
+            estimator.set_params(callbacks=[_Deadline(stop_at).xgboost()])
+        estimator.fit(X, y, eval_set=[(X_valid, y_valid)], verbose=False)
+        estimator.set_params(callbacks=None)
+        best = getattr(estimator, "best_iteration", None)
+        return int(best) + 1 if best is not None else None
+    estimator.fit(X, y)
+    return None
+
+
+def _predict(estimator, X, task: str, n_classes: int | None) -> np.ndarray:
+    if task == "regression":
+        return np.asarray(estimator.predict(X), dtype=float)
+    return full_proba(estimator, X, n_classes)
+
+
+@dataclass
+class Trial:
+    candidate: Candidate
+    rows: int
+    score: float
+    seconds: float
+    rounds: int | None = None
+    predictions: np.ndarray | None = None  # on the validation rows (out-of-fold for CV)
+    fitted: list = field(default_factory=list)  # (prep, estimator) per fold, reusable as the final model
+    error: str | None = None
+
+
 @dataclass
 class SearchResult:
-    pipeline: Pipeline
+    pipeline: object
     best_name: str
     metrics: dict[str, float]
     leaderboard: list[dict]
     classes: list | None
+    details: dict = field(default_factory=dict)
 
 
-def holdout_split(X: pd.DataFrame, y: pd.Series, task: str, time_column: str | None, seed: int):
-    """Time-ordered split when a date orders the rows, else a (stratified) random split."""
-    if time_column and time_column in X.columns:
-        order = pd.to_datetime(X[time_column], errors="coerce").sort_values(kind="stable").index
-        cut = int(len(order) * 0.8)
-        return X.loc[order[:cut]], X.loc[order[cut:]], y.loc[order[:cut]], y.loc[order[cut:]]
-    stratify = None
-    if task == "classification":
-        counts = y.value_counts()
-        if counts.min() >= 2 and len(counts) <= len(y) * 0.2:
-            stratify = y
-    return train_test_split(X, y, test_size=0.2, random_state=seed, stratify=stratify)
+class _Prepared:
+    """Preprocessed matrices per fold and preprocessing kind, computed once and shared by candidates."""
 
+    def __init__(self, X, y_codes, folds, plan, task):
+        self.X, self.y, self.folds, self.plan, self.task = X, y_codes, folds, plan, task
+        self._cache: dict = {}
 
-def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: list[Candidate], time_budget_s: float, seed: int = 0, time_column: str | None = None) -> SearchResult:
-    """Fit every candidate on the training part, score on the holdout, refit the best on all rows."""
-    X_train, X_valid, y_train, y_valid = holdout_split(X, y, task, time_column, seed)
-    classes = sorted(pd.unique(y).tolist(), key=str) if task == "classification" else None
-    start = time.perf_counter()
-    leaderboard, best = [], None
-    for candidate in candidates:
-        if leaderboard and time.perf_counter() - start > time_budget_s:
-            leaderboard.append({"model": candidate.name, "skipped": "time budget spent"})
-            continue
-        pipeline = Pipeline([("prep", build_preprocessor(plan, candidate.preprocessing)), ("model", candidate.make())])
-        t0 = time.perf_counter()
-        try:
+    def get(self, fold: int, kind: str):
+        key = (fold, kind)
+        if key not in self._cache:
+            train, valid = self.folds[fold]
+            prep = build_preprocessor(self.plan, kind, self.task)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pipeline.fit(X_train, _encode(y_train, classes))
-                scores = _evaluate(pipeline, X_valid, y_valid, task, classes)
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            leaderboard.append({"model": candidate.name, "error": str(exc).splitlines()[0][:200]})
-            continue
-        row = {"model": candidate.name, **{k: round(v, 6) for k, v in scores.items()}, "fit_seconds": round(time.perf_counter() - t0, 3)}
-        leaderboard.append(row)
-        key = "r2" if task == "regression" else "f1"
-        if best is None or scores[key] > best[1][key]:
-            best = (candidate, scores, pipeline)
-    if best is None:
-        raise ValueError("every candidate model failed: " + "; ".join(r.get("error", "") for r in leaderboard))
-    candidate, scores, _ = best
-    final = Pipeline([("prep", build_preprocessor(plan, candidate.preprocessing)), ("model", candidate.make())])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        final.fit(X, _encode(y, classes))
-    if task == "classification":
-        final = ClassLabelPipeline(final, classes)
-    return SearchResult(pipeline=final, best_name=candidate.name, metrics=scores, leaderboard=leaderboard, classes=classes)
+                Xt = np.asarray(prep.fit_transform(self.X.iloc[train], self.y[train]), dtype=np.float32)
+                Xv = np.asarray(prep.transform(self.X.iloc[valid]), dtype=np.float32)
+            self._cache[key] = (prep, Xt, Xv)
+        return self._cache[key]
+
+
+class ModelSearch:
+    """One search run. Use ``search()``; this class only keeps the bookkeeping readable."""
+
+    def __init__(self, task: str, plan: dict, candidates: list[Candidate], time_budget_s: float, seed: int, n_jobs: int,
+                 metric: str, time_column: str | None, max_rows_first_pass: int, max_rows_full: int):
+        self.task, self.plan, self.candidates = task, plan, candidates
+        self.budget, self.seed, self.n_jobs, self.metric = float(time_budget_s), seed, n_jobs, metric
+        self.time_column, self.max_rows_first_pass, self.max_rows_full = time_column, max_rows_first_pass, max_rows_full
+        self.start = time.perf_counter()
+        self.deadline = self.start + self.budget
+        self.trials: list[Trial] = []
+        self.notes: list[str] = []
+
+    def threads(self, rows: int) -> int:
+        """One thread for small fits: thread start-up and spinning cost more than they save there."""
+        return 1 if rows < SMALL_FIT_ROWS else self.n_jobs
+
+    # -- time --------------------------------------------------------------------------------------------
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def _affordable(self, estimate: float, reserve: float) -> bool:
+        return self.remaining() - reserve > estimate
+
+    # -- trials ------------------------------------------------------------------------------------------
+    def run_trial(self, prepared: _Prepared, candidate: Candidate, rows: int | None, reserve: float) -> Trial:
+        started = time.perf_counter()
+        n_classes = self.n_classes
+        predictions = np.zeros((len(prepared.y), n_classes)) if n_classes else np.zeros(len(prepared.y))
+        scored = np.zeros(len(prepared.y), dtype=bool)
+        fitted, rounds = [], []
+        stop_at = self.deadline - reserve
+        try:
+            for fold, (train, valid) in enumerate(prepared.folds):
+                prep, Xt, Xv = prepared.get(fold, candidate.preprocessing)
+                y_train = prepared.y[train]
+                if rows is not None and rows < len(train):
+                    # The most recent rows when time orders them, else the first rows of a fixed shuffle.
+                    keep = self._rung_positions(len(train), rows)
+                    Xt, y_train = Xt[keep], y_train[keep]
+                if fold > 0 and time.perf_counter() > stop_at and self._any_success():
+                    raise TimeoutError(f"time budget spent after {fold} of {len(prepared.folds)} folds")
+                estimator = make_estimator(candidate, self.task, self.threads(len(y_train)), self.seed, early_stopping=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    used = _fit(estimator, candidate, Xt, y_train, Xv, prepared.y[valid], stop_at)
+                    predictions[valid] = _predict(estimator, Xv, self.task, n_classes)
+                scored[valid] = True
+                fitted.append((prep, estimator))
+                if used:
+                    rounds.append(used)
+        except (ValueError, np.linalg.LinAlgError, MemoryError, TimeoutError) as exc:
+            trial = Trial(candidate, rows or 0, float("-inf"), time.perf_counter() - started, error=str(exc).splitlines()[0][:200])
+            self.trials.append(trial)
+            return trial
+        score = score_predictions(self.metric, prepared.y[scored], predictions[scored], n_classes)
+        trial = Trial(candidate, rows or len(prepared.folds[0][0]), score, time.perf_counter() - started,
+                      int(np.mean(rounds)) if rounds else None, predictions[scored], fitted)
+        self.trials.append(trial)
+        return trial
+
+    def _rung_positions(self, n_train: int, rows: int) -> np.ndarray:
+        if self.time_column:
+            return np.arange(n_train - rows, n_train)
+        return np.sort(np.random.default_rng(self.seed).permutation(n_train)[:rows])
+
+    # -- the search ---------------------------------------------------------------------------------------
+    def run(self, X: pd.DataFrame, y: pd.Series) -> SearchResult:
+        self.classes = sorted(pd.unique(y).tolist(), key=str) if self.task == "classification" else None
+        self.n_classes = len(self.classes) if self.classes else None
+        y_codes = _encode(y, self.classes)
+        self.n_all = len(X)
+        first_pass = self._first_pass_positions(X, y)
+        X_first, y_first = X.iloc[first_pass], y.iloc[first_pass]
+        folds, scheme = validation_folds(X_first, y_first, self.task, self.time_column, self.seed)
+        self.scheme = scheme
+        prepared = _Prepared(X_first, y_codes[first_pass], folds, self.plan, self.task)
+        n_train = len(folds[0][0])
+        rungs = self._rungs(n_train) if len(folds) == 1 else [None]
+        survivors = list(self.candidates)
+        top_trials: list[Trial] = []
+        curve: dict[int, float] = {}
+        for level, rows in enumerate(rungs):
+            last = level == len(rungs) - 1
+            results = []
+            for candidate in survivors:
+                reserve = self._final_reserve(len(X), n_train)
+                estimate = self._estimate(candidate, rows or n_train)
+                if self._any_success() and not self._affordable(estimate, reserve):
+                    self.notes.append(f"skipped {candidate.name} at {rows or n_train} rows: time budget")
+                    continue
+                results.append(self.run_trial(prepared, candidate, rows, reserve))
+            results = [t for t in results if t.error is None]
+            if not results:
+                break
+            results.sort(key=lambda t: t.score, reverse=True)
+            curve[rows or n_train] = results[0].score
+            if last:
+                top_trials = results
+            else:
+                survivors = [t.candidate for t in results[: max(2, math.ceil(len(results) / 2))]]
+                if len(rungs) - level - 1 == 1:
+                    survivors = survivors[:2] if len(survivors) > 2 else survivors
+        if not top_trials:
+            # The budget ran out before the full rung: the best trial seen so far wins.
+            done = [t for t in self.trials if t.error is None]
+            if not done:
+                raise ValueError("every candidate model failed: " + "; ".join(t.error or "" for t in self.trials))
+            top_trials = sorted(done, key=lambda t: (t.rows, t.score), reverse=True)[:1]
+        top_trials += self._local_search(prepared, top_trials, n_train)
+        top_trials.sort(key=lambda t: t.score, reverse=True)
+        best = top_trials[0]
+        ensemble = self._ensemble(prepared, top_trials)
+        pays = self._more_rows_pay(curve)
+        pipeline, final_rows, refit = self._final_model(X, y_codes, first_pass, prepared, best, ensemble, pays)
+        if self.task == "classification":
+            pipeline = ClassLabelPipeline(pipeline, self.classes)
+        chosen = ensemble["name"] if ensemble else best.candidate.name
+        valid_predictions = ensemble["predictions"] if ensemble else best.predictions
+        y_valid = y_first.iloc[np.unique(np.concatenate([v for _, v in folds]))]
+        metrics = self._report_metrics(y_valid, valid_predictions)
+        details = {
+            "validation": scheme, "metric": self.metric, "first_pass_rows": int(len(first_pass)), "final_fit_rows": int(final_rows),
+            "refit": refit, "rungs": [int(r or n_train) for r in rungs], "learning_curve": {str(k): round(v, 6) for k, v in curve.items()},
+            "search_seconds": round(time.perf_counter() - self.start, 3), "trials": len(self.trials), "notes": self.notes,
+        }
+        if ensemble:
+            details["ensemble"] = ensemble["weights"]
+        return SearchResult(pipeline=pipeline, best_name=chosen, metrics=metrics, leaderboard=self._leaderboard(), classes=self.classes,
+                            details=details)
+
+    def _any_success(self) -> bool:
+        return any(t.error is None for t in self.trials)
+
+    def _first_pass_positions(self, X, y) -> np.ndarray:
+        n = len(X)
+        if n <= self.max_rows_first_pass:
+            return np.arange(n)
+        if self.task == "classification" and _can_stratify(y, 2):
+            keep, _ = train_test_split(np.arange(n), train_size=self.max_rows_first_pass, random_state=self.seed, stratify=y.to_numpy())
+        else:
+            keep = np.random.default_rng(self.seed).choice(n, self.max_rows_first_pass, replace=False)
+        self.notes.append(f"first pass on {self.max_rows_first_pass} of {n} rows")
+        return np.sort(keep)
+
+    @staticmethod
+    def _rungs(n_train: int) -> list[int | None]:
+        rungs: list[int | None] = [None]
+        size = n_train
+        while len(rungs) < 3 and size // 2 >= MIN_RUNG_ROWS:
+            size //= 2
+            rungs.insert(0, size)
+        return rungs
+
+    def _estimate(self, candidate: Candidate, rows: int) -> float:
+        same = [t for t in self.trials if t.candidate.name == candidate.name and t.error is None]
+        if same:
+            t = max(same, key=lambda t: t.rows)
+            return t.seconds * rows / max(t.rows, 1)
+        done = [t for t in self.trials if t.error is None]
+        if not done:
+            return 0.0
+        t = max(done, key=lambda t: t.seconds / max(t.rows, 1))
+        return t.seconds * rows / max(t.rows, 1)
+
+    def _final_reserve(self, n_all: int, n_train: int) -> float:
+        """Seconds to keep for the final refit, from the slowest fit per row seen so far."""
+        done = [t for t in self.trials if t.error is None]
+        if not done:
+            return 0.0
+        per_row = max(t.seconds / max(t.rows, 1) / max(len(t.fitted), 1) for t in done)
+        return per_row * min(n_all, self.max_rows_full) * 1.2
+
+    def _local_search(self, prepared: _Prepared, top: list[Trial], n_train: int) -> list[Trial]:
+        """Perturb the best boosted configuration while it keeps paying; few trials, so small tables stay fast."""
+        boosted = [t for t in top if t.candidate.boosted and t.candidate.resample is None]
+        if not boosted:
+            return []
+        rng = np.random.default_rng(self.seed + 1)
+        best = boosted[0]
+        extra, misses = [], 0
+        # Large tables are where tuning pays and where a 60 s budget is not spent by the portfolio alone.
+        large = n_train >= LARGE_TABLE_ROWS
+        trials, patience = (MAX_EXTRA_TRIALS * 3, EXTRA_TRIALS_PATIENCE * 2) if large else (MAX_EXTRA_TRIALS, EXTRA_TRIALS_PATIENCE)
+        for i in range(trials):
+            reserve = self._final_reserve(self.n_all, n_train) * 1.5
+            if misses >= patience or not self._affordable(self._estimate(best.candidate, n_train) * 1.5, reserve):
+                break
+            candidate = _perturb(best.candidate, rng, f"{best.candidate.family}_tuned{i + 1}")
+            trial = self.run_trial(prepared, candidate, None, reserve)
+            if trial.error is not None:
+                misses += 1
+                continue
+            extra.append(trial)
+            if trial.score > best.score:
+                best, misses = trial, 0
+            else:
+                misses += 1
+        return extra
+
+    def _ensemble(self, prepared: _Prepared, top: list[Trial]) -> dict | None:
+        """Greedy forward selection with replacement (Caruana et al.) over the validation predictions."""
+        pool = [t for t in top if t.predictions is not None][:5]
+        if len(pool) < 2:
+            return None
+        y_valid = self._scored_targets(prepared)
+        counts = np.zeros(len(pool))
+        current, best_score = None, -np.inf
+        for _ in range(15):
+            options = []
+            for i, trial in enumerate(pool):
+                blend = trial.predictions if current is None else (current * counts.sum() + trial.predictions) / (counts.sum() + 1)
+                options.append((score_predictions(self.metric, y_valid, blend, self.n_classes), i, blend))
+            score, i, blend = max(options, key=lambda o: o[0])
+            if score <= best_score + 1e-6:
+                break
+            best_score, current = score, blend
+            counts[i] += 1
+        used = counts > 0
+        if used.sum() < 2 or best_score <= pool[0].score + 1e-4:
+            return None
+        members = [pool[i] for i in np.flatnonzero(used)]
+        weights = [float(counts[i] / counts.sum()) for i in np.flatnonzero(used)]
+        name = "ensemble(" + ", ".join(f"{m.candidate.name} {w:.2f}" for m, w in zip(members, weights)) + ")"
+        self.trials.append(Trial(Candidate(name, "ensemble"), members[0].rows, best_score, 0.0))
+        return {"name": name, "members": members, "score": best_score, "predictions": current,
+                "weights_by_model": {m.candidate.name: w for m, w in zip(members, weights)},
+                "weights": {m.candidate.name: round(w, 4) for m, w in zip(members, weights)}}
+
+    def _scored_targets(self, prepared: _Prepared) -> np.ndarray:
+        scored = np.zeros(len(prepared.y), dtype=bool)
+        for _, valid in prepared.folds:
+            scored[valid] = True
+        return prepared.y[scored]
+
+    @staticmethod
+    def _more_rows_pay(curve: dict[int, float]) -> bool:
+        if len(curve) < 2:
+            return True
+        sizes = sorted(curve)
+        return curve[sizes[-1]] - curve[sizes[-2]] > LEARNING_CURVE_GAIN
+
+    def _final_model(self, X, y_codes, first_pass, prepared, best: Trial, ensemble: dict | None, pays: bool):
+        members = ensemble["members"] if ensemble else [best]
+        weights = ensemble["weights_by_model"] if ensemble else {best.candidate.name: 1.0}
+        n_all = min(len(X), self.max_rows_full)
+        if pays and len(X) > len(first_pass):
+            positions = np.arange(len(X)) if len(X) <= self.max_rows_full else np.sort(
+                np.random.default_rng(self.seed).choice(len(X), self.max_rows_full, replace=False))
+        else:
+            positions = first_pass
+        n_fit = len(positions)
+        cost = sum(m.seconds / max(len(m.fitted), 1) * n_fit / max(m.rows, 1) for m in members)
+        if cost > self.remaining() and len(positions) > len(first_pass):
+            positions, n_fit = first_pass, len(first_pass)
+            cost = sum(m.seconds / max(len(m.fitted), 1) * n_fit / max(m.rows, 1) for m in members)
+        if cost > self.remaining() and len(prepared.folds) > 1 and all(len(m.fitted) == len(prepared.folds) for m in members):
+            # No time for a refit: average the cross-validation fold models (each saw most of the rows).
+            self.notes.append("averaged the cross-validation fold models: the budget would not cover a refit")
+            pipelines, member_weights = [], []
+            for m in members:
+                for prep, estimator in m.fitted:
+                    pipelines.append(Pipeline([("prep", prep), ("model", estimator)]))
+                    member_weights.append(weights[m.candidate.name] / len(m.fitted))
+            return self._combine(pipelines, member_weights), len(prepared.folds[0][0]), False
+        if cost > self.remaining() and len(prepared.folds) == 1:
+            # No time for a refit: keep the search's own fits (trained on the first pass's training part).
+            self.notes.append("kept the search's fit: the budget would not cover a refit on all rows")
+            pipelines = [Pipeline([("prep", m.fitted[0][0]), ("model", m.fitted[0][1])]) for m in members]
+            return self._combine(pipelines, [weights[m.candidate.name] for m in members]), len(prepared.folds[0][0]), False
+        pipelines = []
+        X_fit, y_fit = X.iloc[positions], y_codes[positions]
+        for member in members:
+            rounds = None
+            if member.candidate.boosted and member.rounds:
+                # More rows than each fold's training part: a few more rounds than early stopping chose.
+                growth = (n_fit / max(member.rows, 1)) ** 0.25
+                rounds = max(10, int(math.ceil(member.rounds * 1.1 * growth)))
+            pipeline = Pipeline([("prep", build_preprocessor(self.plan, member.candidate.preprocessing, self.task)),
+                                 ("model", make_estimator(member.candidate, self.task, self.threads(n_fit), self.seed, n_estimators=rounds))])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pipeline.fit(X_fit, y_fit)
+            pipelines.append(pipeline)
+        return self._combine(pipelines, [weights[m.candidate.name] for m in members]), n_fit, True
+
+    def _combine(self, pipelines: list, weights: list[float]):
+        if len(pipelines) == 1:
+            return pipelines[0]
+        return WeightedEnsemble(pipelines, weights, self.task, self.n_classes)
+
+    def _report_metrics(self, y_valid: pd.Series, predictions: np.ndarray) -> dict[str, float]:
+        if self.task == "regression":
+            return regression_metrics(y_valid.astype(float), predictions)
+        return classification_metrics(y_valid.astype(object), predictions, self.classes)
+
+    def _leaderboard(self) -> list[dict]:
+        rows = []
+        for t in sorted(self.trials, key=lambda t: (-t.rows, -(t.score if t.error is None else -np.inf))):
+            row = {"model": t.candidate.name, "rows": int(t.rows), self.metric: None if t.error else round(t.score, 6),
+                   "seconds": round(t.seconds, 3)}
+            if t.rounds:
+                row["rounds"] = t.rounds
+            if t.error:
+                row["error"] = t.error
+            rows.append(row)
+        return rows
+
+
+def _perturb(candidate: Candidate, rng: np.random.Generator, name: str) -> Candidate:
+    """A neighbour of a boosted configuration: one or two hyperparameters moved."""
+    params = dict(candidate.params)
+    if candidate.family == "lightgbm":
+        space = {
+            "num_leaves": [7, 15, 31, 63, 127, 255], "min_child_samples": [3, 5, 10, 20, 40, 80],
+            "colsample_bytree": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "reg_lambda": [0.0, 0.1, 1.0, 5.0, 20.0],
+            "learning_rate": [0.03, 0.05, 0.08, 0.1],
+        }
+    else:
+        space = {
+            "max_depth": [4, 5, 6, 7, 8, 10], "min_child_weight": [1, 2, 5, 10], "colsample_bytree": [0.5, 0.6, 0.7, 0.8, 1.0],
+            "subsample": [0.6, 0.7, 0.8, 0.9, 1.0], "learning_rate": [0.03, 0.05, 0.08, 0.1], "reg_lambda": [0.1, 1.0, 5.0],
+        }
+    keys = list(space)
+    for key in rng.choice(keys, size=2, replace=False):
+        options = [v for v in space[key] if v != params.get(key)]
+        params[key] = options[int(rng.integers(len(options)))]
+    if candidate.family == "lightgbm" and params.get("subsample", 1.0) < 1.0:
+        params.setdefault("subsample_freq", 1)
+    return Candidate(name, candidate.family, params, candidate.preprocessing, candidate.resample)
 
 
 def _encode(y: pd.Series, classes):
     if classes is None:
         return y.astype(float).to_numpy()
     lookup = {c: i for i, c in enumerate(classes)}
-    return y.map(lookup).to_numpy()
+    return y.map(lookup).to_numpy().astype(int)
 
 
-def _evaluate(pipeline, X_valid, y_valid, task, classes) -> dict[str, float]:
-    if task == "regression":
-        return regression_metrics(y_valid, pipeline.predict(X_valid))
-    proba = _full_proba(pipeline, X_valid, len(classes))
-    return classification_metrics(y_valid, proba, classes)
-
-
-def _full_proba(pipeline, X, n_classes: int) -> np.ndarray:
-    """predict_proba with a column for every class, also those absent from the training part."""
-    proba = pipeline.predict_proba(X)
-    seen = pipeline.classes_ if hasattr(pipeline, "classes_") else pipeline.named_steps["model"].classes_
-    full = np.zeros((len(X), n_classes))
-    full[:, np.asarray(seen, dtype=int)] = proba
-    return full
-
-
-class ClassLabelPipeline:
-    """Wraps a pipeline trained on class codes so it predicts probabilities for every class label."""
-
-    def __init__(self, pipeline: Pipeline, classes: list):
-        self.pipeline = pipeline
-        self.classes_ = list(classes)
-
-    def predict_proba(self, X) -> np.ndarray:
-        return _full_proba(self.pipeline, X, len(self.classes_))
-
-    def predict(self, X):
-        return np.asarray(self.classes_, dtype=object)[self.predict_proba(X).argmax(axis=1)]
-
-    @property
-    def named_steps(self):
-        return self.pipeline.named_steps
+def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: list[Candidate] | None = None, time_budget_s: float = 60.0,
+           seed: int = 0, time_column: str | None = None, *, n_jobs: int = 2, metric: str | None = None,
+           max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000) -> SearchResult:
+    """Find a good model for ``y`` from ``X`` within ``time_budget_s`` seconds (see the module docstring)."""
+    if candidates is None:
+        candidates = regression_candidates(n_jobs, seed) if task == "regression" else classification_candidates(n_jobs, seed, is_imbalanced(y))
+    runner = ModelSearch(task, plan, candidates, time_budget_s, seed, n_jobs, metric or METRIC_FOR_TASK[task], time_column,
+                         max_rows_first_pass, max_rows_full)
+    return runner.run(X.reset_index(drop=True), y.reset_index(drop=True))

