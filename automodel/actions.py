@@ -249,8 +249,8 @@ def execute_actions(context: ActionContext, log: ActionLog, enabled: list[str] |
         notified, skipped, failed = [], [], {}
         if notify and outcome["triggered"]:
             subject = f"[automodel] {name} ({outcome['severity']}): {outcome['message']}"
-            payload = {"run_id": context.run_id, "file": context.file_name, "user": context.user_id, "analyzer": context.analyzer,
-                       "task": context.task, "target": context.target, **outcome, "summary": redact_pii(context.summary or "")}
+            payload = _redacted({"run_id": context.run_id, "file": context.file_name, "user": context.user_id, "analyzer": context.analyzer,
+                                 "task": context.task, "target": context.target, **outcome, "summary": context.summary or ""})
             for notifier in notifiers:
                 if not force and log.already_notified(dedupe_key, notifier.channel):
                     skipped.append(notifier.channel)

@@ -10,13 +10,15 @@ import pandas as pd
 
 from automodel import stages
 from automodel.actions import ActionLog, execute_actions
-from automodel.dashboard import build_figures, write_dashboard
+from automodel.dashboard import build_figures, key_figures, write_dashboard
 from automodel.errors import AutomodelError
 from automodel.lake import build_index, lake_fingerprint
 from automodel.sessions import SessionStore
-from automodel.summary import summary_facts, template_summary
+from automodel.summary import summarize, summary_facts
 from automodel_assets.partitions import runs_partitions
-from recipes import ActionContext
+from recipes import ActionContext, parse_recipe_options, select_recipes
+from resources.llm import LLMResource
+from resources.notifier import NotifierResource
 from resources.settings import AutomodelSettings
 from resources.storage import StorageResource
 
@@ -208,18 +210,25 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
 
 @dg.asset(
     partitions_def=runs_partitions, group_name="outputs", kinds={"python"}, owners=OWNERS,
-    description="A plain-English summary of the run with its real numbers, caveats and recommendations.",
+    description="A plain-English summary of the run with its real numbers, caveats and recommendations: the template, or an LLM "
+                "(AUTOMODEL_LLM_PROVIDER openai/vllm) whose text is kept only when every number in it comes from the run's facts.",
 )
-def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
-            predictions: pd.DataFrame, explanations: pd.DataFrame) -> dict:
+def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: pd.DataFrame,
+            model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame) -> dict:
     store = SessionStore(settings.layout.sessions_db)
     session = store.get(context.partition_key) or {}
     facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], session.get("enrichment"), None,
                           explanations.to_dict(orient="records"))
-    text = template_summary(facts)
-    store.update(context.partition_key, summary=text)
-    context.add_output_metadata({"summary": dg.MetadataValue.md(text), "provider": "template"})
-    return {"text": text, "facts": facts, "provider": "template"}
+    result = summarize(facts, llm.get_provider())
+    if result.fallback_reason:
+        context.log.warning(f"summary: {result.fallback_reason}")
+    store.update(context.partition_key, summary=result.text)
+    context.add_output_metadata({
+        "summary": dg.MetadataValue.md(result.text), "provider": result.provider, "requested_provider": result.requested_provider,
+        "fallback_reason": result.fallback_reason or "none",
+        "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.recommendations) or "none"),
+    })
+    return {**result.to_dict(), "facts": facts}
 
 
 @dg.asset(
@@ -230,21 +239,24 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
               predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict) -> dict:
     figures = build_figures(model.task, enriched_frame, model.target, predictions, explanations.to_dict(orient="records"))
     path = settings.layout.dashboard_path(context.partition_key)
-    headline = {"analyzer": model.analyzer, "task": model.task, "target": model.target, "rows": len(enriched_frame),
-                **{k: _fmt(v) for k, v in model.metrics.items()}}
-    write_dashboard(path, f"automodel run {context.partition_key}", headline, summary["text"], figures)
-    SessionStore(settings.layout.sessions_db).update(context.partition_key, dashboard_path=str(path))
     charts = [name for name, _ in figures]
-    context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts)})
-    return {"path": str(path), "charts": charts}
+    figures_shown = key_figures(model.task, model.metrics, len(enriched_frame), charts)
+    headline = {"analyzer": model.analyzer, "task": model.task, "target": model.target, **figures_shown}
+    text = summary["text"] + ("" if summary.get("provider", "template") == "template" else " Recommendations: " + " ".join(summary.get("recommendations", [])))
+    write_dashboard(path, f"automodel run {context.partition_key}", headline, text, figures)
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, dashboard_path=str(path))
+    context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
+                                 "key_figures": dg.MetadataValue.md(_md_table(figures_shown)),
+                                 **{f"figure/{k}": v for k, v in figures_shown.items()}})
+    return {"path": str(path), "charts": charts, "key_figures": figures_shown}
 
 
 @dg.asset(
     partitions_def=runs_partitions, group_name="actions", kinds={"python"}, owners=OWNERS,
     description="What the action recipes (role_review, anomaly_alert, reorder) did, with notifications; logged to action_logs.db. Behind ENABLE_AGENT_ACTIONS.",
 )
-def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, model: stages.ModelOutcome, predictions: pd.DataFrame,
-            summary: dict, column_metadata: stages.Profile) -> list:
+def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, notifier: NotifierResource, model: stages.ModelOutcome,
+            predictions: pd.DataFrame, summary: dict, column_metadata: stages.Profile, enriched_frame: pd.DataFrame) -> list:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
     store = SessionStore(settings.layout.sessions_db)
@@ -252,14 +264,17 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, mode
         action_context = ActionContext(
             run_id=run_id, file_name=manifest.file_name, user_id=manifest.user_id, analyzer=model.analyzer, task=model.task,
             target=model.target, metrics=model.metrics, summary=summary["text"], predictions=predictions,
-            column_metadata=column_metadata.metas, needs_role_review=model.needs_role_review,
+            column_metadata=column_metadata.metas, needs_role_review=model.needs_role_review, frame=enriched_frame,
         )
-        results = execute_actions(action_context, ActionLog(settings.layout.action_log_db), webhook_url=settings.webhook_url or None)
+        results = execute_actions(action_context, ActionLog(settings.layout.action_log_db),
+                                  enabled=select_recipes(settings.recipes_enabled, settings.recipes_disabled),
+                                  recipe_options=parse_recipe_options(settings.recipe_options), notifiers=notifier.notifiers())
     else:
         results = [{"recipe": "all", "triggered": False, "message": "ENABLE_AGENT_ACTIONS is off", "records": [], "notified": []}]
     store.update(run_id, actions=[{k: r[k] for k in ("recipe", "triggered", "message", "notified")} for r in results], status="success", error=None)
-    context.add_output_metadata({"triggered": sum(bool(r["triggered"]) for r in results),
-                                 "actions": dg.MetadataValue.md(_md_table({r["recipe"]: r["message"] for r in results}))})
+    rows = {r["recipe"]: f"{r['message']} (notified: {', '.join(r['notified']) or 'none'})" for r in results}
+    context.add_output_metadata({"triggered": sum(bool(r["triggered"]) for r in results), "channels": ", ".join(notifier.channels),
+                                 "actions": dg.MetadataValue.md(_md_table(rows))})
     return results
 
 

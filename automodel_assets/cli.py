@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("source")
     inspect.add_argument("--json", action="store_true")
     inspect.add_argument("--export", metavar="OUT.csv")
+
+    ask = sub.add_parser("ask", help="ask a question about a run's data: writes a chart and prints the answer")
+    ask.add_argument("run_id")
+    ask.add_argument("question")
+    ask.add_argument("--user", default="default")
+    ask.add_argument("--json", action="store_true")
     return parser
 
 
@@ -231,7 +237,50 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score, "rerun": cmd_rerun, "sessions": cmd_sessions, "index": cmd_index, "inspect": cmd_inspect}
+def cmd_ask(args) -> int:
+    import hashlib
+
+    import dagster as dg
+    import pandas as pd
+
+    from automodel import stages
+    from automodel.ask import answer, write_answer_chart
+    from automodel.safety import safe_user_id
+    from automodel.sessions import SessionStore
+    from automodel_assets.assets import ALL_ASSETS
+    from automodel_assets.definitions import build_resources
+    from automodel_assets.runs import get_instance
+
+    settings = _settings(args)
+    row = SessionStore(settings.layout.sessions_db).get(args.run_id)
+    if row is None or row["user_id"] != safe_user_id(args.user):  # another user's run is reported exactly like a missing one
+        raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
+    resources = build_resources(settings)
+    instance = get_instance(settings.layout)
+    try:
+        frame = dg.Definitions(assets=ALL_ASSETS, resources=resources).load_asset_value("enriched_frame", partition_key=args.run_id, instance=instance)
+    except Exception as exc:  # the partition or its stored output is gone
+        raise CliError(f"Run {args.run_id} has no stored data to ask about ({type(exc).__name__}); rerun it with `automodel rerun {args.run_id}`.") from exc
+    predictions = pd.read_csv(row["predictions_path"]) if row.get("predictions_path") and Path(row["predictions_path"]).exists() else None
+    explanation_path = settings.layout.explanation_path(args.run_id)
+    importance = pd.read_csv(explanation_path).to_dict(orient="records") if explanation_path.exists() else None
+    fitted = stages.load_model_bundle(Path(row["model_path"]))["fitted"] if row.get("model_path") else None
+    result = answer(args.question, frame, target=row.get("target"), task=row.get("task"), predictions=predictions, importance=importance,
+                    fitted=fitted, provider=resources["llm"].get_provider())
+    digest = hashlib.sha256(args.question.strip().lower().encode()).hexdigest()[:10]
+    write_answer_chart(result, settings.layout.dashboard_path(args.run_id).with_name(f"{args.run_id}_ask_{digest}.html"))
+    out = {"run_id": args.run_id, **result.to_dict()}
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        print(result.text)
+        if result.chart_path:
+            print(f"chart ({result.chart}): {result.chart_path}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "score": cmd_score, "rerun": cmd_rerun, "sessions": cmd_sessions, "index": cmd_index, "inspect": cmd_inspect,
+            "ask": cmd_ask}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not args.command:
-            raise CliError("Give a command: run, score, rerun, sessions, index or inspect; see `automodel --help`.")
+            raise CliError("Give a command: run, score, rerun, sessions, index, inspect or ask; see `automodel --help`.")
         return COMMANDS[args.command](args)
     except (CliError, AutomodelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

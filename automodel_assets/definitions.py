@@ -14,6 +14,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, RUN_ASSETS, semantic_index
 from automodel_assets.io_manager import RunStoreIOManager
 from automodel_assets.partitions import runs_partitions
+from resources.llm import LLMResource
+from resources.notifier import NotifierResource
 from resources.settings import AutomodelSettings
 from resources.storage import StorageResource
 
@@ -36,7 +38,8 @@ def executor_from_env():
 def build_resources(settings: AutomodelSettings | None = None) -> dict:
     settings = settings or AutomodelSettings.from_env()
     base = os.environ.get("AUTOMODEL_ASSET_STORE") or str(settings.layout.asset_dir)
-    return {"settings": settings, "storage": StorageResource(), "io_manager": RunStoreIOManager(base_path=base)}
+    return {"settings": settings, "storage": StorageResource(), "io_manager": RunStoreIOManager(base_path=base),
+            "llm": LLMResource.from_settings(settings), "notifier": NotifierResource.from_settings(settings)}
 
 
 run_job = dg.define_asset_job(

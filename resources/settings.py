@@ -49,6 +49,21 @@ class AutomodelSettings(dg.ConfigurableResource):
     enable_semantic_merge: bool = True
     enable_agent_actions: bool = True
     search_time_budget_s: float = 60.0
+    search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
+    # LLM endpoint details, SMTP notifications and recipe selection (issue 6).
+    llm_api_key: str = ""
+    llm_timeout_s: float = 30.0
+    llm_retries: int = 2
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "automodel@localhost"
+    smtp_to: str = ""
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    recipes_enabled: str = ""  # comma-separated; empty means every recipe found
+    recipes_disabled: str = ""
+    recipe_options: str = ""  # JSON: {"reorder": {"threshold": 10}, "anomaly_alert": {"min_rate": 0.02}}
 
     @classmethod
     def from_env(cls, **overrides) -> "AutomodelSettings":
@@ -80,6 +95,20 @@ class AutomodelSettings(dg.ConfigurableResource):
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
             enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
             search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
+            search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),
+            llm_api_key=env.get("AUTOMODEL_LLM_API_KEY", ""),
+            llm_timeout_s=float(env.get("AUTOMODEL_LLM_TIMEOUT_S", 30.0)),
+            llm_retries=int(env.get("AUTOMODEL_LLM_RETRIES", 2)),
+            smtp_host=env.get("AUTOMODEL_SMTP_HOST", ""),
+            smtp_port=int(env.get("AUTOMODEL_SMTP_PORT", 25)),
+            smtp_from=env.get("AUTOMODEL_SMTP_FROM", "automodel@localhost"),
+            smtp_to=env.get("AUTOMODEL_SMTP_TO", ""),
+            smtp_username=env.get("AUTOMODEL_SMTP_USERNAME", ""),
+            smtp_password=env.get("AUTOMODEL_SMTP_PASSWORD", ""),
+            smtp_starttls=_flag("AUTOMODEL_SMTP_STARTTLS", False),
+            recipes_enabled=env.get("AUTOMODEL_RECIPES", ""),
+            recipes_disabled=env.get("AUTOMODEL_RECIPES_DISABLED", ""),
+            recipe_options=env.get("AUTOMODEL_RECIPE_OPTIONS", ""),
         )
         values.update(overrides)
         return cls(**values)
