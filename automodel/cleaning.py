@@ -29,6 +29,7 @@ class CleaningReport:
     converted: dict[str, str] = field(default_factory=dict)
     duplicate_rows: int = 0
     outlier_rows: int = 0
+    protected: list[str] = field(default_factory=list)
 
     def count(self, step: str, column: str, n: int) -> None:
         if n:
@@ -45,148 +46,285 @@ class CleaningReport:
             "converted": self.converted,
             "duplicate_rows": self.duplicate_rows,
             "outlier_rows": self.outlier_rows,
+            "protected": self.protected,
             "total_changes": self.total_changes(),
         }
+
+
+TEXT_DTYPE = pd.StringDtype("pyarrow")
+_GATE_SAMPLE = 2_000
 
 
 def _is_text(series: pd.Series) -> bool:
     return series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
 
 
-def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None) -> pd.DataFrame:
-    """Strip stray whitespace and turn missing-value tokens into real missing values."""
+def _as_text(series: pd.Series) -> pd.Series:
+    """The column as Arrow-backed text (fast string kernels); cells that are not strings become text first."""
+    if series.dtype == TEXT_DTYPE:
+        return series
+    if series.dtype == object:
+        series = series.map(lambda v: v if isinstance(v, str) or v is None or (isinstance(v, float) and v != v) else str(v))
+    return series.astype(TEXT_DTYPE)
+
+
+def _sample(series: pd.Series, n: int = _GATE_SAMPLE) -> pd.Series:
+    """Up to ``n`` present values at fixed random positions (decisions on a column are gated on a sample)."""
+    if len(series) > n:
+        positions = np.sort(np.random.default_rng(0).choice(len(series), n, replace=False))
+        series = series.iloc[positions]
+    return series.dropna()
+
+
+def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, unify_case: bool = True) -> pd.DataFrame:
+    """Strip stray whitespace, turn missing-value tokens into real missing values and, in label columns,
+    write values that differ only by case ("Yes"/"yes") the way they are written most often."""
     out = frame.copy()
     for col in columns or out.columns:
         series = out[col]
         if not _is_text(series):
             continue
-        as_str = series.astype("string")
-        stripped = as_str.str.strip().str.replace(r"\s+", " ", regex=True)
-        report.count("strip_whitespace", col, int((stripped != as_str).fillna(False).sum()))
-        is_na_token = stripped.str.lower().isin(NA_TOKENS) & stripped.notna()
-        report.count("missing_tokens", col, int(is_na_token.sum()))
-        stripped = stripped.mask(is_na_token)
-        out[col] = stripped.astype(object).where(stripped.notna(), np.nan)
+        as_text = _as_text(series)
+        stripped = as_text.str.strip()
+        if stripped.str.contains("  ", regex=False).any() or stripped.str.contains("\t", regex=False).any():
+            stripped = stripped.str.replace(r"\s+", " ", regex=True)
+        report.count("strip_whitespace", col, int((stripped != as_text).fillna(False).sum()))
+        lowered = stripped.str.lower()
+        is_na_token = lowered.isin(NA_TOKENS).fillna(False)
+        n_tokens = int(is_na_token.sum())
+        if n_tokens:
+            report.count("missing_tokens", col, n_tokens)
+            stripped = stripped.mask(is_na_token)
+        if unify_case:
+            stripped = _unify_case(stripped, col, report)
+        out[col] = stripped
     return out
 
 
+def _unify_case(series: pd.Series, col: str, report: CleaningReport, max_labels: int = 1_000) -> pd.Series:
+    sample = _sample(series)
+    if not sample.str.contains(r"[A-Za-z]", regex=True).any() or sample.nunique() > max_labels:
+        return series  # numbers have no case; a sample with this many labels means free text or ids
+    counts = series.value_counts(dropna=True)
+    if counts.empty or len(counts) > max_labels or len(counts) > 0.5 * counts.sum():
+        return series  # free text or identifiers: case may carry meaning there
+    folded = pd.Series(counts.index.str.lower(), index=counts.index)
+    if folded.nunique() == len(counts):
+        return series
+    canonical = {}
+    for spelling, key in folded.items():  # value_counts is sorted, so the first spelling seen is the most frequent
+        canonical.setdefault(key, spelling)
+    mapping = {spelling: canonical[key] for spelling, key in folded.items() if canonical[key] != spelling}
+    changed = series.isin(list(mapping)).fillna(False)
+    report.count("case_unified", col, int(changed.sum()))
+    return series.where(~changed, series.map(mapping)).astype(TEXT_DTYPE)
+
+
 def parse_number_text(values: pd.Series) -> pd.Series:
-    """Parse '$1,200', '45%', '(300)', '1.2e3', '1 200' into floats; NaN where not a number."""
-    text = values.astype("string").str.strip()
+    """Parse '$1,200', '45%', '(300)', '1.2e3', '1 200', '€5', '-12 USD' into floats; NaN where not a number."""
+    text = _as_text(values).str.strip()
     negative = text.str.match(r"^\(.*\)$").fillna(False)
     percent = text.str.endswith("%").fillna(False)
     core = text.str.replace(r"^\((.*)\)$", r"\1", regex=True)
-    core = core.str.replace(r"[$€£¥%\s]", "", regex=True).str.replace(r"(?i)^(usd|eur|gbp)|(usd|eur|gbp)$", "", regex=True)
-    valid = core.str.match(_NUMBER_RE.pattern).fillna(False) & core.str.contains(r"\d").fillna(False)
-    numbers = pd.to_numeric(core.where(valid).str.replace(",", "", regex=False), errors="coerce").astype("float64")
-    numbers = numbers.where(~negative, -numbers)
-    numbers = numbers.where(~percent, numbers / 100.0)
+    core = core.str.replace("[$€£¥%\\s\u00a0']", "", regex=True).str.replace(r"(?i)^(usd|eur|gbp)|(usd|eur|gbp)$", "", regex=True)
+    valid = (core.str.match(_NUMBER_RE.pattern).fillna(False) & core.str.contains(r"\d").fillna(False)).astype(bool)
+    numbers = pd.to_numeric(core.where(valid).str.replace(",", "", regex=False), errors="coerce").astype(float)
+    numbers = numbers.where(~negative.astype(bool), -numbers)
+    numbers = numbers.where(~percent.astype(bool), numbers / 100.0)
     return numbers.astype(float)
 
 
+_LEADING_ZERO_CODE = re.compile(r"^0\d+$")
+
+
+def _is_leading_zero_code(sample: pd.Series) -> bool:
+    """Codes such as zip '02134' or FIPS '06037' lose their meaning as numbers; they stay text."""
+    text = sample.astype(str).str.strip()
+    zeros = text.str.match(_LEADING_ZERO_CODE.pattern)
+    return bool(zeros.any()) and text.str.len().nunique() <= 2 and text.str.fullmatch(r"\d+(-\d{4})?").mean() > 0.95
+
+
+def _plain_numbers(series: pd.Series) -> pd.Series:
+    """Plain numbers ('12', '-3.5e2') as floats, NaN elsewhere; Arrow's cast when every value is plain (fast)."""
+    import pyarrow as pa
+    import pyarrow.compute as pac
+
+    if series.dtype == TEXT_DTYPE:
+        try:
+            array = pac.cast(pa.chunked_array(series.array._pa_array), pa.float64())
+            return pd.Series(array.to_numpy(zero_copy_only=False), index=series.index, dtype=float)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, AttributeError):
+            pass
+    return pd.to_numeric(_as_text(series), errors="coerce").astype(float)
+
+
 def convert_numbers(frame: pd.DataFrame, report: CleaningReport, threshold: float = 0.95) -> pd.DataFrame:
+    """Numbers written as text ('$1,200', '45%', '(300)', '1.2e3', '12,345') become numbers; a column whose
+    values are at least ``threshold`` numbers is converted and its few other values become missing."""
     out = frame.copy()
     for col in out.columns:
         series = out[col]
         if not _is_text(series):
             continue
         present = series.notna()
-        if not present.any():
+        n_present = int(present.sum())
+        if not n_present:
             continue
-        parsed = parse_number_text(series)
+        sample = _sample(series)
+        if parse_number_text(sample).notna().mean() < threshold or _is_leading_zero_code(sample):
+            continue
+        plain = _plain_numbers(series)
+        parsed = plain if int(plain.notna().sum()) == n_present else parse_number_text(series)
         ok = parsed.notna() & present
-        if ok.sum() / present.sum() >= threshold:
-            plain = pd.to_numeric(series.where(present), errors="coerce")
-            report.count("numbers_from_text", col, int((ok & plain.isna()).sum()))
-            report.count("mixed_type_to_missing", col, int((present & ~ok).sum()))
-            whole = parsed.dropna()
-            if len(whole) and np.all(np.mod(whole, 1) == 0) and whole.abs().max() < 2**53:
-                out[col] = parsed.astype("Int64").astype(float) if parsed.isna().any() else parsed.astype("int64")
-            else:
-                out[col] = parsed
-            report.converted[col] = "number"
+        if ok.sum() / n_present < threshold:
+            continue
+        report.count("numbers_from_text", col, int((ok & plain.isna()).sum()))
+        report.count("mixed_type_to_missing", col, int((present & ~ok).sum()))
+        whole = parsed.dropna()
+        if len(whole) and bool(np.all(np.mod(whole.to_numpy(), 1) == 0)) and whole.abs().max() < 2**53 and not parsed.isna().any():
+            out[col] = parsed.astype("int64")
+        else:
+            out[col] = parsed
+        report.converted[col] = "number"
     return out
 
 
 def convert_booleans(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:
+    """Two-valued yes/no, y/n, true/false, t/f columns become booleans (missing stays missing)."""
     out = frame.copy()
     for col in out.columns:
         series = out[col]
         if not _is_text(series):
             continue
-        lowered = series.dropna().astype(str).str.strip().str.lower()
-        if lowered.empty:
+        sample = set(_as_text(_sample(series, 200)).str.strip().str.lower())
+        if not sample or not sample <= TRUE_TOKENS | FALSE_TOKENS:
             continue
-        values = set(lowered.unique())
+        counts = _as_text(series).str.strip().str.lower().value_counts(dropna=True)
+        if counts.empty:
+            continue
+        values = set(counts.index)
         if values <= TRUE_TOKENS | FALSE_TOKENS and values & TRUE_TOKENS and values & FALSE_TOKENS:
-            mapped = series.astype("string").str.strip().str.lower().map(
-                lambda v: True if v in TRUE_TOKENS else (False if v in FALSE_TOKENS else None), na_action="ignore"
-            )
-            out[col] = mapped.astype("boolean")
+            lowered = _as_text(series).str.strip().str.lower()
+            mapped = pd.Series(pd.NA, index=series.index, dtype="boolean")
+            mapped[lowered.isin(TRUE_TOKENS).fillna(False).astype(bool)] = True
+            mapped[lowered.isin(FALSE_TOKENS).fillna(False).astype(bool)] = False
+            out[col] = mapped
             report.count("booleans_from_text", col, int(series.notna().sum()))
             report.converted[col] = "boolean"
     return out
 
 
-_DATE_HINT = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{4}-\d{2}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|\d{1,2} [A-Za-z]{3,9}\.? \d{4}")
+_DATE_HINT = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{4}-\d{2}|[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|\d{1,2}[ -][A-Za-z]{3,9}\.?[ -]\d{2,4}|[A-Za-z]{3}-\d{2,4}")
+_DATE_FORMATS = (
+    "ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d.%m.%Y", "%d-%b-%Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y",
+    "%b %d %Y", "%b-%Y", "%b-%y", "%Y%m%d",
+)
+_EPOCH_WORDS = {"timestamp", "epoch", "unix", "ts", "time", "datetime", "date", "created", "updated"}
 
 
 def convert_to_datetime(frame: pd.DataFrame, report: CleaningReport, columns=None, threshold: float = 0.9) -> pd.DataFrame:
-    """Convert text columns that hold dates (many formats) to datetimes."""
+    """Convert text columns that hold dates (many formats) to datetimes, and epoch-second or -millisecond
+    numbers in columns named like timestamps."""
     out = frame.copy()
     for col in columns or out.columns:
         series = out[col]
-        if not _is_text(series):
-            continue
-        present = series.dropna().astype(str)
-        if present.empty:
-            continue
-        sample = present.sample(min(len(present), 500), random_state=0)
-        if sample.str.contains(_DATE_HINT).mean() < threshold:
-            continue
-        parsed = _parse_dates(series)
-        ok = parsed.notna().sum()
-        if ok / len(present) >= threshold:
-            report.count("dates_from_text", col, int(ok))
-            report.count("mixed_type_to_missing", col, int(len(present) - ok))
-            out[col] = parsed
-            report.converted[col] = "datetime"
+        if _is_text(series):
+            present = series.dropna()
+            if present.empty:
+                continue
+            sample = _sample(series, 500).astype(str)
+            if sample.str.contains(_DATE_HINT).mean() < threshold:
+                continue
+            parsed = _parse_dates(series, sample)
+            ok = int(parsed.notna().sum())
+            if ok / len(present) >= threshold:
+                report.count("dates_from_text", col, ok)
+                report.count("mixed_type_to_missing", col, int(len(present) - ok))
+                out[col] = parsed
+                report.converted[col] = "datetime"
+        elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) and _name_words(col) & _EPOCH_WORDS:
+            values = series.dropna()
+            if values.empty:
+                continue
+            unit = "s" if values.between(1e8, 4.1e9).all() else ("ms" if values.between(1e11, 4.1e12).all() else None)
+            if unit:
+                out[col] = pd.to_datetime(series, unit=unit, errors="coerce")
+                report.count("dates_from_epoch", col, int(values.size))
+                report.converted[col] = f"datetime (epoch {unit})"
     return out
 
 
-def _parse_dates(series: pd.Series) -> pd.Series:
-    best = None
+def _name_words(name) -> set[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name))
+    return {t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t}
+
+
+def _to_datetime(values: pd.Series, fmt: str, dayfirst: bool = False) -> pd.Series:
+    kwargs = {"format": fmt} if fmt != "mixed" else {"format": "mixed", "dayfirst": dayfirst}
+    try:
+        parsed = pd.to_datetime(values, errors="coerce", utc=True, **kwargs)
+    except (ValueError, TypeError, OverflowError):
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    return parsed.dt.tz_convert(None)
+
+
+def _parse_dates(series: pd.Series, sample: pd.Series) -> pd.Series:
+    """Pick the format that reads most of a sample, then parse the whole column with it (fast, one format);
+    columns that mix formats are parsed value by value."""
+    text = series.astype(object).where(series.notna(), None)
+    sample_text = sample.astype(object)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for kwargs in ({"format": "ISO8601"}, {"format": "mixed", "dayfirst": False}, {"format": "mixed", "dayfirst": True}):
-            try:
-                parsed = pd.to_datetime(series, errors="coerce", utc=False, **kwargs)
-            except (ValueError, TypeError):
-                continue
-            if getattr(parsed.dt, "tz", None) is not None:
-                parsed = parsed.dt.tz_convert(None)
-            if best is None or parsed.notna().sum() > best.notna().sum():
-                best = parsed
-            if best.notna().all():
+        best_fmt, best_ok = None, -1
+        for fmt in _DATE_FORMATS:
+            ok = int(_to_datetime(sample_text, fmt).notna().sum())
+            if ok > best_ok:
+                best_fmt, best_ok = fmt, ok
+            if ok == len(sample_text):
                 break
-    return best if best is not None else pd.Series(pd.NaT, index=series.index)
+        if best_fmt is not None and best_ok == len(sample_text):
+            parsed = _to_datetime(text, best_fmt)
+            if parsed.notna().sum() >= 0.99 * series.notna().sum():
+                return parsed
+        mixed = max((_to_datetime(text, "mixed", dayfirst) for dayfirst in (False, True)), key=lambda p: p.notna().sum())
+        if best_fmt is not None:
+            single = _to_datetime(text, best_fmt)
+            return single if single.notna().sum() >= mixed.notna().sum() else mixed
+        return mixed
+
+
+def _distinct(series: pd.Series) -> int:
+    try:
+        return int(series.nunique(dropna=True))
+    except TypeError:  # unhashable cells (lists from JSON)
+        return int(series.dropna().astype(str).nunique())
 
 
 def drop_empty_and_constant(frame: pd.DataFrame, report: CleaningReport, keep=()) -> pd.DataFrame:
+    """Drop columns with no values or one value in every row (they carry no information); never the kept ones."""
     out = frame
     for col in list(out.columns):
         if col in keep:
             continue
-        non_null = out[col].dropna()
-        if non_null.empty:
+        present = int(out[col].notna().sum())
+        if present == 0:
             report.dropped_columns[col] = "all values missing"
-        elif len(out) > 1 and non_null.astype(str).nunique() == 1 and out[col].notna().all():
+        elif len(out) > 1 and present == len(out) and _distinct(out[col]) == 1:
             report.dropped_columns[col] = "constant"
     return out.drop(columns=list(report.dropped_columns))
 
 
 def mark_duplicates(frame: pd.DataFrame, report: CleaningReport) -> pd.Series:
-    duplicated = frame.astype(str).duplicated(keep="first")
+    """True for rows that repeat an earlier row exactly (compared through a 64-bit hash of each row)."""
+    if frame.shape[1] == 0:
+        report.duplicate_rows = 0
+        return pd.Series(False, index=frame.index)
+    try:
+        hashes = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # unhashable cells: compare their text
+        hashes = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    duplicated = hashes.duplicated(keep="first")
     report.duplicate_rows = int(duplicated.sum())
     return duplicated
 
@@ -243,14 +381,29 @@ class CleanResult:
     training_mask: pd.Series  # True for rows fit for training (not duplicate, not outlier)
 
 
+def text_to_object(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as plain Python strings with NaN for missing, the form the modelling code expects."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == TEXT_DTYPE or isinstance(out[col].dtype, pd.StringDtype):
+            values = out[col].astype(object)
+            out[col] = values.where(out[col].notna(), np.nan)
+    return out
+
+
 def clean(raw: pd.DataFrame, protect: tuple[str, ...] = ()) -> CleanResult:
-    """The default cleaning pipeline: text, numbers, booleans, dates, empty/constant columns, duplicates, outliers."""
+    """The default pipeline: text, booleans, numbers, dates, empty/constant columns, duplicates, outliers.
+
+    Rows are never dropped; ``protect`` (the target) is never dropped and never used to mark outliers.
+    """
     report = CleaningReport()
+    report.protected = [c for c in protect if c in raw.columns]
     frame = normalize_text(raw, report)
     frame = convert_booleans(frame, report)
     frame = convert_numbers(frame, report)
     frame = convert_to_datetime(frame, report)
     frame = drop_empty_and_constant(frame, report, keep=protect)
+    frame = text_to_object(frame)
     duplicates = mark_duplicates(frame, report)
     outliers = remove_outliers(frame, report, protect=protect)
     frame = frame.reset_index(drop=True)

@@ -54,7 +54,7 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
                   sample_rows: int = 1000, reused_target: str | None = None) -> Profile:
     """One ColumnMeta per column, the target (given, reused or guessed, with the reason) and tags."""
     if len(frame) > sample_rows * 10:
-        index = frame.sample(sample_rows * 10, random_state=0).index
+        index = frame.sample(sample_rows * 10, random_state=0).index.sort_values()  # row order kept: ids are told by it
         sample, raw_sample = frame.loc[index], raw.loc[index] if raw is not None else None
     else:
         sample, raw_sample = frame, raw
