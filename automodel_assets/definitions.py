@@ -30,8 +30,8 @@ def executor_from_env():
 
         # Broker and result backend come from the environment so workers and the run worker agree (deploy/README.md).
         broker = os.environ.get("AUTOMODEL_CELERY_BROKER", "redis://127.0.0.1:6379/0")
-        return celery_executor.configured({"broker": broker, "backend": os.environ.get("AUTOMODEL_CELERY_BACKEND", broker),
-                                           "include": ["automodel_assets.definitions"]}, name="automodel_celery")
+        return celery_executor.configured({"broker": broker, "backend": os.environ.get("AUTOMODEL_CELERY_BACKEND", broker)},
+                                          name="automodel_celery")
     return dg.in_process_executor
 
 
