@@ -135,6 +135,10 @@ _SYNONYMS = {"mass": ("weight", "weigh", "weighs", "weighed"), "weight": ("weigh
              "price": ("cost", "costs"), "qty": ("quantity",)}
 
 
+_IMPLIED_COMPARISONS = {"heavier": (">", "weight"), "lighter": ("<", "weight"), "older": (">", "old"), "younger": ("<", "old"),
+                        "more expensive": (">", "cost"), "cheaper": ("<", "cost")}
+
+
 def column_aliases(column: str) -> list[str]:
     """Plain-English forms of a column name: 'body_mass_g' -> 'body mass g', 'body mass'; plural forms too."""
     base = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(column))
@@ -291,6 +295,13 @@ def _heuristic_intent(question: str, frame: pd.DataFrame, target: str | None) ->
             if bare and intent.action == "predict":
                 intent.assignments[column] = _number(bare.group(1))
                 q.taken[position + len(alias): position + len(alias) + bare.end()] = True
+    # Comparisons whose adjective names the measure: "penguins heavier than 5000" -> the mass/weight column.
+    for word, (op, implied) in _IMPLIED_COMPARISONS.items():
+        for match in q.find(rf"\b{word}\s+than\s+{_NUMBER}\b"):
+            column = next((c for c in frame.columns if _is_numeric(frame[c]) and implied in column_aliases(c)), None)
+            if column is not None and not any(f.column == column for f in intent.filters):
+                intent.filters.append(Filter(column, op, _number(match.group(1))))
+                q.take(match)
     year_columns = [c for c in frame.columns if str(c).lower() in ("year", "yr") and _is_numeric(frame[c])]
     if year_columns:
         for match in q.find(r"\b(?:in|during|for)\s+(1[89]\d\d|2[01]\d\d)\b"):

@@ -15,7 +15,8 @@ from automodel.summary import ask_follow_up_question, summarize, summary_facts, 
 class OpenAICompatibleServer:
     """A chat-completions endpoint on 127.0.0.1: replies are queued per test; every request is recorded.
 
-    A queued reply is a string (the message content), an int (an HTTP error status) or ("sleep", seconds, text).
+    A queued reply is a string (the message content), an int (an HTTP error status), ("sleep", seconds, text) or a
+    callable that writes the content from the request body.
     When the queue is empty the last reply is repeated.
     """
 
@@ -57,6 +58,8 @@ class OpenAICompatibleServer:
                 if isinstance(reply, int):
                     self._send(reply, {"error": {"message": f"status {reply}"}})
                     return
+                if callable(reply):  # a reply written from the request, like a model reading its prompt
+                    reply = reply(body)
                 if isinstance(reply, tuple) and reply[0] == "sleep":
                     import time
 
