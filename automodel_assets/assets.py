@@ -281,4 +281,6 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
 RUN_ASSETS = [raw_dataset, cleaned_frame, column_metadata, enriched_frame, model, predictions, explanations, summary, dashboard, actions]
 RUN_ASSET_NAMES = [a.key.path[-1] for a in RUN_ASSETS]
 ALL_ASSETS = [public_datasets, semantic_index, *RUN_ASSETS]
-ASSET_CHECKS = [cleaned_frame_shape]
+from automodel_assets.checks import VALIDATION_CHECKS  # noqa: E402  (checks name cleaned_frame by key, no cycle)
+
+ASSET_CHECKS = [cleaned_frame_shape, *VALIDATION_CHECKS]
