@@ -1,30 +1,62 @@
-"""The data lake catalog: profiles of every lake table and the key values that make joins findable.
+"""The data lake catalog (the semantic index): profiles, embeddings and value sketches of every lake table.
 
-Stored in one DuckDB file. Rebuilding re-profiles only tables whose file changed.
+Stored in one DuckDB file, written only by ``build_index`` (DuckDB allows one writing process).
+For every table: description, tags and a sentence embedding; for every column: role, type,
+statistics, sample values and an embedding; for every join key (single columns and composites
+such as city + state or airport + hour): a MinHash signature and the normalised distinct values.
+Rebuilding re-profiles only tables whose file changed.
+
+``search_datasets`` ranks lake tables for a user's table by a blend of name/description
+similarity (cosine of embeddings, ``array_cosine_similarity`` in DuckDB) and value overlap
+(containment of the user's key values: LSH Ensemble candidates re-ranked by exact containment).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from automodel.cleaning import clean
-from automodel.keys import KEY_KINDS, normalize_key
-from automodel.roles import infer_column_meta
+from automodel.embedder import EMBEDDING_DIM, embed, embed_one
+from automodel.keys import KeyColumns, lake_keys, user_keys
+from automodel.roles import categorize_dataset, infer_column_meta
+from automodel.sketches import SketchIndex, signature_bytes
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, description VARCHAR, source VARCHAR,
-    licence VARCHAR, fingerprint VARCHAR, rows BIGINT, profiled_at DOUBLE);
+    licence VARCHAR, vintage VARCHAR, tags VARCHAR, crosswalk VARCHAR, fingerprint VARCHAR, rows BIGINT, n_columns INTEGER,
+    profiled_at DOUBLE, embedding FLOAT[{EMBEDDING_DIM}]);
 CREATE TABLE IF NOT EXISTS lake_columns (table_name VARCHAR, column_name VARCHAR, role VARCHAR, dtype VARCHAR,
-    unique_count BIGINT, missing_count BIGINT, sample_values VARCHAR);
-CREATE TABLE IF NOT EXISTS lake_key_values (table_name VARCHAR, column_name VARCHAR, key_kind VARCHAR, value VARCHAR);
+    unique_count BIGINT, missing_count BIGINT, stats VARCHAR, sample_values VARCHAR, embedding FLOAT[{EMBEDDING_DIM}]);
+CREATE TABLE IF NOT EXISTS lake_keys (key_id VARCHAR PRIMARY KEY, table_name VARCHAR, columns VARCHAR, key_kind VARCHAR,
+    distinct_count BIGINT, signature BLOB);
+CREATE TABLE IF NOT EXISTS lake_key_values (key_id VARCHAR, table_name VARCHAR, key_kind VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS lake_meta (k VARCHAR PRIMARY KEY, v VARCHAR);
 """
+_TABLES = ("lake_tables", "lake_columns", "lake_keys", "lake_key_values")
+SCHEMA_VERSION = "2"
+
+# Score blend: value overlap decides joinability, names and descriptions break ties between tables
+# that share the same keys (a state-keyed crime table versus a state-keyed list of capitals).
+VALUE_WEIGHT = 0.6
+NAME_WEIGHT = 0.4
+# A key derived from the user's (a county cut to its state, a zip mapped to its county) joins at a
+# coarser grain than the user's rows: preferred only when no table matches the user's own keys.
+DERIVED_KEY_FACTOR = 0.9
+# Below this many distinct user values MinHash cannot see a small set inside a large one
+# (Jaccard becomes tiny), so the exact lookup is used directly.
+EXACT_QUERY_LIMIT = 500
 
 
 @dataclass
@@ -34,6 +66,8 @@ class IndexReport:
     unchanged: list[str]
     removed: list[str]
     seconds: float
+    columns: int = 0
+    keys: int = 0
 
 
 def read_manifest(lake_dir: Path) -> list[dict]:
@@ -54,8 +88,12 @@ def lake_fingerprint(lake_dir: Path) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def _file_hash(path: Path, entry: dict) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    # Manifest text counts too: a new description or declared role must re-profile the table.
+    digest.update(json.dumps({k: v for k, v in entry.items() if k != "rows"}, sort_keys=True).encode())
+    digest.update(SCHEMA_VERSION.encode())
+    return digest.hexdigest()[:16]
 
 
 def connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -65,8 +103,23 @@ def connect(db_path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(db_path), read_only=read_only)
     if not read_only:
+        _migrate(con)
         con.execute(_SCHEMA)
     return con
+
+
+def _migrate(con) -> None:
+    """A catalog written by an older schema is dropped and rebuilt (it is derived data)."""
+    tables = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    version = None
+    if "lake_meta" in tables:
+        row = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
+        version = row[0] if row else None
+    if tables and version != SCHEMA_VERSION:
+        for name in (*_TABLES, "lake_meta"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+    con.execute(_SCHEMA)
+    con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
 
 
 def load_lake_table(lake_dir: Path, entry: dict) -> pd.DataFrame:
@@ -74,59 +127,150 @@ def load_lake_table(lake_dir: Path, entry: dict) -> pd.DataFrame:
     return clean(frame).frame
 
 
+def declared_roles(entry: dict) -> dict[str, str]:
+    return {c["name"]: c["role"] for c in entry.get("columns", []) if c.get("role")}
+
+
+def index_is_current(lake_dir: Path, db_path: Path) -> bool:
+    """Whether the catalog holds exactly the lake's tables, each profiled from its current file and manifest entry."""
+    db_path = Path(db_path)
+    if not db_path.exists():
+        return False
+    try:
+        con = connect(db_path, read_only=True)
+    except Exception:  # a catalog of another schema, or one being written: rebuild
+        return False
+    try:
+        version = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
+        indexed = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    if not version or version[0] != SCHEMA_VERSION:
+        return False
+    entries = read_manifest(lake_dir)
+    try:
+        current = {e["name"]: _file_hash(Path(lake_dir) / e["file"], e) for e in entries}
+    except OSError:
+        return False
+    return current == indexed
+
+
+@contextmanager
+def _write_lock(db_path: Path):
+    """One catalog writer at a time across processes (DuckDB refuses a second writing process)."""
+    lock = Path(f"{db_path}.write.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_index(lake_dir: Path, db_path: Path, rebuild: bool = False) -> IndexReport:
-    """Profile every table in the lake manifest into the catalog; skip tables whose file is unchanged."""
+    """Profile every table of the lake manifest into the catalog; skip tables whose file and entry are unchanged."""
+    with _write_lock(Path(db_path)):
+        return _build_index(Path(lake_dir), Path(db_path), rebuild)
+
+
+def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
     start = time.perf_counter()
-    lake_dir = Path(lake_dir)
     entries = read_manifest(lake_dir)
     con = connect(db_path)
     try:
         known = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
         profiled, unchanged = [], []
         for entry in entries:
-            fingerprint = _file_hash(lake_dir / entry["file"])
+            fingerprint = _file_hash(lake_dir / entry["file"], entry)
             if not rebuild and known.get(entry["name"]) == fingerprint:
                 unchanged.append(entry["name"])
                 continue
-            profile = _profile_table(lake_dir, entry)
-            con.execute("BEGIN TRANSACTION")
-            for table in ("lake_tables",):
-                con.execute(f"DELETE FROM {table} WHERE name = ?", [entry["name"]])
-            for table in ("lake_columns", "lake_key_values"):
-                con.execute(f"DELETE FROM {table} WHERE table_name = ?", [entry["name"]])
-            con.execute("INSERT INTO lake_tables VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-                entry["name"], entry["file"], entry.get("description", ""), entry.get("source", ""), entry.get("licence", ""),
-                fingerprint, profile["rows"], time.time()])
-            con.executemany("INSERT INTO lake_columns VALUES (?, ?, ?, ?, ?, ?, ?)", profile["columns"])
-            if len(profile["keys"]):
-                con.register("new_keys", profile["keys"])
-                con.execute("INSERT INTO lake_key_values SELECT * FROM new_keys")
-                con.unregister("new_keys")
-            con.execute("COMMIT")
+            profile = profile_table(load_lake_table(lake_dir, entry), entry)
+            _write_profile(con, entry, fingerprint, profile)
             profiled.append(entry["name"])
         names = {e["name"] for e in entries}
         removed = [n for n in known if n not in names]
-        for name in removed:
-            con.execute("DELETE FROM lake_tables WHERE name = ?", [name])
-            con.execute("DELETE FROM lake_columns WHERE table_name = ?", [name])
-            con.execute("DELETE FROM lake_key_values WHERE table_name = ?", [name])
+        if removed or profiled:
+            con.execute("BEGIN TRANSACTION")
+            for name in removed:
+                _delete_table(con, name)
+            con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('version', ?)", [f"{time.time_ns()}"])
+            con.execute("COMMIT")
+        columns = con.execute("SELECT count(*) FROM lake_columns").fetchone()[0]
+        keys = con.execute("SELECT count(*) FROM lake_keys").fetchone()[0]
     finally:
         con.close()
-    return IndexReport(len(entries), profiled, unchanged, removed, time.perf_counter() - start)
+    return IndexReport(len(entries), profiled, unchanged, removed, time.perf_counter() - start, columns, keys)
 
 
-def _profile_table(lake_dir: Path, entry: dict) -> dict:
-    frame = load_lake_table(lake_dir, entry)
-    declared = {c["name"]: c.get("role") for c in entry.get("columns", []) if c.get("role")}
-    metas = infer_column_meta(frame, user_labels=declared)
-    columns, keys = [], []
-    for meta in metas:
-        columns.append((entry["name"], meta.name, meta.role, meta.dtype, meta.unique_count, meta.missing_count, json.dumps(meta.sample_values, default=str)))
-        if meta.role in KEY_KINDS:
-            values = normalize_key(frame[meta.name], meta.role).dropna().unique()
-            keys.append(pd.DataFrame({"table_name": entry["name"], "column_name": meta.name, "key_kind": meta.role, "value": values}))
-    key_frame = pd.concat(keys, ignore_index=True) if keys else pd.DataFrame(columns=["table_name", "column_name", "key_kind", "value"])
-    return {"rows": len(frame), "columns": columns, "keys": key_frame}
+def _delete_table(con, name: str) -> None:
+    con.execute("DELETE FROM lake_tables WHERE name = ?", [name])
+    for table in _TABLES[1:]:
+        con.execute(f"DELETE FROM {table} WHERE table_name = ?", [name])
+
+
+def table_text(entry: dict, columns: list[str]) -> str:
+    """What a table is about, for its embedding: name, description and column names."""
+    return f"{entry['name'].replace('_', ' ')}: {entry.get('description', '')} Columns: {', '.join(c.replace('_', ' ') for c in columns)}."
+
+
+def column_text(name: str, role: str, samples: list) -> str:
+    return f"{name.replace('_', ' ')} ({role}): {', '.join(str(s) for s in samples[:3])}"
+
+
+def _column_stats(series: pd.Series) -> dict:
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) and series.notna().any():
+        values = series.astype(float)
+        return {"min": float(values.min()), "max": float(values.max()), "mean": round(float(values.mean()), 6), "std": round(float(values.std() or 0.0), 6)}
+    counts = series.astype(str).value_counts().head(3)
+    return {"top": {str(k): int(v) for k, v in counts.items()}}
+
+
+def profile_table(frame: pd.DataFrame, entry: dict) -> dict:
+    """Everything the catalog keeps about one table (computed here, written by ``_write_profile``)."""
+    metas = infer_column_meta(frame, user_labels=declared_roles(entry))
+    column_texts = [column_text(m.name, m.role, m.sample_values) for m in metas]
+    vectors = embed([table_text(entry, list(frame.columns)), *column_texts])
+    columns = []
+    for meta, vector in zip(metas, vectors[1:]):
+        columns.append((entry["name"], meta.name, meta.role, meta.dtype, meta.unique_count, meta.missing_count,
+                        json.dumps(_column_stats(frame[meta.name])), json.dumps(meta.sample_values, default=str), vector.tolist()))
+    keys, values = [], []
+    for key in lake_keys(frame, metas):
+        distinct = key.values.dropna().unique()
+        if not len(distinct):
+            continue
+        key_id = f"{entry['name']}::{'+'.join(key.columns)}::{key.kind}"
+        keys.append((key_id, entry["name"], json.dumps(key.columns), key.kind, len(distinct), signature_bytes(distinct)))
+        values.append(pd.DataFrame({"key_id": key_id, "table_name": entry["name"], "key_kind": key.kind, "value": distinct.astype(str)}))
+    tags = sorted(set(entry.get("tags", [])) | set(categorize_dataset(frame, metas)))
+    return {"rows": len(frame), "columns": columns, "keys": keys, "tags": tags, "embedding": vectors[0].tolist(),
+            "values": pd.concat(values, ignore_index=True) if values else None}
+
+
+def _write_profile(con, entry: dict, fingerprint: str, profile: dict) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _delete_table(con, entry["name"])
+        con.execute("INSERT INTO lake_tables VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            entry["name"], entry["file"], entry.get("description", ""), entry.get("source", ""), entry.get("licence", ""),
+            str(entry.get("vintage", "")), json.dumps(profile["tags"]), json.dumps(entry.get("crosswalk")), fingerprint,
+            profile["rows"], len(profile["columns"]), time.time(), profile["embedding"]])
+        if profile["columns"]:
+            con.executemany("INSERT INTO lake_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", profile["columns"])
+        if profile["keys"]:
+            con.executemany("INSERT INTO lake_keys VALUES (?, ?, ?, ?, ?, ?)", profile["keys"])
+        if profile["values"] is not None:
+            con.register("new_key_values", profile["values"])
+            con.execute("INSERT INTO lake_key_values SELECT key_id, table_name, key_kind, value FROM new_key_values")
+            con.unregister("new_key_values")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
 
 
 def table_entry(lake_dir: Path, name: str) -> dict:
@@ -134,3 +278,209 @@ def table_entry(lake_dir: Path, name: str) -> dict:
         if entry["name"] == name:
             return entry
     raise KeyError(name)
+
+
+# ---- search -------------------------------------------------------------------------------------
+
+@dataclass
+class KeyMatch:
+    user_columns: list[str]
+    lake_columns: list[str]
+    kind: str
+    strategy: str
+    containment: float  # share of the user's distinct key values found in the lake key
+    user_distinct: int
+    lake_unique: float = 1.0  # distinct key values per lake row: 1 when the table's grain is the key, lower when it must be aggregated
+    bridge: dict | None = None
+
+
+@dataclass
+class SearchHit:
+    table: str
+    score: float
+    name_similarity: float
+    containment: float
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    key: KeyMatch | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["key"] = asdict(self.key) if self.key else None
+        return out
+
+
+@dataclass
+class _Snapshot:
+    """What a process keeps in memory between queries: the LSH Ensemble and the keys' descriptions."""
+
+    stamp: tuple
+    sketches: SketchIndex
+    keys: dict[str, tuple[str, list[str], str, int]]  # key_id -> (table, columns, kind, distinct count)
+    rows: dict[str, int]
+    crosswalks: dict[str, dict]
+
+
+_SNAPSHOTS: dict[str, _Snapshot] = {}
+_SNAPSHOT_LOCK = threading.Lock()
+
+
+def _stamp(db_path: Path) -> tuple:
+    stat = os.stat(db_path)
+    wal = Path(f"{db_path}.wal")
+    return stat.st_mtime_ns, stat.st_size, wal.stat().st_mtime_ns if wal.exists() else 0
+
+
+def _snapshot(con, db_path: Path) -> _Snapshot:
+    stamp = _stamp(db_path)
+    with _SNAPSHOT_LOCK:
+        cached = _SNAPSHOTS.get(str(db_path))
+        if cached and cached.stamp == stamp:
+            return cached
+        rows = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count, signature FROM lake_keys").fetchall()
+        sketches = SketchIndex.build([(key_id, blob, count) for key_id, _, _, _, count, blob in rows])
+        keys = {key_id: (table, json.loads(columns), kind, count) for key_id, table, columns, kind, count, _ in rows}
+        crosswalks = {name: json.loads(cross) for name, cross in con.execute(
+            "SELECT name, crosswalk FROM lake_tables WHERE crosswalk IS NOT NULL AND crosswalk <> 'null'").fetchall()}
+        rows_by_table = dict(con.execute("SELECT name, rows FROM lake_tables").fetchall())
+        snapshot = _Snapshot(stamp=stamp, sketches=sketches, keys=keys, rows=rows_by_table, crosswalks=crosswalks)
+        _SNAPSHOTS[str(db_path)] = snapshot
+        return snapshot
+
+
+def query_text(query_meta) -> str:
+    """The user's table described in words, for comparing with lake table descriptions."""
+    parts = [f"{m.name.replace('_', ' ')}" for m in query_meta]
+    return "Table with columns: " + ", ".join(parts)
+
+
+def _name_similarity(con, query_meta, tables: list[str] | None) -> dict[str, float]:
+    vector = embed_one(query_text(query_meta)).tolist()
+    rows = con.execute(
+        f"SELECT name, array_cosine_similarity(embedding, ?::FLOAT[{EMBEDDING_DIM}]) FROM lake_tables", [vector]).fetchall()
+    return {name: float(sim) for name, sim in rows if tables is None or name in tables}
+
+
+def _matched_values(con, key_ids: list[str], values: list[str]) -> dict[str, set[str]]:
+    """The user's distinct values present in each candidate lake key (exact, in DuckDB)."""
+    if not key_ids or not values:
+        return {}
+    con.register("_user_values", pd.DataFrame({"value": values}))
+    con.register("_candidate_keys", pd.DataFrame({"key_id": key_ids}))
+    try:
+        rows = con.execute(
+            """SELECT DISTINCT k.key_id, k.value FROM lake_key_values k
+               SEMI JOIN _candidate_keys c ON k.key_id = c.key_id
+               SEMI JOIN _user_values u ON k.value = u.value""").fetchall()
+    finally:
+        con.unregister("_user_values")
+        con.unregister("_candidate_keys")
+    found: dict[str, set[str]] = {}
+    for key_id, value in rows:
+        found.setdefault(key_id, set()).add(value)
+    return found
+
+
+def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = None, db_path: Path, lake_dir: Path | None = None,
+                    category: str | None = None, exclude: tuple[str, ...] = ()) -> list[SearchHit]:
+    """Rank lake tables for a user's table: names and descriptions by embedding, keys by value containment.
+
+    ``query_meta`` is the user's column metadata; with ``frame`` the user's key values are looked up
+    in the lake (state, county FIPS, zip, city + state, airport + hour, and zips through a crosswalk).
+    """
+    db_path = Path(db_path)
+    if not db_path.exists():
+        return []
+    con = connect(db_path, read_only=True)
+    try:
+        snapshot = _snapshot(con, db_path)
+        table_rows = con.execute("SELECT name, description, tags FROM lake_tables").fetchall()
+        info = {name: (description, json.loads(tags or "[]")) for name, description, tags in table_rows}
+        allowed = [n for n, (_, tags) in info.items() if (not category or category in tags or category == n) and n not in exclude]
+        similarity = _name_similarity(con, query_meta, set(allowed))
+        best_keys: dict[str, KeyMatch] = {}
+        if frame is not None:
+            for candidate in user_keys(frame, query_meta, crosswalk=_crosswalk_loader(snapshot, lake_dir)):
+                # Containment is over the user's distinct raw values, so codes that cannot be read
+                # (a misspelt state, a zip the crosswalk lacks) count as misses.
+                raw = frame[candidate.columns].assign(__key=candidate.values.to_numpy()).dropna(subset=candidate.columns)
+                raw = raw.drop_duplicates(subset=candidate.columns)
+                distinct = [str(v) for v in raw["__key"].dropna().unique()]
+                if not distinct:
+                    continue
+                same_kind = [k for k, (table, _, kind, _) in snapshot.keys.items() if kind == candidate.kind and table in similarity]
+                if len(distinct) <= EXACT_QUERY_LIMIT:
+                    key_ids = same_kind
+                else:
+                    key_ids = sorted(snapshot.sketches.query(distinct) & set(same_kind))
+                for key_id, found in _matched_values(con, key_ids, distinct).items():
+                    table, lake_columns, kind, lake_distinct = snapshot.keys[key_id]
+                    unique = round(lake_distinct / max(snapshot.rows.get(table, 1), 1), 4)
+                    containment = round(float(raw["__key"].isin(found).mean()), 4)
+                    match = KeyMatch(candidate.columns, lake_columns, kind, candidate.strategy, containment, len(raw), unique, candidate.bridge)
+                    if _better(match, best_keys.get(table)):
+                        best_keys[table] = match
+    finally:
+        con.close()
+    hits = []
+    for table, sim in similarity.items():
+        key = best_keys.get(table)
+        containment = key.containment if key else 0.0
+        # A key that is unique in the lake table joins row to row; one that repeats must be aggregated first.
+        grain = (0.8 + 0.2 * key.lake_unique) * (DERIVED_KEY_FACTOR if key.strategy != "direct" else 1.0) if key else 0.0
+        score = VALUE_WEIGHT * containment * grain + NAME_WEIGHT * max(sim, 0.0)
+        hits.append(SearchHit(table, round(score, 4), round(sim, 4), containment, info[table][0], info[table][1], key))
+    hits.sort(key=lambda h: (-h.score, h.table))
+    return hits[:top_k]
+
+
+def _better(match: KeyMatch, current: KeyMatch | None) -> bool:
+    """Higher containment wins; on a tie a direct key beats a derived one, and a composite key beats a single column."""
+    if current is None:
+        return True
+    rank = lambda m: (round(m.containment * (0.8 + 0.2 * m.lake_unique), 3), m.strategy == "direct", len(m.user_columns))  # noqa: E731
+    return rank(match) > rank(current)
+
+
+def _crosswalk_loader(snapshot: _Snapshot, lake_dir: Path | None):
+    """A function giving (crosswalk table, from column, to column, frame) for a pair of key kinds, or None."""
+    if lake_dir is None or not snapshot.crosswalks:
+        return None
+    return lambda: load_crosswalks(Path(lake_dir), snapshot.crosswalks)
+
+
+_CROSSWALK_CACHE: dict[tuple, list] = {}
+
+
+def load_crosswalks(lake_dir: Path, crosswalks: dict[str, dict]) -> list[tuple[str, str, str, pd.DataFrame]]:
+    """Lake tables declared as crosswalks (e.g. zip -> county FIPS), loaded once per file version."""
+    out = []
+    for name, spec in sorted(crosswalks.items()):
+        try:
+            entry = table_entry(lake_dir, name)
+        except KeyError:
+            continue
+        path = lake_dir / entry["file"]
+        cache_key = (str(path), path.stat().st_mtime_ns, spec["from"], spec["to"])
+        if cache_key not in _CROSSWALK_CACHE:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[spec["from"], spec["to"]])
+            _CROSSWALK_CACHE[cache_key] = [name, spec["from"], spec["to"], frame]
+        out.append(tuple(_CROSSWALK_CACHE[cache_key]))
+    return out
+
+
+def catalog_summary(db_path: Path) -> dict:
+    """Counts for the UI and the CLI: tables, columns, keys by kind."""
+    con = connect(db_path, read_only=True)
+    try:
+        kinds = dict(con.execute("SELECT key_kind, count(*) FROM lake_keys GROUP BY key_kind ORDER BY 1").fetchall())
+        tables = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM lake_tables").fetchone()
+        columns = con.execute("SELECT count(*) FROM lake_columns").fetchone()[0]
+        values = con.execute("SELECT count(*) FROM lake_key_values").fetchone()[0]
+    finally:
+        con.close()
+    return {"tables": tables[0], "rows": int(tables[1]), "columns": columns, "keys_by_kind": kinds, "key_values": values}
+
+
+__all__ = ["IndexReport", "KeyColumns", "KeyMatch", "SearchHit", "build_index", "catalog_summary", "connect", "lake_fingerprint",
+           "load_lake_table", "read_manifest", "search_datasets", "table_entry"]

@@ -80,18 +80,19 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 # ---- stage 2: enrichment -----------------------------------------------------------------------
 
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
-                 reuse_spec: dict | None = None) -> tuple[pd.DataFrame, MergeReport]:
+                 reuse_spec: dict | None = None, category: str | None = None) -> tuple[pd.DataFrame, MergeReport]:
     if reuse_spec:
         spec = EnrichmentSpec(**reuse_spec)
-        if spec.user_column not in frame.columns:
-            raise ScoringError(f"The model was trained on data enriched through column {spec.user_column!r}, which this file lacks; add it.")
+        missing = [c for c in spec.user_columns if c not in frame.columns]
+        if missing:
+            raise ScoringError(f"The model was trained on data enriched through column {missing[0]!r}, which this file lacks; add it.")
         enriched, coverage = apply_join(frame, lake_dir, spec)
-        return enriched, MergeReport(table=spec.table, keys=[spec.user_column, spec.lake_column], strategy="reused from the model's run",
+        return enriched, MergeReport(table=spec.table, keys=["+".join(spec.user_columns), "+".join(spec.lake_columns)], strategy="reused from the model's run",
                                      coverage=round(coverage, 4), kept=True, added_columns=spec.added_columns, spec=reuse_spec,
                                      reason="same enrichment as the run whose model is reused")
     if not enabled:
         return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off")
-    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db)
+    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category)
 
 
 def enriched_metas(frame: pd.DataFrame, profile: Profile) -> list[ColumnMeta]:

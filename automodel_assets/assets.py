@@ -12,7 +12,7 @@ from automodel import stages
 from automodel.actions import ActionLog, execute_actions
 from automodel.dashboard import build_figures, key_figures, write_dashboard
 from automodel.errors import AutomodelError
-from automodel.lake import build_index, lake_fingerprint
+from automodel.lake import build_index, catalog_summary, lake_fingerprint
 from automodel.sessions import SessionStore
 from automodel.summary import summarize, summary_facts
 from automodel_assets.partitions import runs_partitions
@@ -33,6 +33,17 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _candidates_md(candidates: list[dict]) -> str:
+    if not candidates:
+        return "No lake table was considered."
+    lines = ["| table | score | name similarity | containment | key | coverage | lift |", "|---|---|---|---|---|---|---|"]
+    for c in candidates:
+        key = f"{'+'.join(c['user_columns'])} = {'+'.join(c['lake_columns'])} ({c['strategy']})" if c.get("user_columns") else "none"
+        lines.append(f"| {c['table']} | {c['score']:.3f} | {c['name_similarity']:.3f} | {c['containment']:.0%} | {key} | "
+                     f"{_fmt(c.get('coverage', ''))} | {_fmt(c.get('lift', ''))} |")
+    return "\n".join(lines)
+
+
 def _manifest(settings: AutomodelSettings, run_id: str):
     manifest = SessionStore(settings.layout.sessions_db).manifest(run_id)
     if manifest is None:
@@ -49,15 +60,22 @@ public_datasets = dg.AssetSpec(
 
 @dg.asset(
     deps=[public_datasets], group_name="lake", kinds={"duckdb"}, owners=OWNERS,
-    description="Profiles, roles and normalised key values of every lake table, in the DuckDB catalog. Re-profiles only changed tables.",
+    description="Every lake table and column in the DuckDB catalog: role, type, statistics, samples, a MiniLM sentence embedding, "
+                "and a MinHash sketch plus the normalised values of each join key (state, county FIPS, zip, city + state, code + hour). "
+                "Re-profiles only changed tables.",
     automation_condition=dg.AutomationCondition.eager(),
 )
 def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSettings) -> dict:
     report = build_index(settings.lake_path, settings.layout.catalog_db)
+    catalog = catalog_summary(settings.layout.catalog_db)
+    keys = ", ".join(f"{kind} {count}" for kind, count in catalog["keys_by_kind"].items()) or "none"
     context.add_output_metadata({
         "tables": report.tables, "profiled": ", ".join(report.profiled) or "none", "unchanged": len(report.unchanged),
         "lake_fingerprint": lake_fingerprint(settings.lake_path), "seconds": round(report.seconds, 3),
         "catalog": dg.MetadataValue.path(str(settings.layout.catalog_db)),
+        "summary": dg.MetadataValue.md(_md_table({"tables": catalog["tables"], "lake rows": catalog["rows"], "columns embedded": catalog["columns"],
+                                                  "join keys sketched": keys, "key values": catalog["key_values"],
+                                                  "re-profiled": len(report.profiled), "seconds": round(report.seconds, 2)})),
     })
     return {"tables": report.tables, "profiled": report.profiled, "fingerprint": lake_fingerprint(settings.lake_path)}
 
@@ -135,11 +153,13 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
     if manifest.model_run_id:
         reuse_spec = ((store.get(manifest.model_run_id) or {}).get("enrichment") or {}).get("spec")
     frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
-                                        settings.enable_semantic_merge, reuse_spec)
+                                        settings.enable_semantic_merge, reuse_spec, category=manifest.category)
     store.update(context.partition_key, enrichment=report.to_dict())
     context.add_output_metadata({
-        "dagster/row_count": len(frame), "table": str(report.table), "keys": ", ".join(report.keys) or "none",
-        "coverage": report.coverage, "kept": report.kept, "added_columns": len(report.added_columns), "reason": report.reason,
+        "dagster/row_count": len(frame), "table": str(report.table), "keys": " = ".join(report.keys) or "none",
+        "strategy": str(report.strategy), "coverage": report.coverage, "kept": report.kept,
+        "lift": report.lift if report.lift is not None else "n/a", "added_columns": len(report.added_columns), "reason": report.reason,
+        "candidates": dg.MetadataValue.md(_candidates_md(report.candidates)),
         "merge_report": dg.MetadataValue.json(report.to_dict()),
     })
     return frame

@@ -194,13 +194,17 @@ def cmd_sessions(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from automodel.lake import build_index
+    from automodel.lake import build_index, catalog_summary
 
     settings = _settings(args)
     report = build_index(settings.lake_path, settings.layout.catalog_db, rebuild=args.rebuild)
+    catalog = catalog_summary(settings.layout.catalog_db)
     out = {"tables": report.tables, "profiled": report.profiled, "unchanged": report.unchanged, "removed": report.removed,
-           "seconds": round(report.seconds, 3), "catalog": str(settings.layout.catalog_db)}
-    print(json.dumps(out) if args.json else f"indexed {report.tables} lake tables ({len(report.profiled)} profiled, {len(report.unchanged)} unchanged) in {report.seconds:.2f}s")
+           "seconds": round(report.seconds, 3), "catalog": str(settings.layout.catalog_db), "columns": catalog["columns"],
+           "keys_by_kind": catalog["keys_by_kind"], "key_values": catalog["key_values"]}
+    keys = ", ".join(f"{count} {kind}" for kind, count in catalog["keys_by_kind"].items()) or "no"
+    print(json.dumps(out) if args.json else f"indexed {report.tables} lake tables ({len(report.profiled)} profiled, {len(report.unchanged)} unchanged) "
+                                             f"in {report.seconds:.2f}s: {catalog['columns']} columns embedded, join keys {keys}")
     return 0
 
 

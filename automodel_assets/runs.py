@@ -136,20 +136,9 @@ def file_lock(path: Path):
 
 
 def index_is_current(settings: AutomodelSettings) -> bool:
-    from automodel.lake import connect, read_manifest
+    from automodel.lake import index_is_current as catalog_matches_lake
 
-    db = settings.layout.catalog_db
-    if not db.exists():
-        return False
-    try:
-        con = connect(db, read_only=True)
-    except Exception:  # a catalog from another version, or locked: rebuild
-        return False
-    try:
-        indexed = {name for (name,) in con.execute("SELECT name FROM lake_tables").fetchall()}
-    finally:
-        con.close()
-    return indexed == {e["name"] for e in read_manifest(settings.lake_path)}
+    return catalog_matches_lake(settings.lake_path, settings.layout.catalog_db)
 
 
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

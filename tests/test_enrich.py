@@ -1,0 +1,163 @@
+"""Goal-oriented enrichment on real relational data: the right table and key, row counts kept, coverage right,
+and a lake table that does not help is not kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lake_data import LAKE, county_murders_1996, flights_sample, profile, shared_catalog, state_production, us_arrests, zip_records
+
+from automodel import stages
+from automodel.enrich import MIN_LIFT, EnrichmentSpec, apply_join, rank_and_merge, synthesise_join_keys
+from automodel.lake import load_lake_table, search_datasets, table_entry
+
+
+def _merge(user: pd.DataFrame, target: str | None, **kwargs):
+    frame, metas = profile(user)
+    enriched, report = rank_and_merge(frame, metas, LAKE, shared_catalog(), target=target, **kwargs)
+    return frame, enriched, report
+
+
+def test_state_crime_is_found_joined_and_kept_for_murder_rates():
+    frame, enriched, report = _merge(us_arrests(), "Murder")
+    assert report.table == "state_crime" and report.keys == ["State", "state_name"]
+    assert report.strategy.startswith("state match") and report.coverage == 1.0
+    assert report.kept and report.lift >= MIN_LIFT and report.enriched_score - report.plain_score == pytest.approx(report.lift, abs=1e-3)
+    assert len(enriched) == len(frame) and list(enriched.columns[: frame.shape[1]]) == list(frame.columns)
+    assert report.added_columns == [c for c in enriched.columns if c not in frame.columns]
+    assert all(c.startswith("state_crime__") for c in report.added_columns)
+    # The joined values are the lake's own, row by row.
+    crime = pd.read_csv(LAKE / "lake" / "state_crime.csv").set_index("state_name")
+    assert enriched.set_index("State")["state_crime__murder"].to_dict() == pytest.approx(crime.loc[frame["State"], "murder"].to_dict())
+    tried = [c for c in report.candidates if c.get("tried")]
+    assert tried[0]["table"] == "state_crime" and tried[0]["lift"] == report.lift
+    assert {"score", "name_similarity", "containment"} <= set(report.candidates[0])
+
+
+def test_a_table_that_does_not_help_is_not_kept():
+    # Gross state product is almost exactly explained by the capital and labour columns (R² ~0.99):
+    # state crime statistics join perfectly but add nothing.
+    frame, enriched, report = _merge(state_production(), "gsp")
+    assert report.table is not None and report.keys[0] == "state"
+    assert not report.kept and report.lift is not None and report.lift < MIN_LIFT
+    assert enriched is frame or enriched.equals(frame)
+    assert "not kept" in report.reason
+    # 47 of the 48 states are read; 'TENNESSE' is misspelt in the source, so its 17 rows stay unmatched.
+    assert report.coverage == pytest.approx(1 - 17 / 816, abs=1e-4)
+
+
+def test_county_fips_integers_join_the_county_table_without_changing_rows():
+    user = county_murders_1996()
+    frame, enriched, report = _merge(user, "murdrate")
+    assert report.table in ("county_postal_profile", "us_counties") and report.keys[0] == "countyid"
+    assert report.strategy == "county FIPS match"
+    spec = EnrichmentSpec(**report.spec)
+    joined, coverage = apply_join(frame, LAKE, spec)
+    assert len(joined) == len(frame) and joined.index.equals(frame.index)
+    lake = pd.read_csv(LAKE / table_entry(LAKE, report.table)["file"], dtype=str)
+    expected = user["countyid"].map(lambda v: f"{v:05d}").isin(lake["county_fips"]).mean()
+    assert coverage == pytest.approx(expected) and report.coverage == pytest.approx(round(expected, 4))
+    # Autauga County, Alabama is 01001 in the lake and 1001 in the user's file.
+    row = joined[frame["countyid"] == 1001].iloc[0]
+    lake_row = lake[lake["county_fips"] == "01001"].iloc[0]
+    first_added = spec.added_columns[0]
+    assert str(row[first_added]).removesuffix(".0") == lake_row[first_added.split("__", 1)[1]]
+
+
+def test_zip_codes_map_to_counties_through_the_crosswalk():
+    user = zip_records(600, seed=1)
+    frame, metas = profile(user)
+    hits = search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)
+    hit = next(h for h in hits if h.table == "county_postal_profile")
+    lake = load_lake_table(LAKE, table_entry(LAKE, hit.table))
+    user_keys, lake_keys, spec = synthesise_join_keys(frame, lake, hit.key, LAKE)
+    spec.table = hit.table
+    assert spec.user_recipe == "zip_to_county" and spec.bridge == {"table": "zip_county", "from": "zip", "to": "county_fips"}
+    joined, coverage = apply_join(frame, LAKE, spec)
+    assert len(joined) == len(frame)
+    crosswalk = pd.read_csv(LAKE / "lake" / "zip_county.csv.gz", dtype=str).set_index("zip")["county_fips"]
+    counties = pd.read_csv(LAKE / "lake" / "county_postal_profile.csv", dtype=str).set_index("county_fips")
+    expected = user["zip"].map(lambda z: crosswalk.get(f"{z:05d}")).map(lambda f: counties["zip_count"].get(f) if f else None)
+    assert coverage == pytest.approx(expected.notna().mean())
+    got = joined["county_postal_profile__zip_count"]
+    assert np.allclose(got[expected.notna()].astype(float), expected.dropna().astype(float))
+    assert user_keys.dropna().str.fullmatch(r"\d{5}").all() and lake_keys.str.fullmatch(r"\d{5}").all()
+
+
+def test_city_and_state_written_differently_form_a_composite_key():
+    import zipcodes
+
+    records = pd.DataFrame(zipcodes.list_all())
+    records = records[records["state"].isin(["IL", "OH", "TX", "CA"])].drop_duplicates(["city", "state"]).sample(300, random_state=0)
+    user = pd.DataFrame({"city": records["city"].str.upper().to_numpy(), "state": records["state"].str.lower().to_numpy(),
+                         "population_rank": np.arange(300)})
+    frame, metas = profile(user)
+    hit = next(h for h in search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE) if h.table == "city_postal_profile")
+    assert hit.key.kind == "city_state" and hit.key.user_columns == ["city", "state"] and hit.containment > 0.95
+    lake = load_lake_table(LAKE, table_entry(LAKE, hit.table))
+    _, _, spec = synthesise_join_keys(frame, lake, hit.key, LAKE)
+    spec.table = hit.table
+    joined, coverage = apply_join(frame, LAKE, spec)
+    assert len(joined) == 300 and coverage == pytest.approx(hit.containment, abs=0.01)
+
+
+def test_flights_get_the_weather_of_their_airport_and_hour():
+    user = flights_sample(2000)
+    frame, enriched, report = _merge(user, "dep_delay")
+    assert report.table == "nyc_weather_hourly" and report.keys == ["origin+date+hour", "airport+local_hour"]
+    assert report.strategy == "code + clock hour match" and report.coverage > 0.98
+    assert report.lift is not None and report.kept == (report.lift >= MIN_LIFT)
+    weather = pd.read_csv(LAKE / "lake" / "nyc_weather_hourly.csv.gz").set_index(["airport", "local_hour"])
+    row = user.iloc[0]
+    expected = weather.loc[(row["origin"], f"{row['date']} {int(row['hour']):02d}:00"), "temp"]
+    spec = EnrichmentSpec(**report.spec)
+    joined, _ = apply_join(frame, LAKE, spec)
+    assert joined["nyc_weather_hourly__temp"].iloc[0] == pytest.approx(expected)
+    # A timestamp truncated to the hour keys the same rows.
+    stamped = user.assign(scheduled=pd.to_datetime(user["date"]) + pd.to_timedelta(user["hour"], unit="h") + pd.Timedelta(minutes=17))
+    stamped = stamped.drop(columns=["date", "hour"])
+    frame2, metas2 = profile(stamped)
+    top = search_datasets(metas2, 3, frame=frame2, db_path=shared_catalog(), lake_dir=LAKE)[0]
+    assert top.table == "nyc_weather_hourly" and top.key.user_columns == ["origin", "scheduled"] and top.containment > 0.98
+
+
+def test_many_to_one_aggregates_a_repeating_lake_key():
+    frame, metas = profile(us_arrests().assign(State=lambda d: d["State"].map(_abbr)))
+    hit = next(h for h in search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE) if h.table == "us_counties")
+    assert hit.key.lake_unique < 0.05  # thousands of counties, 51 states
+    lake = load_lake_table(LAKE, table_entry(LAKE, hit.table))
+    _, _, spec = synthesise_join_keys(frame, lake, hit.key, LAKE)
+    spec.table = hit.table
+    joined, coverage = apply_join(frame, LAKE, spec)
+    assert len(joined) == 50 and coverage == 1.0 and joined.index.equals(frame.index)
+
+
+def _abbr(name: str) -> str:
+    import us
+
+    return us.states.lookup(name).abbr
+
+
+def test_without_a_target_nothing_is_kept_but_the_best_join_is_reported():
+    frame, enriched, report = _merge(us_arrests(), None)
+    assert report.table == "state_crime" and report.coverage == 1.0 and not report.kept and report.lift is None
+    assert enriched is frame and "no target" in report.reason
+
+
+def test_flag_category_and_reuse_through_the_stage_function():
+    frame, metas = profile(us_arrests())
+    prof = stages.Profile(metas=metas, target="Murder", target_reason="given", tags=[])
+    off, off_report = stages.enrich_frame(frame, prof, LAKE, shared_catalog(), enabled=False)
+    assert off is frame and off_report.reason == "ENABLE_SEMANTIC_MERGE is off"
+    filtered, filtered_report = stages.enrich_frame(frame, prof, LAKE, shared_catalog(), enabled=True, category="environment")
+    assert filtered is frame and filtered_report.table is None and "environment" in filtered_report.reason
+    enriched, report = stages.enrich_frame(frame, prof, LAKE, shared_catalog(), enabled=True)
+    assert report.kept and report.spec
+    new_rows = frame.sample(10, random_state=1).reset_index(drop=True)
+    again, again_report = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reuse_spec=report.spec)
+    assert list(again.columns) == list(enriched.columns) and len(again) == 10 and again_report.coverage == 1.0
+    # A spec saved before composite keys existed still applies.
+    legacy = {k: report.spec[k] for k in ("table", "lake_column", "user_column", "key_kind", "added_columns")}
+    legacy_frame, _ = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reuse_spec=legacy)
+    assert legacy_frame.equals(again)

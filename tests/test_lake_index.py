@@ -1,0 +1,171 @@
+"""The semantic index over the lake: what the catalog holds, incremental rebuilds, and search on real relational data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from lake_data import LAKE, county_murders_1996, flights_sample, profile, shared_catalog, us_arrests, zip_records
+
+from automodel.lake import build_index, index_is_current, search_datasets
+from automodel.sketches import SketchIndex, signature_bytes
+
+
+def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_column():
+    db = shared_catalog()
+    manifest = json.loads((LAKE / "manifest.json").read_text())["tables"]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = dict(con.execute("SELECT name, rows FROM lake_tables").fetchall())
+        columns = con.execute("SELECT table_name, column_name, role, stats, sample_values, embedding FROM lake_columns").fetchall()
+        keys = con.execute("SELECT table_name, columns, key_kind, distinct_count, signature FROM lake_keys").fetchall()
+        counted = dict(con.execute("SELECT key_id, count(*) FROM lake_key_values GROUP BY key_id").fetchall())
+        key_ids = [k for (k,) in con.execute("SELECT key_id FROM lake_keys").fetchall()]
+    finally:
+        con.close()
+    assert tables == {t["name"]: t["rows"] for t in manifest}
+    assert len(columns) == sum(len(t["columns"]) for t in manifest)
+    for table, column, role, stats, samples, embedding in columns:
+        vector = np.asarray(embedding)
+        assert vector.shape == (384,) and abs(np.linalg.norm(vector) - 1) < 1e-3, (table, column)
+        assert json.loads(stats) and isinstance(json.loads(samples), list)
+    roles = {(t, c): r for t, c, r, *_ in columns}
+    assert roles[("zip_county", "zip")] == "zip_code" and roles[("us_counties", "county_fips")] == "fips_code"
+    by_table = {}
+    for table, cols, kind, distinct, blob in keys:
+        by_table.setdefault(table, set()).add((tuple(json.loads(cols)), kind))
+        assert len(blob) == 128 * 8
+    for key_id, (table, cols, kind, distinct, _) in zip(key_ids, keys):
+        assert counted[key_id] == distinct
+    assert (("state_name",), "state") in by_table["state_crime"]
+    assert (("county_fips",), "fips_code") in by_table["county_postal_profile"]
+    assert (("city", "state_abbr"), "city_state") in by_table["city_postal_profile"]
+    assert (("airport", "local_hour"), "code_hour") in by_table["nyc_weather_hourly"]
+    # Zip and county codes keep their leading zeros in the catalog.
+    zips = pd.read_csv(LAKE / "lake" / "zip_county.csv.gz", dtype=str)
+    assert zips["zip"].str.len().eq(5).all() and zips["county_fips"].str.len().eq(5).all()
+
+
+def _small_lake(tmp_path):
+    lake = tmp_path / "lake"
+    (lake / "lake").mkdir(parents=True)
+    manifest = json.loads((LAKE / "manifest.json").read_text())
+    keep = [t for t in manifest["tables"] if t["name"] in ("us_states", "state_crime", "us_counties")]
+    for entry in keep:
+        shutil.copy(LAKE / entry["file"], lake / entry["file"])
+    (lake / "manifest.json").write_text(json.dumps({"tables": keep}))
+    return lake, keep
+
+
+def test_rebuild_reprofiles_only_changed_tables_and_drops_removed_ones(tmp_path):
+    lake, entries = _small_lake(tmp_path)
+    db = tmp_path / "catalog.duckdb"
+    first = build_index(lake, db)
+    assert sorted(first.profiled) == ["state_crime", "us_counties", "us_states"] and index_is_current(lake, db)
+
+    again = build_index(lake, db)
+    assert again.profiled == [] and sorted(again.unchanged) == ["state_crime", "us_counties", "us_states"]
+
+    crime = lake / "lake" / "state_crime.csv"
+    crime.write_text(crime.read_text().replace("Alabama,459.9", "Alabama,460.0"))
+    assert not index_is_current(lake, db)
+    changed = build_index(lake, db)
+    assert changed.profiled == ["state_crime"] and index_is_current(lake, db)
+
+    (lake / "manifest.json").write_text(json.dumps({"tables": [e for e in entries if e["name"] != "us_counties"]}))
+    removed = build_index(lake, db)
+    assert removed.removed == ["us_counties"] and removed.profiled == []
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for table in ("lake_tables", "lake_columns", "lake_keys", "lake_key_values"):
+            column = "name" if table == "lake_tables" else "table_name"
+            assert con.execute(f"SELECT count(*) FROM {table} WHERE {column} = 'us_counties'").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
+def test_search_ranks_by_name_similarity_and_value_containment():
+    frame, metas = profile(us_arrests())
+    hits = search_datasets(metas, 5, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)
+    top = hits[0]
+    assert top.table == "state_crime"
+    assert top.key.user_columns == ["State"] and top.key.kind == "state" and top.containment == 1.0
+    # Several lake tables hold every state; the crime table wins on its description.
+    others = [h for h in hits[1:] if h.containment == 1.0]
+    assert others and all(h.name_similarity < top.name_similarity for h in others)
+    # Without the values, only names and descriptions count and no key is reported.
+    names_only = search_datasets(metas, 3, db_path=shared_catalog())
+    assert names_only[0].table == "state_crime" and names_only[0].key is None
+
+
+def test_state_names_abbreviations_and_fips_numbers_find_the_same_table():
+    arrests = us_arrests()
+    import us
+
+    by_name = {s.name: s for s in us.states.STATES}
+    for written in (lambda s: s.abbr, lambda s: int(s.fips), lambda s: s.name.upper()):
+        user = arrests.assign(State=arrests["State"].map(lambda n: written(by_name[n])))
+        frame, metas = profile(user)
+        top = search_datasets(metas, 3, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)[0]
+        assert (top.table, top.containment) == ("state_crime", 1.0), user["State"].head(3).tolist()
+
+
+def test_county_fips_written_as_integers_match_county_tables_exactly():
+    import us
+
+    user = county_murders_1996()
+    frame, metas = profile(user)
+    hits = search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)
+    county_hits = {h.table: h for h in hits if h.key and h.key.kind == "fips_code" and h.key.strategy == "direct"}
+    assert {"county_postal_profile", "us_counties"} <= set(county_hits)
+    known = {c.fips for s in us.states.STATES + [us.states.DC] for c in s.counties}
+    expected = np.mean([f"{v:05d}" in known for v in user["countyid"].unique()])
+    assert county_hits["us_counties"].containment == pytest.approx(expected, abs=1e-4)
+    assert hits[0].key.kind == "fips_code"  # the county grain beats the same counties cut to their states
+
+
+def test_zips_reach_county_tables_through_the_crosswalk():
+    user = zip_records()
+    frame, metas = profile(user)
+    hits = search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)
+    # Ground truth: the share of the user's zips (as integers, leading zeros lost) that the crosswalk lists.
+    crosswalk = pd.read_csv(LAKE / "lake" / "zip_county.csv.gz", dtype=str)
+    expected = user["zip"].map(lambda z: f"{z:05d}").isin(crosswalk["zip"]).mean()
+    assert 0.95 < expected < 1.0  # territories and military zips are not in the 50-state crosswalk
+    direct = next(h for h in hits if h.table == "zip_county")
+    assert direct.key.kind == "zip_code" and direct.key.strategy == "direct"
+    assert direct.containment == pytest.approx(expected, abs=1e-4)
+    bridged = next(h for h in hits if h.table == "county_postal_profile")
+    assert bridged.key.kind == "fips_code" and bridged.key.bridge["table"] == "zip_county"
+    assert bridged.key.strategy == "zip mapped to county FIPS through zip_county"
+    assert bridged.containment == pytest.approx(expected, abs=1e-4)
+
+
+def test_airport_plus_date_and_hour_find_the_hourly_weather():
+    frame, metas = profile(flights_sample(1500))
+    top = search_datasets(metas, 3, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)[0]
+    assert top.table == "nyc_weather_hourly"
+    assert top.key.kind == "code_hour" and top.key.user_columns == ["origin", "date", "hour"] and top.containment > 0.98
+
+
+def test_category_filter_limits_the_search():
+    frame, metas = profile(us_arrests())
+    hits = search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE, category="environment")
+    assert [h.table for h in hits] == ["nyc_weather_hourly"] and hits[0].key is None
+
+
+def test_lsh_candidates_are_reranked_by_exact_containment():
+    zips = pd.read_csv(LAKE / "lake" / "zip_county.csv.gz", dtype=str)["zip"]
+    ny = zips[zips.str.startswith("1")]
+    ca = zips[zips.str.startswith("9")]
+    index = SketchIndex.build([("all", signature_bytes(zips), len(zips)), ("ny", signature_bytes(ny), len(ny)), ("ca", signature_bytes(ca), len(ca))])
+    query = ny.sample(1500, random_state=0)
+    found = index.query(query)
+    assert "ny" in found and "ca" not in found
+    # The sketch only nominates; the exact share decides.
+    exact = {name: query.isin(values).mean() for name, values in (("all", zips), ("ny", ny), ("ca", ca))}
+    assert exact["ny"] == 1.0 and exact["ca"] == 0.0
