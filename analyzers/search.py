@@ -45,6 +45,7 @@ MAX_EXTRA_TRIALS = 6
 EXTRA_TRIALS_PATIENCE = 3
 LEARNING_CURVE_GAIN = 0.001
 SMALL_FIT_ROWS = 10_000
+BUDGET_SAFETY = 0.9
 LARGE_TABLE_ROWS = 15_000  # a larger table pays when the last doubling of rows gained more than this
 
 METRIC_FOR_TASK = {"regression": "r2", "classification": "f1"}
@@ -377,7 +378,8 @@ class ModelSearch:
         self.budget, self.seed, self.n_jobs, self.metric = float(time_budget_s), seed, n_jobs, metric
         self.time_column, self.max_rows_first_pass, self.max_rows_full = time_column, max_rows_first_pass, max_rows_full
         self.start = time.perf_counter()
-        self.deadline = self.start + self.budget
+        # Aim a little short of the budget: estimates of fit times are rough on a busy machine.
+        self.deadline = self.start + self.budget * BUDGET_SAFETY
         self.trials: list[Trial] = []
         self.notes: list[str] = []
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pandas as pd
 
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
@@ -69,6 +72,7 @@ class SupervisedAnalyzer(Analyzer):
         return y
 
     def run(self, df: pd.DataFrame, context: AnalysisContext) -> AnalysisResult:
+        started = time.perf_counter()
         plan, excluded = feature_plan(context.metas, context.target, context.exclude)
         notes: list[str] = []
         if context.leakage_guard:
@@ -84,7 +88,9 @@ class SupervisedAnalyzer(Analyzer):
         y = self.prepare_target(rows[context.target])
         # The date column that orders the rows travels with the features so validation can respect time.
         columns = features + ([context.time_column] if context.time_column in rows.columns and context.time_column not in features else [])
-        found = run_search(rows[columns], y, self.task, plan, context)
+        # The leakage checks came out of the same budget.
+        budget = max(context.time_budget_s - (time.perf_counter() - started), 0.2 * context.time_budget_s)
+        found = run_search(rows[columns], y, self.task, plan, dataclasses.replace(context, time_budget_s=budget))
         fitted = FittedModel(
             pipeline=found.pipeline, task=self.task, target=context.target, feature_columns=features,
             classes=found.classes, analyzer=self.name, model_name=found.best_name, versions=library_versions(),

@@ -147,12 +147,13 @@ def load_model_bundle(path: Path) -> dict:
 
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,
                 min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000,
-                time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None) -> ModelOutcome:
+                time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
+                search_backend: str = "automodel") -> ModelOutcome:
     metas = enriched_metas(frame, profile)
     context = AnalysisContext(
         metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target), time_column=profile.time_column,
         min_r2=min_r2, max_mape=max_mape, max_rows_first_pass=max_rows_first_pass, max_rows_full=max_rows_full,
-        time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1),
+        time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1), search_backend=search_backend,
     )
 
     def relabel(labels):
@@ -214,38 +215,15 @@ def write_predictions_csv(path: Path, predictions: pd.DataFrame) -> Path:
 
 
 def explain(frame: pd.DataFrame, outcome: ModelOutcome, sample_rows: int = 500, enabled: bool = True) -> pd.DataFrame:
-    """Feature importance: SHAP (TreeExplainer) for tree models, permutation importance otherwise."""
+    """Feature importance: mean |SHAP| (TreeExplainer) for tree models and ensembles of them, permutation
+    importance otherwise; on a sample of rows. Behind ENABLE_SHAP_EXPLANATIONS (``enabled``)."""
+    from analyzers.explain import feature_importance
+
     empty = pd.DataFrame(columns=["feature", "importance", "method"])
     if not enabled or not outcome.model_path:
         return empty
     fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
-    rows = frame[frame[fitted.target].notna()] if fitted.target in frame else frame
-    rows = rows.sample(min(len(rows), sample_rows), random_state=0)
-    pipeline = getattr(fitted.pipeline, "pipeline", fitted.pipeline)
-    model = pipeline.named_steps["model"]
-    prep = pipeline.named_steps["prep"]
-    if type(model).__name__.startswith(("LGBM", "RandomForest", "XGB", "ExtraTrees", "GradientBoosting")):
-        import shap
-
-        X = prep.transform(rows[fitted.feature_columns])
-        names = list(prep.named_steps["columns"].get_feature_names_out())
-        values = shap.TreeExplainer(model).shap_values(np.asarray(X, dtype=float), check_additivity=False)
-        values = np.asarray(values)
-        if values.ndim == 3:  # (classes, rows, features) or (rows, features, classes)
-            axis = 0 if values.shape[0] != len(rows) else 2
-            values = np.abs(values).mean(axis=axis)
-        importance = np.abs(values).mean(axis=0)
-        method = "shap_tree"
-    else:
-        from sklearn.inspection import permutation_importance
-
-        y = rows[fitted.target]
-        scorer = "r2" if fitted.task == "regression" else "accuracy"
-        estimator = fitted.pipeline if fitted.task == "regression" else _LabelScorer(fitted)
-        result = permutation_importance(estimator, rows[fitted.feature_columns], y, scoring=scorer, n_repeats=3, random_state=0)
-        names, importance, method = fitted.feature_columns, result.importances_mean, "permutation"
-    table = pd.DataFrame({"feature": names, "importance": importance, "method": method})
-    return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+    return feature_importance(fitted, frame, sample_rows=sample_rows)
 
 
 class _LabelScorer:

@@ -50,6 +50,7 @@ class AutomodelSettings(dg.ConfigurableResource):
     enable_agent_actions: bool = True
     search_time_budget_s: float = 60.0
     search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
+    search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
     # LLM endpoint details, SMTP notifications and recipe selection (issue 6).
     llm_api_key: str = ""
     llm_timeout_s: float = 30.0
@@ -95,6 +96,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
             enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
             search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
+            search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),
             search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),
             llm_api_key=env.get("AUTOMODEL_LLM_API_KEY", ""),
             llm_timeout_s=float(env.get("AUTOMODEL_LLM_TIMEOUT_S", 30.0)),

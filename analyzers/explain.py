@@ -1,0 +1,95 @@
+"""Feature importance for a fitted model: mean |SHAP| from TreeExplainer where the model is made of
+trees (weighted over an ensemble's members), permutation importance otherwise. Rows are sampled, so
+large tables cost the same as small ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analyzers.base import FittedModel
+from analyzers.models import ClassLabelPipeline, ResampledClassifier, WeightedEnsemble
+
+TREE_MODELS = ("LGBM", "RandomForest", "XGB", "ExtraTrees", "GradientBoosting", "DecisionTree")
+
+
+def _members(pipeline) -> list[tuple[float, object]]:
+    """(weight, sklearn Pipeline with 'prep' and 'model' steps) for every member model."""
+    inner = pipeline.pipeline if isinstance(pipeline, ClassLabelPipeline) else pipeline
+    if isinstance(inner, WeightedEnsemble):
+        return list(zip(inner.weights, inner.members))
+    return [(1.0, inner)]
+
+
+def _tree_model(member):
+    steps = getattr(member, "named_steps", {})
+    if "prep" not in steps or "model" not in steps:
+        return None
+    model = steps["model"]
+    if isinstance(model, ResampledClassifier):
+        model = model.estimator_
+    return model if type(model).__name__.startswith(TREE_MODELS) else None
+
+
+def _mean_abs_shap(model, X: np.ndarray) -> np.ndarray:
+    import shap
+
+    values = np.asarray(shap.TreeExplainer(model).shap_values(X, check_additivity=False))
+    if values.ndim == 3:  # (classes, rows, features) or (rows, features, classes): average over classes
+        axis = 0 if values.shape[0] != X.shape[0] else 2
+        values = np.abs(values).mean(axis=axis)
+    return np.abs(values).mean(axis=0)
+
+
+def feature_importance(fitted: FittedModel, frame: pd.DataFrame, sample_rows: int = 500, seed: int = 0) -> pd.DataFrame:
+    """One row per feature, most important first: ``feature``, ``importance``, ``method``."""
+    rows = frame[frame[fitted.target].notna()] if fitted.target in frame else frame
+    if rows.empty:
+        rows = frame
+    rows = rows.sample(min(len(rows), sample_rows), random_state=seed)
+    members = _members(fitted.pipeline)
+    trees = [(w, m, _tree_model(m)) for w, m in members]
+    trees = [(w, m, t) for w, m, t in trees if t is not None]
+    if trees:
+        total: dict[str, float] = {}
+        weight_sum = sum(w for w, _, _ in trees)
+        for weight, member, model in trees:
+            prep = member.named_steps["prep"]
+            X = np.asarray(prep.transform(rows[fitted.feature_columns]), dtype=float)
+            names = [str(n) for n in prep.named_steps["columns"].get_feature_names_out()]
+            for name, value in zip(names, _mean_abs_shap(model, X)):
+                total[name] = total.get(name, 0.0) + weight / weight_sum * float(value)
+        method = "shap_tree" if len(members) == 1 else f"shap_tree (weighted over {len(trees)} of {len(members)} ensemble members)"
+        table = pd.DataFrame({"feature": list(total), "importance": list(total.values()), "method": method})
+    elif fitted.target not in rows or rows.empty:
+        # Permutation importance needs known targets (a scoring run on unlabelled rows has none).
+        return pd.DataFrame(columns=["feature", "importance", "method"])
+    else:
+        from sklearn.inspection import permutation_importance
+
+        y = rows[fitted.target]
+        scorer = "r2" if fitted.task == "regression" else "accuracy"
+        result = permutation_importance(_Scorer(fitted), rows[fitted.feature_columns], y, scoring=scorer, n_repeats=3, random_state=seed)
+        table = pd.DataFrame({"feature": fitted.feature_columns, "importance": result.importances_mean, "method": "permutation"})
+    return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+class _Scorer:
+    """Lets permutation_importance call a FittedModel (labels for classifiers, numbers for regressors)."""
+
+    def __init__(self, fitted: FittedModel):
+        self.fitted = fitted
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        predicted = self.fitted.predict_frame(X)["prediction"].to_numpy()
+        return predicted if self.fitted.task == "regression" else predicted.astype(str)
+
+    def score(self, X, y):
+        if self.fitted.task == "regression":
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(np.asarray(y, float), self.predict(X).astype(float)))
+        return float((self.predict(X) == np.asarray(y).astype(str)).mean())
