@@ -28,7 +28,7 @@ def executor_from_env():
     if choice == "celery":
         from dagster_celery import celery_executor
 
-        # Broker and result backend come from the environment so workers and the run worker agree (deploy/README.md).
+        # Broker and result backend come from the environment so workers and the run worker agree (README, Automation and deployment).
         broker = os.environ.get("AUTOMODEL_CELERY_BROKER", "redis://127.0.0.1:6379/0")
         return celery_executor.configured({"broker": broker, "backend": os.environ.get("AUTOMODEL_CELERY_BACKEND", broker)},
                                           name="automodel_celery")

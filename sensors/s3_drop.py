@@ -15,6 +15,7 @@ so a tick that failed half way and is retried reuses the manifests it already wr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -61,6 +62,11 @@ def uploads_under(objects: list[dict], prefix: str) -> list[S3Upload]:
     return sorted(uploads, key=lambda u: (u.modified, u.key))
 
 
+def seen_digest(upload: S3Upload) -> str:
+    """48 bits of the key and version: the cursor stays small (15 bytes an upload) when a burst fills the window."""
+    return hashlib.blake2b(f"{upload.key}@{upload.version}".encode(), digest_size=6).hexdigest()
+
+
 def plan_listing(uploads: list[S3Upload], cursor: dict, overlap_s: float, max_new: int) -> ListingPlan:
     """Which uploads are new since ``cursor``, at most ``max_new`` of them (oldest first), and the cursor after handling them.
 
@@ -69,9 +75,9 @@ def plan_listing(uploads: list[S3Upload], cursor: dict, overlap_s: float, max_ne
     upload, and the next window keeps every handled version that could still show up again.
     """
     watermark = cursor.get("watermark")
-    seen: dict = cursor.get("seen", {})
+    seen = set(cursor.get("seen", []))
     floor = None if watermark is None else watermark - overlap_s
-    new = [u for u in uploads if (floor is None or u.modified > floor) and seen.get(u.key) != u.version]
+    new = [u for u in uploads if (floor is None or u.modified > floor) and seen_digest(u) not in seen]
     taken, deferred = new[:max_new], new[max_new:]
     waiting = set(deferred)
     handled = [u for u in uploads if u not in waiting]
@@ -79,11 +85,7 @@ def plan_listing(uploads: list[S3Upload], cursor: dict, overlap_s: float, max_ne
     if deferred and next_watermark is not None:
         next_watermark = min(next_watermark, deferred[0].modified)
     next_floor = None if next_watermark is None else next_watermark - overlap_s
-    deferred_keys = {u.key for u in deferred}
-    next_seen = {u.key: u.version for u in handled if next_floor is None or u.modified > next_floor}
-    # A key re-uploaded while its newer version waits must not be remembered as seen.
-    for key in deferred_keys:
-        next_seen.pop(key, None)
+    next_seen = sorted({seen_digest(u) for u in handled if next_floor is None or u.modified > next_floor})
     return ListingPlan(taken, len(deferred), {"watermark": next_watermark, "seen": next_seen})
 
 
