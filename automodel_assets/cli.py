@@ -249,6 +249,7 @@ def cmd_ask(args) -> int:
 
     from automodel import stages
     from automodel.ask import answer, write_answer_chart
+    from automodel.errors import AutomodelError
     from automodel.safety import safe_user_id
     from automodel.sessions import SessionStore
     from automodel_assets.assets import ALL_ASSETS
@@ -269,8 +270,12 @@ def cmd_ask(args) -> int:
     explanation_path = settings.layout.explanation_path(args.run_id)
     importance = pd.read_csv(explanation_path).to_dict(orient="records") if explanation_path.exists() else None
     fitted = stages.load_model_bundle(Path(row["model_path"]))["fitted"] if row.get("model_path") else None
+    try:
+        provider = resources["llm"].get_provider()
+    except AutomodelError:  # heuristics answer most questions; a provider that cannot start only loses the fallback
+        provider = None
     result = answer(args.question, frame, target=row.get("target"), task=row.get("task"), predictions=predictions, importance=importance,
-                    fitted=fitted, provider=resources["llm"].get_provider())
+                    fitted=fitted, provider=provider)
     digest = hashlib.sha256(args.question.strip().lower().encode()).hexdigest()[:10]
     write_answer_chart(result, settings.layout.dashboard_path(args.run_id).with_name(f"{args.run_id}_ask_{digest}.html"))
     out = {"run_id": args.run_id, **result.to_dict()}

@@ -327,3 +327,9 @@ def test_reorder_end_to_end_creates_purchase_orders_and_notifies_once(home, cli,
     assert again.code == 0, again.err
     assert len(webhook.received) == 1 and len(smtp.messages) == 1, "rematerializing must not notify twice"
     assert len(ActionLog(home / "action_logs.db").tasks(run_id=out["run_id"], kind="purchase_order")) == len(orders)
+
+    monkeypatch.setenv("ENABLE_AGENT_ACTIONS", "0")
+    off = cli("rerun", out["run_id"], "--from", "actions", "--json")
+    assert off.code == 0, off.err
+    assert off.json["actions"] == [{"recipe": "all", "triggered": False, "message": "ENABLE_AGENT_ACTIONS is off", "notified": []}]
+    assert len(webhook.received) == 1 and len(smtp.messages) == 1

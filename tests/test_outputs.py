@@ -121,6 +121,12 @@ def test_classification_run_outputs_summary_and_dashboard(home, cli, tmp_path, p
     refused = cli("ask", run_id, "how many rows?", "--user", "mallory")
     assert refused.code == 2 and "not known for user 'mallory'" in refused.err
 
+    # Asking for in-process vLLM where it is not installed stops the summary with one sentence, not a traceback.
+    monkeypatch.setenv("AUTOMODEL_LLM_PROVIDER", "vllm")
+    failed = cli("rerun", run_id, "--from", "summary", "--user", "carol")
+    assert failed.code != 0 and "Traceback" not in failed.err
+    assert "pip install '.[vllm]'" in failed.err and "AUTOMODEL_LLM_PROVIDER=openai" in failed.err
+
 
 def test_regression_dashboard_figures_match_the_predictions(tmp_path, penguins):
     from sklearn.linear_model import LinearRegression
