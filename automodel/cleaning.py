@@ -120,9 +120,26 @@ def _unify_case(series: pd.Series, col: str, report: CleaningReport, max_labels:
     return series.where(~changed, series.map(mapping)).astype(TEXT_DTYPE)
 
 
-def parse_number_text(values: pd.Series) -> pd.Series:
-    """Parse '$1,200', '45%', '(300)', '1.2e3', '1 200', '€5', '-12 USD' into floats; NaN where not a number."""
+_DECIMAL_COMMA = re.compile(r"^[-+(]?[$€£¥]?\s?\d{1,3}(\.\d{3})*,\d+\s?[%€]?\)?$|^[-+]?\d+,\d+$")
+
+
+def uses_decimal_comma(sample: pd.Series) -> bool:
+    """European numbers ('1.234,5', '12,75'): some comma is followed by other than three digits and no value
+    uses a point as the decimal mark."""
+    text = _as_text(sample).dropna().str.strip()
+    if text.empty:
+        return False
+    comma_decimal = text.str.contains(r",(?:\d{1,2}|\d{4,})(?:\D|$)", regex=True).fillna(False)
+    point_decimal = text.str.contains(r"\.(?:\d{1,2}|\d{4,})(?:\D|$)", regex=True).fillna(False)
+    return bool(comma_decimal.any()) and not bool(point_decimal.any()) and text.str.match(_DECIMAL_COMMA.pattern).mean() > 0.5
+
+
+def parse_number_text(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
+    """Parse '$1,200', '45%', '(300)', '1.2e3', '1 200', '€5', '-12 USD' (and '1.234,5' with ``decimal_comma``)
+    into floats; NaN where not a number."""
     text = _as_text(values).str.strip()
+    if decimal_comma:
+        text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     negative = text.str.match(r"^\(.*\)$").fillna(False)
     percent = text.str.endswith("%").fillna(False)
     core = text.str.replace(r"^\((.*)\)$", r"\1", regex=True)
@@ -171,10 +188,13 @@ def convert_numbers(frame: pd.DataFrame, report: CleaningReport, threshold: floa
         if not n_present:
             continue
         sample = _sample(series)
-        if parse_number_text(sample).notna().mean() < threshold or _is_leading_zero_code(sample):
+        decimal_comma = uses_decimal_comma(sample)
+        if parse_number_text(sample, decimal_comma).notna().mean() < threshold or _is_leading_zero_code(sample):
             continue
         plain = _plain_numbers(series)
-        parsed = plain if int(plain.notna().sum()) == n_present else parse_number_text(series)
+        parsed = plain if int(plain.notna().sum()) == n_present else parse_number_text(series, decimal_comma)
+        if decimal_comma:
+            report.count("decimal_comma", col, int(parsed.notna().sum()))
         ok = parsed.notna() & present
         if ok.sum() / n_present < threshold:
             continue

@@ -1,10 +1,21 @@
-"""Tier quotas, checked before any work: how many runs and how much data a user may have."""
+"""Tier quotas, checked before any work: how many runs and how much data a user may have.
+
+The free tier comes from MAX_REQUESTS_FREE and MAX_GB_FREE. More tiers, and which users belong to
+them, come from one JSON setting (AUTOMODEL_QUOTA_TIERS), for example::
+
+    {"tiers": {"pro": {"max_requests": 500, "max_gb": 50}, "internal": {"max_requests": 100000, "max_gb": 1000}},
+     "users": {"alice": "pro", "etl@example.com": "internal"},
+     "default": "free"}
+
+A user not listed gets ``default`` (the free tier unless said otherwise).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from automodel.errors import QuotaExceededError
+from automodel.errors import AutomodelError, QuotaExceededError
 
 
 @dataclass(frozen=True)
@@ -14,16 +25,54 @@ class Tier:
     max_gb: float
 
 
+@dataclass(frozen=True)
+class TierPlan:
+    tiers: dict[str, Tier]
+    users: dict[str, str]
+    default: str = "free"
+
+    def tier_for(self, user_id: str | None) -> Tier:
+        return self.tiers[self.users.get(user_id or "", self.default)]
+
+
+def parse_tiers(spec: str | dict | None, free: Tier) -> TierPlan:
+    """Read the tier JSON; a mistake in it is a configuration error with one sentence saying where."""
+    tiers = {free.name: free}
+    if not spec:
+        return TierPlan(tiers, {}, free.name)
+    try:
+        data = json.loads(spec) if isinstance(spec, str) else dict(spec)
+    except json.JSONDecodeError as exc:
+        raise AutomodelError(f"AUTOMODEL_QUOTA_TIERS is not valid JSON ({exc.msg} at character {exc.pos}); fix the setting.") from exc
+    if not isinstance(data, dict):
+        raise AutomodelError("AUTOMODEL_QUOTA_TIERS must be a JSON object with 'tiers' and 'users'; fix the setting.")
+    for name, limits in (data.get("tiers") or {}).items():
+        try:
+            tiers[name] = Tier(str(name), int(limits["max_requests"]), float(limits["max_gb"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AutomodelError(f"Tier {name!r} in AUTOMODEL_QUOTA_TIERS needs numeric max_requests and max_gb; fix the setting.") from exc
+    users = {str(k): str(v) for k, v in (data.get("users") or {}).items()}
+    default = str(data.get("default") or free.name)
+    unknown = sorted({*users.values(), default} - set(tiers))
+    if unknown:
+        raise AutomodelError(f"AUTOMODEL_QUOTA_TIERS names tier {unknown[0]!r} without defining it under 'tiers'; add it or fix the name.")
+    return TierPlan(tiers, users, default)
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 1024**3:,.2f} GB" if n_bytes >= 1024**3 else f"{n_bytes / 1024**2:,.1f} MB"
+
+
 def check_quota(tier: Tier, runs_so_far: int, stored_bytes: int, new_bytes: int) -> None:
     """Raise QuotaExceededError naming the limit and what to do when a new run would pass it."""
     if runs_so_far + 1 > tier.max_requests:
         raise QuotaExceededError(
-            f"The {tier.name} tier allows {tier.max_requests} runs and this user has used {runs_so_far}; "
-            "delete old runs or move to a larger tier."
+            f"The {tier.name} tier allows {tier.max_requests} runs a day (MAX_REQUESTS) and this user has used {runs_so_far}; "
+            "wait for older runs to age out of the 24-hour window or move to a larger tier."
         )
     limit = tier.max_gb * 1024**3
     if stored_bytes + new_bytes > limit:
         raise QuotaExceededError(
-            f"This file ({new_bytes / 1024**2:,.1f} MB) would take the user past the {tier.name} tier's {tier.max_gb:g} GB "
-            "storage limit; remove old uploads or move to a larger tier."
+            f"This file ({_size(new_bytes)}) would take the user's uploads ({_size(stored_bytes)} stored) past the {tier.name} tier's "
+            f"{tier.max_gb:g} GB storage limit (MAX_GB); remove old uploads or move to a larger tier."
         )

@@ -219,13 +219,19 @@ def cmd_inspect(args) -> int:
     frame, report = stages.clean_frame(raw, None)
     profile = stages.profile_frame(frame, raw, None, None)
     if args.export:
+        if not args.source.startswith("s3://") and Path(args.export).resolve() == Path(args.source).resolve():
+            raise CliError("--export must name a new file, not the file being inspected; the input is never overwritten.")
         write_with_atomic(Path(args.export), lambda tmp: raw.to_csv(tmp, index=False))
     problems = list(info.problems) + [f"column {c!r} dropped: {why}" for c, why in report.dropped_columns.items()]
     if report.duplicate_rows:
         problems.append(f"{report.duplicate_rows} duplicate rows")
+    problems += [f"column {c!r} mixes types: {n} values that are not like the rest became missing"
+                 for c, n in report.steps.get("mixed_type_to_missing", {}).items()]
     out = {
         "source": args.source, "format": info.format, "encoding": info.encoding, "delimiter": info.delimiter, "quotechar": info.quotechar,
+        "escapechar": info.escapechar, "has_header": info.has_header, "size_bytes": info.size_bytes, "sha256": info.sha256,
         "compression": info.compression, "skipped_preamble_rows": info.skipped_preamble_rows, "rows": info.rows, "columns": info.columns,
+        "cleaning": report.to_dict(),
         "column_roles": [{"name": m.name, "role": m.role, "confidence": m.confidence, "dtype": m.dtype, "missing": m.missing_count, "unique": m.unique_count} for m in profile.metas],
         "target_guess": profile.target, "target_reason": profile.target_reason, "tags": profile.tags, "problems": problems,
     }

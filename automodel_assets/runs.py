@@ -20,7 +20,7 @@ import dagster as dg
 from automodel.errors import AutomodelError, InputFileError
 from automodel.ingest import is_supported
 from automodel.layout import Layout
-from automodel.quotas import Tier, check_quota
+from automodel.quotas import Tier, check_quota, parse_tiers
 from automodel.safety import safe_file_name, safe_user_id
 from automodel.sessions import RunManifest, SessionStore, new_run_id
 from resources.settings import AutomodelSettings
@@ -45,8 +45,10 @@ def get_instance(layout: Layout) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(ensure_dagster_home(layout)))
 
 
-def user_tier(settings: AutomodelSettings) -> Tier:
-    return Tier("free", settings.max_requests_free, settings.max_gb_free)
+def user_tier(settings: AutomodelSettings, user_id: str | None = None) -> Tier:
+    """The user's tier: the free tier (MAX_REQUESTS_FREE, MAX_GB_FREE) unless AUTOMODEL_QUOTA_TIERS puts them in another."""
+    free = Tier("free", settings.max_requests_free, settings.max_gb_free)
+    return parse_tiers(getattr(settings, "quota_tiers", ""), free).tier_for(user_id)
 
 
 def user_stored_bytes(layout: Layout, user_id: str) -> int:
@@ -107,7 +109,7 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     store = SessionStore(layout.sessions_db)
     # MAX_REQUESTS_FREE counts the runs of the last 24 hours, so a quota refills rather than ending the account.
     recent_runs = store.count_for_user(user_id, since=time.time() - QUOTA_WINDOW_S)
-    check_quota(user_tier(settings), recent_runs, user_stored_bytes(layout, user_id), size)
+    check_quota(user_tier(settings, user_id), recent_runs, user_stored_bytes(layout, user_id), size)
     if model_run_id:
         previous = store.get(model_run_id)
         if previous is None or previous["user_id"] != user_id:  # another user's model is reported exactly like a missing one

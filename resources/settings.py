@@ -43,6 +43,8 @@ class AutomodelSettings(dg.ConfigurableResource):
     # Quotas for the free tier.
     max_requests_free: int = 20
     max_gb_free: float = 1.0
+    # More tiers and who is in them, as JSON (automodel.quotas.parse_tiers); empty: everyone is on the free tier.
+    quota_tiers: str = ""
     # Feature flags.
     enable_llm_preprocessing: bool = False
     enable_shap_explanations: bool = True
@@ -90,6 +92,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             max_rows_full=int(env.get("MAX_ROWS_FULL", 100_000)),
             profile_sample_rows=int(env.get("PROFILE_SAMPLE_ROWS", 1_000)),
             max_requests_free=int(env.get("MAX_REQUESTS_FREE", 20)),
+            quota_tiers=env.get("AUTOMODEL_QUOTA_TIERS", ""),
             max_gb_free=float(env.get("MAX_GB_FREE", 1.0)),
             enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
             enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
