@@ -186,6 +186,19 @@ def key_figures(task: str, metrics: dict, rows: int, charts: list[str]) -> dict:
     return figures
 
 
+def prediction_overview(task: str, predictions: pd.DataFrame) -> dict:
+    """What the predictions say at a glance: rows per predicted class or cluster, flagged rows, or the spread of values."""
+    values = predictions["prediction"] if "prediction" in predictions else pd.Series(dtype=float)
+    if values.dropna().empty:
+        return {"rows": int(len(predictions)), "predicted": 0}
+    if task in ("classification", "clustering"):
+        return {f"predicted {k}": int(v) for k, v in values.astype(str).value_counts().items()}
+    if task == "anomaly":
+        return {"rows": int(len(values)), "flagged anomalous": int((values == 1).sum())}
+    numbers = pd.to_numeric(values, errors="coerce")
+    return {"mean": round(float(numbers.mean()), 4), "min": round(float(numbers.min()), 4), "max": round(float(numbers.max()), 4)}
+
+
 def write_dashboard(path: Path, title: str, headline: dict, summary: str, figures: list[tuple[str, object]]) -> Path:
     parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body style='font-family:sans-serif;max-width:1100px;margin:auto'>"]
     parts.append(f"<h1>{html.escape(title)}</h1>")

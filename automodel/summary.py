@@ -183,6 +183,9 @@ def summarize(facts: dict, provider: ChatProvider | None = None) -> Summary:
     if provider is None:
         return Summary(template, "template", "template", [redact_pii(r) for r in recommendations(facts)])
     text, reason = _llm_text(provider, SUMMARY_SYSTEM, facts)
+    if text is None and reason.startswith(f"the {provider.name} provider failed"):
+        # The endpoint is down or refusing: asking again for recommendations would only repeat the wait.
+        return Summary(template, "template", provider.name, [redact_pii(r) for r in recommendations(facts)], reason)
     recs, recs_source, recs_reason = ask_follow_up_question(facts, provider)
     if text is None:
         return Summary(template, "template", provider.name, recs, reason, recs_source)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from automodel import stages
 from automodel.actions import ActionLog, execute_actions
-from automodel.dashboard import build_figures, key_figures, write_dashboard
+from automodel.dashboard import build_figures, key_figures, prediction_overview, write_dashboard
 from automodel.errors import AutomodelError
 from automodel.lake import build_index, catalog_summary, lake_fingerprint
 from automodel.sessions import SessionStore
@@ -210,6 +210,7 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     stages.write_predictions_csv(path, frame)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, predictions_path=str(path))
     context.add_output_metadata({"dagster/row_count": len(frame), "path": dg.MetadataValue.path(str(path)),
+                                 "overview": dg.MetadataValue.md(_md_table(prediction_overview(model.task, frame))),
                                  "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False))})
     return frame
 

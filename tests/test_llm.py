@@ -187,8 +187,11 @@ def test_client_gives_up_after_retries_and_summary_records_why(llm_server):
     provider = OpenAICompatibleProvider(base_url=llm_server.base_url, model="m", retries=1, timeout_s=5)
     with pytest.raises(LLMError, match=r"did not answer after 2 attempt\(s\) \(HTTP 500\)"):
         provider.complete("s", "u")
+    before = provider.requests_made
     result = summarize(penguin_facts(), provider)
     assert result.provider == "template" and "HTTP 500" in result.fallback_reason
+    assert provider.requests_made - before == 2, "a failing endpoint is not asked again for recommendations"
+    assert result.recommendations == [r for r in summarize(penguin_facts(), None).recommendations]
 
 
 def test_client_does_not_retry_a_refused_key_and_sends_it_as_bearer(llm_server):

@@ -109,6 +109,9 @@ def test_classification_run_outputs_summary_and_dashboard(home, cli, tmp_path, p
     assert bars["x"] == pytest.approx(importance["importance"].head(15).tolist(), abs=1e-6)
     missing = dict(zip(figures["missing_values"]["data"][0]["x"], figures["missing_values"]["data"][0]["y"]))
     assert missing["sex"] == pytest.approx(penguins["sex"].isna().mean() * 100, abs=1e-3)
+    overview = _metadata(instance, "predictions")["overview"]
+    for label, count in predictions["prediction"].value_counts().items():
+        assert f"| predicted {label} | {count} |" in overview
     dashboard_meta = _metadata(instance, "dashboard")
     assert dashboard_meta["figure/accuracy"] == pytest.approx(round(accuracy, 4))
     assert dashboard_meta["figure/rows"] == len(penguins)
