@@ -237,3 +237,21 @@ def test_unreachable_endpoint_is_reported_not_raised():
     provider = OpenAICompatibleProvider(base_url="http://127.0.0.1:9/v1", model="m", retries=0, timeout_s=1)
     result = summarize(penguin_facts(), provider)
     assert result.provider == "template" and "did not answer" in result.fallback_reason
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.floats(min_value=0.0005, max_value=1e6, allow_nan=False), decimals=st.integers(0, 4), shift=st.floats(0.02, 0.5))
+def test_number_check_property_rounded_facts_pass_and_shifted_ones_fail(value, decimals, shift):
+    facts = {"metrics": {"score": value}}
+    written = f"{value:,.{decimals}f}"
+    if float(written.replace(",", "")) == 0:
+        return
+    assert unsupported_numbers(f"the score is {written}", facts) == []
+    wrong = value * (1 + shift) + 1  # well outside the rounding tolerance of any precision
+    text = f"the score is {wrong:,.{decimals}f}"
+    if abs(float(f"{wrong:.{decimals}f}") - value * 100) > 0.5 * 10 ** -decimals + 1e-9:  # not the same rate written as a percentage
+        assert unsupported_numbers(text, facts) == [f"{wrong:,.{decimals}f}"]
