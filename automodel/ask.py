@@ -61,6 +61,7 @@ class Intent:
     aggregation: str | None = None
     group_by: str | None = None
     rank: str | None = None  # "max" or "min": which group ranks first ("which species is heaviest")
+    limit: int | None = None  # "top 5 heaviest": the rows ranked by a measure
     chart: str | None = None  # a chart type the question asked for
     assignments: dict[str, Any] = field(default_factory=dict)  # feature values for a prediction
     predicted: Any = None  # a predicted value asked about ("how many are predicted Gentoo")
@@ -262,6 +263,8 @@ def _heuristic_intent(question: str, frame: pd.DataFrame, target: str | None) ->
                     if re.match(rf"{re.escape(alias)}(?![\w])", rest):
                         if pattern.startswith(r"\bwhat") and not _is_categorical(frame[column]):
                             continue
+                        if not _is_categorical(frame[column]) and frame[column].nunique() > 30:  # "by bill depth" ranks, it does not group
+                            continue
                         if pattern.startswith(r"\b(?:by") and "between" in match.group(0) and not _is_categorical(frame[column]):
                             continue
                         if group_match is None or match.start() < group_match[0]:
@@ -346,6 +349,24 @@ def _heuristic_intent(question: str, frame: pd.DataFrame, target: str | None) ->
     for rank, pattern in _SUPERLATIVE.items():
         if intent.group_by and intent.aggregation in ("mean", "median", "sum", "count") and re.search(pattern, text):
             intent.rank = rank
+    # "top 5 heaviest penguins", "the 3 longest flippers", "bottom 10 by bill depth": rows ranked by a measure
+    top = re.search(r"\b(top|bottom|first|the)\s+(\d{1,4})\b", text)
+    if top and not intent.group_by:
+        superlative = next((r for r, pattern in _SUPERLATIVE.items() if re.search(pattern, text)), None)
+        measure = next((c for c in intent.columns if _is_numeric(frame[c])), None)
+        if measure is None and superlative:
+            word = re.search(_SUPERLATIVE[superlative], text).group(0)
+            implied = {"heaviest": "weight", "lightest": "weight", "longest": "length", "shortest": "length", "oldest": "old", "youngest": "old"}.get(word)
+            candidates = [c for c in frame.columns if implied and _is_numeric(frame[c]) and implied in " ".join(column_aliases(c))]
+            # "longest flippers": of the length columns, the one whose other words the question uses
+            named = [c for c in candidates if any(re.search(rf"\b{re.escape(w)}", text) for w in re.split(r"[\s_]+", str(c).lower()) if len(w) > 2 and w != implied)]
+            measure = (named or candidates or [None])[0]
+            if measure is not None:
+                intent.columns.insert(0, measure)
+        if measure is not None and (superlative or top.group(1) in ("top", "bottom")):
+            intent.limit = int(top.group(2))
+            intent.rank = superlative or ("min" if top.group(1) == "bottom" else "max")
+            intent.aggregation = None
     if intent.action not in ("explain", "predict"):
         plot_words = re.search(_VISUALIZE, text) is not None or intent.chart is not None
         intent.action = "visualize" if plot_words and (intent.aggregation in (None, "correlation") or intent.chart) else "describe"
@@ -401,7 +422,7 @@ def select_visualization(intent: Intent, frame: pd.DataFrame) -> str:
     numeric = [c for c in columns if _is_numeric(frame[c])]
     dates = [c for c in columns if _is_datetime(frame[c])]
     group = intent.group_by
-    if intent.action == "explain":
+    if intent.action == "explain" or (intent.limit and numeric):
         return "bar"
     if intent.aggregation == "correlation" and len(numeric) >= 2:
         return "scatter"
@@ -480,6 +501,12 @@ def answer(question: str, frame: pd.DataFrame, *, target: str | None = None, tas
 def _describe(intent: Intent, rows: pd.DataFrame) -> tuple[str, Any]:
     how, group, columns, scope = intent.aggregation, intent.group_by, intent.columns, _scope(intent)
     numeric = [c for c in columns if _is_numeric(rows[c])]
+    if intent.limit and numeric:
+        ranked = _ranked(intent, rows)
+        label = _row_label(rows)
+        shown = ", ".join(f"row {i}" + (f" ({rows.at[i, label]})" if label else "") + f" {_fmt(v)}" for i, v in ranked.items())
+        word = "highest" if intent.rank == "max" else "lowest"
+        return f"The {len(ranked)} {word} {numeric[0]} values{scope}: {shown}.", [float(v) for v in ranked.to_numpy()]
     if how == "correlation":
         if len(numeric) >= 2:
             a, b = numeric[:2]
@@ -552,6 +579,19 @@ def _describe(intent: Intent, rows: pd.DataFrame) -> tuple[str, Any]:
     result = _aggregate(rows[column], how)
     value = round(float(result), 4) if isinstance(result, (float, np.floating)) else int(result)
     return f"The {how} of {column}{scope} is {_fmt(result)}.", value
+
+
+def _ranked(intent: Intent, rows: pd.DataFrame) -> pd.Series:
+    column = next(c for c in intent.columns if _is_numeric(rows[c]))
+    values = rows[column].dropna()
+    return values.nlargest(intent.limit, keep="first") if intent.rank == "max" else values.nsmallest(intent.limit, keep="first")
+
+
+def _row_label(rows: pd.DataFrame) -> str | None:
+    """A column that names rows for people (an identifier-like text column, else the first category)."""
+    text = [c for c in rows.columns if not _is_numeric(rows[c]) and not _is_datetime(rows[c])]
+    unique = [c for c in text if rows[c].nunique() > 0.9 * len(rows)]
+    return (unique or text or [None])[0]
 
 
 def _explain(question: str, intent: Intent, target: str | None, importance: list[dict] | None) -> Answer:
@@ -642,6 +682,13 @@ def _figure(chart: str, intent: Intent, rows: pd.DataFrame, question: str):
     columns, group, how = intent.columns, intent.group_by, intent.aggregation
     numeric = [c for c in columns if _is_numeric(rows[c])]
     title = question.strip()
+    if intent.limit and numeric:
+        ranked = _ranked(intent, rows)
+        label = _row_label(rows)
+        names = [f"row {i}" + (f" {rows.at[i, label]}" if label else "") for i in ranked.index]
+        fig = go.Figure(go.Bar(x=names, y=ranked.round(6).tolist()))
+        fig.update_layout(title=title, yaxis_title=numeric[0])
+        return fig
     if chart == "scatter" and len(numeric) >= 2:
         a, b = numeric[:2]
         sample = rows if len(rows) <= 5000 else rows.sample(5000, random_state=0)

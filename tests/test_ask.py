@@ -52,6 +52,9 @@ QUESTIONS = [
     ("Show a box plot of body mass by sex", "visualize", "box", lambda d: _mean_by(d, "body_mass_g", "sex")),
     ("Show body mass over time", "visualize", "line", lambda d: _mean_by(d, "body_mass_g", "year")),
     ("Pie chart of species", "visualize", "pie", lambda d: {k: int(v) for k, v in d.species.value_counts().items()}),
+    ("Top 5 heaviest penguins", "describe", "bar", lambda d: d.body_mass_g.nlargest(5).tolist()),
+    ("What are the 3 longest flippers on Dream?", "describe", "bar", lambda d: d.loc[d.island == "Dream", "flipper_length_mm"].nlargest(3).tolist()),
+    ("Bottom 4 by bill depth", "describe", "bar", lambda d: d.bill_depth_mm.nsmallest(4).tolist()),
     ("Heatmap of species by island", "visualize", "heatmap",
      lambda d: {k: {c: int(n) for c, n in row.items()} for k, row in pd.crosstab(d.island, d.species).to_dict(orient="index").items()}),
 ]
@@ -118,6 +121,24 @@ def test_predictions_for_a_new_penguin_and_for_the_runs_rows(data):
     assert counted.value == int((predictions["prediction"] == "Gentoo").sum())
     on_dream = answer("Show predictions for Dream island", data, target="species", task="classification", predictions=predictions, fitted=fitted)
     assert on_dream.value == predictions.loc[data.island == "Dream", "prediction"].value_counts().to_dict()
+
+
+def test_regression_prediction_for_a_new_example(data):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.impute import SimpleImputer
+
+    from analyzers.base import FittedModel
+
+    features = ["flipper_length_mm", "bill_length_mm"]
+    known = data.dropna(subset=["body_mass_g"])
+    pipeline = make_pipeline(SimpleImputer(), LinearRegression()).fit(known[features], known["body_mass_g"])
+    fitted = FittedModel(pipeline, "regression", "body_mass_g", features)
+    result = answer("Predict the body mass of a penguin with flipper length 200 and bill length 45", data, target="body_mass_g",
+                    task="regression", fitted=fitted)
+    expected = float(pipeline.predict(pd.DataFrame([{"flipper_length_mm": 200, "bill_length_mm": 45}]))[0])
+    assert result.intent.assignments == {"flipper_length_mm": 200, "bill_length_mm": 45}
+    assert result.value == pytest.approx(expected, abs=1e-3)
 
 
 def test_column_aliases_read_plain_english():
