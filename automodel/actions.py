@@ -143,6 +143,8 @@ def post_webhook(url: str, payload: dict, timeout: float = 5.0, retries: int = 2
                 break
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
             last = f"{type(getattr(exc, 'reason', exc)).__name__}: {getattr(exc, 'reason', exc)}"
+        except ValueError as exc:  # not an http(s) URL: retrying cannot help
+            raise NotificationError(f"webhook URL {url!r} is not valid ({exc}); set AUTOMODEL_WEBHOOK_URL to an http(s) URL") from exc
     raise NotificationError(f"webhook {url} failed after {attempt + 1} attempt(s): {last}")
 
 

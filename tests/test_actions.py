@@ -210,11 +210,13 @@ def test_a_failed_channel_is_retried_next_time_and_the_others_are_not_repeated(t
     assert len(webhook.received) == 1 and len(smtp.messages) == 1
 
 
-def test_unreachable_smtp_server_is_reported_not_raised(tmp_path):
+def test_unreachable_smtp_server_and_bad_webhook_url_are_reported_not_raised(tmp_path):
     context = _anomaly_context()
     outcome = execute_actions(context, ActionLog(tmp_path / "a.db"), enabled=["anomaly_alert"], recipe_options={"anomaly_alert": {"min_rate": 0.02}},
-                              notifiers=[EmailNotifier("127.0.0.1", 9, "a@example.org", ["b@example.org"], timeout_s=1, retries=0)])[0]
+                              notifiers=[EmailNotifier("127.0.0.1", 9, "a@example.org", ["b@example.org"], timeout_s=1, retries=0),
+                                         WebhookNotifier("hooks.example.org/automodel")])[0]
     assert outcome["notified"] == [] and "email via 127.0.0.1:9 failed" in outcome["failed"]["email"]
+    assert "set AUTOMODEL_WEBHOOK_URL to an http(s) URL" in outcome["failed"]["webhook"]
 
 
 def test_role_review_records_one_task_per_uncertain_column(tmp_path, webhook):
