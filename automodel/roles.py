@@ -297,7 +297,12 @@ def _is_sequence(values: pd.Series) -> bool:
     return len(diffs) > 0 and bool(np.all(diffs > 0))
 
 
-def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user_labels: dict[str, str] | None = None) -> list[ColumnMeta]:
+def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user_labels: dict[str, str] | None = None,
+                      use_embeddings: bool | None = None) -> list[ColumnMeta]:
+    """One ColumnMeta per column: the user's label where given, else the inferred role. Ambiguous columns with a
+    meaningful header can get a second opinion from MiniLM (automodel.embed_roles, AUTOMODEL_EMBED_ROLES=1)."""
+    from automodel.safety import redact_pii
+
     user_labels = user_labels or {}
     metas = []
     for col in clean.columns:
@@ -308,12 +313,21 @@ def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user
         else:
             role, confidence, reason = infer_role(col, raw_series, series)
             labelled = False
-        samples = [_plain(v) for v in series.dropna().head(5).tolist()]
+        # Samples are shown in the UI and in notifications: personal data is redacted there.
+        samples = [redact_pii(v) if isinstance(v, str) else v for v in (_plain(v) for v in series.dropna().head(5).tolist())]
+        try:
+            unique = int(series.nunique(dropna=True))
+        except TypeError:  # unhashable cells (lists from JSON)
+            unique = int(series.dropna().astype(str).nunique())
         metas.append(ColumnMeta(
             name=col, role=role, dtype=str(series.dtype), missing_count=int(series.isna().sum()),
-            unique_count=int(series.nunique(dropna=True)), sample_values=samples, confidence=round(confidence, 3),
+            unique_count=unique, sample_values=samples, confidence=round(confidence, 3),
             reason=reason, user_labelled=labelled,
         ))
+    from automodel import embed_roles
+
+    if (embed_roles.enabled() if use_embeddings is None else use_embeddings):
+        embed_roles.refine_with_embeddings(metas, clean, raw)
     return metas
 
 

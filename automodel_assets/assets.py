@@ -126,13 +126,20 @@ def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.Da
     partitions_def=runs_partitions, group_name="ingest", kinds={"pandas"}, owners=OWNERS,
     description="One ColumnMeta per column (role and confidence, dtype, missing, unique, samples), the target with the reason, and dataset tags.",
 )
-def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame, cleaned_frame: pd.DataFrame) -> stages.Profile:
+def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: pd.DataFrame,
+                    cleaned_frame: pd.DataFrame) -> stages.Profile:
     manifest = _manifest(settings, context.partition_key)
     reused_target = None
     if manifest.model_run_id:
         source = SessionStore(settings.layout.sessions_db).get(manifest.model_run_id) or {}
         reused_target = source.get("target")
     profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target)
+    if settings.enable_llm_preprocessing:  # ambiguous roles get the language model's opinion, held to the values
+        from automodel.embed_roles import refine_with_llm
+
+        provider = llm.get_provider()
+        changed = refine_with_llm(profile.metas, cleaned_frame, provider, raw_dataset) if provider is not None else []
+        context.log.info(f"LLM preprocessing changed {len(changed)} roles: " + ", ".join(f"{c.column} {c.old_role}->{c.new_role}" for c in changed))
     SessionStore(settings.layout.sessions_db).update(context.partition_key, target=profile.target)
     roles = {m.name: f"{m.role} ({m.confidence:.2f})" for m in profile.metas}
     context.add_output_metadata({
