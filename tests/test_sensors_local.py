@@ -117,3 +117,31 @@ def test_plan_defers_beyond_the_limit_and_never_skips():
         taken += [u.relative for u in batch]
     assert taken == [u.relative for u in uploads] and waiting == 0
     assert plan_local_tick(uploads, cursor, now, 2, 5)[0] == []
+
+
+def test_a_failed_drop_run_is_recorded_as_failed_with_one_sentence(home, tmp_path):
+    from automodel_assets.assets import ALL_ASSETS, RUN_ASSETS
+    from automodel_assets.definitions import build_resources
+    from sensors.run_status import run_failure_recorder
+
+    drop = tmp_path / "drop"
+    (drop / "lee").mkdir(parents=True)
+    (drop / "lee" / "header_only.csv").write_text("state,population,area\n")  # a header and no rows
+    _age(drop / "lee" / "header_only.csv")
+    settings = AutomodelSettings.from_env(drop_dir=str(drop), enable_semantic_merge=False)
+    instance = dg.DagsterInstance.ephemeral()
+    request = _tick(instance, settings, None).run_requests[0]
+    # What the daemon does with the request: the run job for that partition, with the request's tags.
+    result = dg.materialize(ALL_ASSETS, instance=instance, partition_key=request.partition_key, resources=build_resources(settings),
+                            selection=dg.AssetSelection.assets(*RUN_ASSETS), tags=request.tags, raise_on_error=False)
+    assert not result.success
+    store = SessionStore(settings.layout.sessions_db)
+    assert store.get(request.partition_key)["status"] != "failed", "nothing has recorded the failure yet"
+    context = dg.build_run_status_sensor_context(sensor_name="run_failure_recorder", dagster_event=result.get_run_failure_event(),
+                                                 dagster_instance=instance, dagster_run=result.dagster_run,
+                                                 resources={"settings": settings}).for_run_failure()
+    run_failure_recorder(context)
+    row = store.get(request.partition_key)
+    assert row["status"] == "failed"
+    assert row["error"] == "header_only.csv has a header but no data rows; add data and try again."
+    assert not list((settings.layout.asset_dir).rglob(f"{request.partition_key}.*")), "partial outputs are removed"
