@@ -170,7 +170,8 @@ def test_anomaly_alert_reaches_webhook_and_smtp_once_per_run(tmp_path, webhook, 
     assert len(webhook.received) == 1 and len(smtp.messages) == 1
     payload = webhook.received[0]
     assert payload["recipe"] == "anomaly_alert" and payload["run_id"] == "run-anomaly" and payload["severity"] in ("medium", "high")
-    worst = context.predictions.sort_values("anomaly_score", ascending=False).head(10)
+    flagged_rows = context.predictions[context.predictions["prediction"] == 1]
+    worst = flagged_rows.sort_values("anomaly_score", ascending=False, kind="stable").head(10)  # ties keep row order
     assert [r["row"] for r in payload["records"]] == [int(i) for i in worst.index]
     top = payload["records"][0]
     assert top["values"]["mean radius"] == pytest.approx(float(context.frame.iloc[top["row"]]["mean radius"]))  # the alert carries context
