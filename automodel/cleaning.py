@@ -36,6 +36,19 @@ class CleaningReport:
             self.steps.setdefault(step, {})
             self.steps[step][column] = self.steps[step].get(column, 0) + int(n)
 
+    def to_markdown(self) -> str:
+        """The changes as a table for the Dagster UI: one row per step and column, then what was dropped or marked."""
+        lines = ["| step | column | changed values |", "|---|---|---|"]
+        for step, columns in self.steps.items():
+            lines += [f"| {step} | {col} | {n:,} |" for col, n in sorted(columns.items(), key=lambda kv: -kv[1])]
+        lines += [f"| dropped | {col} | {why} |" for col, why in self.dropped_columns.items()]
+        if len(lines) == 2:
+            lines.append("| none | | 0 |")
+        tail = f"\n\n{self.duplicate_rows:,} duplicate and {self.outlier_rows:,} outlier rows marked (kept, left out of training)."
+        if self.protected:
+            tail += f" Never dropped or used for outliers: {', '.join(self.protected)}."
+        return "\n".join(lines) + tail
+
     def total_changes(self) -> int:
         return sum(sum(cols.values()) for cols in self.steps.values())
 

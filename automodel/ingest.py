@@ -51,6 +51,15 @@ class LoadInfo:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def dialect_markdown(self) -> str:
+        """How the file was read, for the Dagster UI."""
+        rows = {"format": self.format, "compression": self.compression or "none", "encoding": self.encoding,
+                "delimiter": repr(self.delimiter), "quote": repr(self.quotechar), "escape": repr(self.escapechar),
+                "header row": "yes" if self.has_header else "no (columns named column_1...)",
+                "lines skipped before the table": self.skipped_preamble_rows}
+        table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows.items() if v is not None)
+        return table + ("\n\nProblems: " + "; ".join(self.problems) if self.problems else "")
+
 
 def is_supported(name: str) -> bool:
     return name.lower().endswith(SUPPORTED_SUFFIXES)

@@ -92,7 +92,7 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     context.add_output_metadata({
         "source": manifest.source_uri, "user": manifest.user_id, "size_bytes": info.size_bytes, "sha256": info.sha256,
         "format": info.format, "encoding": str(info.encoding), "delimiter": repr(info.delimiter), "dagster/row_count": info.rows,
-        "columns": info.columns, "problems": "; ".join(info.problems) or "none",
+        "columns": info.columns, "problems": "; ".join(info.problems) or "none", "dialect": dg.MetadataValue.md(info.dialect_markdown()),
     })
     return frame
 
@@ -108,7 +108,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
     context.add_output_metadata({
         "dagster/row_count": len(frame), "columns": frame.shape[1], "changes": summary["total_changes"],
         "duplicate_rows": summary["duplicate_rows"], "outlier_rows": summary["outlier_rows"],
-        "cleaning_report": dg.MetadataValue.json(summary),
+        "cleaning_report": dg.MetadataValue.json(summary), "cleaning": dg.MetadataValue.md(report.to_markdown()),
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()]),
     })
     return frame
