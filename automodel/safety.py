@@ -1,7 +1,8 @@
-"""Input sanitisation: user ids and file names that cannot escape their folder, PII redaction."""
+"""Input sanitisation: user ids and file names that cannot escape their folder, PII redaction (also as a logging filter)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import PurePosixPath
 
@@ -62,3 +63,25 @@ def redact_pii(text: str) -> str:
     text = _CARD.sub(card, text)
     text = _PHONE.sub("[phone]", text)
     return text
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts personal data from every record a handler emits (the message after %-formatting)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not format: leave it to the handler
+            return True
+        redacted = redact_pii(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def install_log_redaction(*logger_names: str) -> None:
+    """Attach one RedactingFilter to the handlers of the given loggers (root when none), once."""
+    for name in logger_names or ("",):
+        for handler in logging.getLogger(name or None).handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())

@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("dagster").setLevel(logging.ERROR)
+    from automodel.safety import install_log_redaction, redact_pii
+
+    install_log_redaction("", "dagster")
     from automodel.errors import AutomodelError
 
     try:
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             raise CliError("Give a command: run, score, rerun, sessions, index, inspect or ask; see `automodel --help`.")
         return COMMANDS[args.command](args)
     except (CliError, AutomodelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_pii(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("AUTOMODEL_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"error: unexpected {type(exc).__name__}: {first} (set AUTOMODEL_DEBUG=1 for the traceback).", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {redact_pii(first)} (set AUTOMODEL_DEBUG=1 for the traceback).", file=sys.stderr)
         return EXIT_RUN_FAILED
 
 

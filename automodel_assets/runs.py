@@ -225,8 +225,10 @@ def failure_message(result) -> str:
 
 
 def _first_line(message: str) -> str:
+    from automodel.safety import redact_pii
+
     text = message.strip().splitlines()[0] if message and message.strip() else "unknown error"
-    return re.sub(r"^[\w.]+(Error|Exception): ", "", text)
+    return redact_pii(re.sub(r"^[\w.]+(Error|Exception): ", "", text))  # stored, printed and notified: no personal data
 
 
 def clear_run_outputs(settings: AutomodelSettings, run_id: str) -> None:

@@ -89,3 +89,20 @@ def test_redaction_of_emails_phones_ssns_and_cards():
     redacted = redact_pii(text)
     assert redacted == "Contact [email] or [phone], SSN [ssn], card [card]; order 1234567890123 and zip 27705 stay."
     assert redact_pii("") == "" and redact_pii("no personal data, 42 rows") == "no personal data, 42 rows"
+
+
+def test_logs_and_cli_errors_are_redacted(cli, home, tmp_path):
+    import io
+    import logging
+
+    from automodel.safety import install_log_redaction
+
+    buffer = io.StringIO()
+    logger = logging.getLogger("automodel.test_redaction")
+    logger.addHandler(logging.StreamHandler(buffer))
+    logger.setLevel(logging.INFO)
+    install_log_redaction("automodel.test_redaction")
+    logger.info("loaded %s rows for %s (call %s)", 344, "jane.doe@example.org", "919-555-0143")
+    assert buffer.getvalue().strip() == "loaded 344 rows for [email] (call [phone])"
+    result = cli("run", tmp_path / "jane.doe@example.org.csv")
+    assert result.code == 2 and "jane.doe@example.org" not in result.err and "[email]" in result.err
