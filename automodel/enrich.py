@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from automodel.errors import AutomodelError
 from automodel.keys import compute_key
-from automodel.lake import KeyMatch, SearchHit, load_lake_table, search_datasets, table_entry
+from automodel.lake import KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
 
 MIN_CONTAINMENT = 0.5
 MIN_LIFT = 0.005  # the enriched model must beat the plain one by at least this much (R² or accuracy points)
@@ -121,9 +122,11 @@ def user_key_values(frame: pd.DataFrame, spec: EnrichmentSpec, lake_dir: Path) -
     crosswalk = None
     if spec.user_recipe == "zip_to_county":
         bridge = spec.bridge or {}
-        entry = table_entry(lake_dir, bridge["table"])
-        crosswalk = pd.read_csv(Path(lake_dir) / entry["file"], dtype=str, keep_default_na=False, usecols=[bridge["from"], bridge["to"]])
-        crosswalk = crosswalk[[bridge["from"], bridge["to"]]]
+        found = load_crosswalks(Path(lake_dir), {bridge.get("table"): {"from": bridge.get("from"), "to": bridge.get("to")}})
+        if not found:
+            raise AutomodelError(f"The lake has no crosswalk table {bridge.get('table')!r}, which this enrichment maps zips through; "
+                                 "restore it to the lake or run without the enrichment.")
+        crosswalk = found[0][3]
     return compute_key(frame, spec.user_columns, spec.user_recipe, crosswalk=crosswalk)
 
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 KEY_KINDS = ("state", "fips_code", "zip_code", "city", "country")
@@ -57,8 +58,22 @@ def _fold(value) -> str | None:
     return text or None
 
 
+def _on_distinct(values: pd.Series, function) -> pd.Series:
+    """Apply ``function`` (a Series -> Series normaliser) once per distinct value and spread the results back."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) == len(values):
+        return function(values)
+    normalised = function(pd.Series(uniques, dtype=values.dtype if len(uniques) else object)).to_numpy(dtype=object)
+    out = pd.Series(normalised[codes] if len(normalised) else [None] * len(values), index=values.index, dtype=object)
+    return out.where(codes >= 0, None)
+
+
 def normalize_key(values: pd.Series, kind: str) -> pd.Series:
     """Canonical join values for one column; missing where a value cannot be read."""
+    return _on_distinct(values, lambda distinct: _normalize(distinct, kind))
+
+
+def _normalize(values: pd.Series, kind: str) -> pd.Series:
     if kind == "state":
         lookup = _state_lookup()
 
@@ -81,6 +96,12 @@ def normalize_key(values: pd.Series, kind: str) -> pd.Series:
 
 def _to_hour(values: pd.Series) -> pd.Series:
     """Timestamps truncated to the hour as ``YYYY-MM-DD HH``; time zones dropped (wall-clock hours are compared)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return _hour_of(values)
+    return _on_distinct(values, _hour_of)
+
+
+def _hour_of(values: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(values, errors="coerce", format="mixed") if not pd.api.types.is_datetime64_any_dtype(values) else values
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
@@ -126,11 +147,16 @@ def compute_key(frame: pd.DataFrame, columns: list[str], recipe: str, crosswalk:
     if recipe == "zip_to_county":
         if crosswalk is None:
             raise ValueError("zip_to_county needs the crosswalk table")
+        mapping = crosswalk if isinstance(crosswalk, pd.Series) else crosswalk_mapping(crosswalk)
         zips = normalize_key(frame[columns[0]], "zip_code")
-        mapping = crosswalk.assign(_from=normalize_key(crosswalk.iloc[:, 0], "zip_code"), _to=normalize_key(crosswalk.iloc[:, 1], "fips_code"))
-        mapping = mapping.dropna(subset=["_from", "_to"]).drop_duplicates("_from").set_index("_from")["_to"]
         return zips.map(mapping).where(zips.notna(), None).astype(object)
     raise ValueError(f"unknown key recipe {recipe!r}")
+
+
+def crosswalk_mapping(crosswalk: pd.DataFrame) -> pd.Series:
+    """A zip -> county FIPS lookup from a crosswalk's first two columns, both normalised; one county per zip."""
+    mapping = pd.DataFrame({"zip": normalize_key(crosswalk.iloc[:, 0], "zip_code"), "county": normalize_key(crosswalk.iloc[:, 1], "fips_code")})
+    return mapping.dropna().drop_duplicates("zip").set_index("zip")["county"]
 
 
 RECIPE_KIND = {
@@ -156,10 +182,15 @@ class KeyColumns:
         return RECIPE_KIND[self.recipe]
 
 
+def _is_number_meta(meta) -> bool:
+    return str(meta.dtype).lower().startswith(("int", "float", "uint"))
+
+
 def _time_sources(frame: pd.DataFrame, metas) -> list[tuple[list[str], str]]:
     """Column groups that give a clock hour: a timestamp, a date plus an hour column, or year/month/day[/hour] parts."""
-    by_lower = {str(c).lower(): c for c in frame.columns}
-    hour_col = next((by_lower[n] for n in _HOUR_NAMES if n in by_lower and pd.api.types.is_numeric_dtype(frame[by_lower[n]])), None)
+    by_lower = {str(m.name).lower(): m for m in metas}
+    hour_col = next((by_lower[n].name for n in _HOUR_NAMES if n in by_lower and _is_number_meta(by_lower[n])), None)
+    by_lower = {key: meta.name for key, meta in by_lower.items()}
     sources = []
     for meta in metas:
         if meta.role == "datetime":
@@ -177,7 +208,7 @@ def _code_columns(frame: pd.DataFrame, metas) -> list[str]:
     """Short text codes (an airport, a store, a region) that can pair with a time to key a row."""
     codes = []
     for meta in metas:
-        if meta.role == "categorical" and not pd.api.types.is_numeric_dtype(frame[meta.name]) and 2 <= meta.unique_count <= _MAX_CODE_UNIQUE:
+        if meta.role == "categorical" and not _is_number_meta(meta) and 2 <= meta.unique_count <= _MAX_CODE_UNIQUE:
             codes.append(meta.name)
     return codes[:5]
 
@@ -208,17 +239,22 @@ def detect_key_role(series: pd.Series) -> str | None:
         distinct = distinct.sample(2000, random_state=0)
     if len(distinct) < 5:
         return None
-    if not pd.api.types.is_numeric_dtype(distinct) and normalize_key(distinct, "state").notna().mean() >= 0.9:
-        return "state"
-    if len(distinct) < 20:
-        return None
-    digits = distinct.map(_digits)
-    if digits.isna().any() or (digits.str.len() > 5).any():
-        return None
-    padded = digits.str.zfill(5)
-    if padded.isin(_county_fips()).mean() >= 0.9:
+    if pd.api.types.is_numeric_dtype(distinct) and not pd.api.types.is_bool_dtype(distinct):
+        values = distinct.to_numpy(dtype=float)
+        if len(distinct) < 20 or not np.all(np.mod(values, 1) == 0) or values.min() < 1 or values.max() > 99999:
+            return None
+        padded = pd.Series(values.astype(np.int64)).astype(str).str.zfill(5)
+    else:
+        text = distinct.astype(str).str.strip()
+        if text.str.contains(r"[A-Za-z]", regex=True).mean() > 0.5:
+            return "state" if normalize_key(text, "state").notna().mean() >= 0.9 else None
+        if len(distinct) < 20 or not text.str.fullmatch(r"\d{1,5}").all():
+            return None
+        padded = text.str.zfill(5)
+    counties, zips = _county_fips(), _zip_codes()
+    if np.mean([v in counties for v in padded]) >= 0.9:
         return "fips_code"
-    if padded.isin(_zip_codes()).mean() >= 0.9 and padded.str[:1].nunique() > 1:
+    if np.mean([v in zips for v in padded]) >= 0.9 and padded.str[:1].nunique() > 1:
         return "zip_code"
     return None
 
@@ -271,8 +307,8 @@ def lake_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
 def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
     """The keys a user's table can be joined on: its own, plus derived ones.
 
-    ``crosswalk`` is a callable returning ``[(table, from_column, to_column, frame), ...]`` for the
-    lake's crosswalk tables (loaded only when a zip column needs one).
+    ``crosswalk`` is a callable returning ``[(table, from_column, to_column, mapping), ...]`` for the
+    lake's crosswalk tables, ``mapping`` a normalised zip -> county Series (loaded only when a zip column needs one).
     """
     keys = _keys(frame, metas)
     for key in list(keys):
@@ -281,7 +317,7 @@ def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
                                    strategy="county FIPS cut to its state"))
         if key.recipe == "zip_code" and crosswalk is not None:
             for table, source, target, mapping in crosswalk():
-                values = compute_key(frame, key.columns, "zip_to_county", crosswalk=mapping[[source, target]])
+                values = compute_key(frame, key.columns, "zip_to_county", crosswalk=mapping)
                 keys.append(KeyColumns(key.columns, "zip_to_county", values, strategy=f"zip mapped to county FIPS through {table}",
                                        bridge={"table": table, "from": source, "to": target}))
     return keys

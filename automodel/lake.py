@@ -3,12 +3,13 @@
 Stored in one DuckDB file, written only by ``build_index`` (DuckDB allows one writing process).
 For every table: description, tags and a sentence embedding; for every column: role, type,
 statistics, sample values and an embedding; for every join key (single columns and composites
-such as city + state or airport + hour): a MinHash signature and the normalised distinct values.
+such as city + state or airport + hour): a MinHash signature and the sorted 64-bit hashes of its
+normalised distinct values (an exact membership set, a few bytes per value, kept in memory by searchers).
 Rebuilding re-profiles only tables whose file changed.
 
 ``search_datasets`` ranks lake tables for a user's table by a blend of name/description
-similarity (cosine of embeddings, ``array_cosine_similarity`` in DuckDB) and value overlap
-(containment of the user's key values: LSH Ensemble candidates re-ranked by exact containment).
+similarity (cosine of the catalog's embeddings) and value overlap (containment of the user's key
+values: LSH Ensemble candidates re-ranked by exact containment against the hash sets).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import pandas as pd
 
 from automodel.cleaning import clean
 from automodel.embedder import EMBEDDING_DIM, embed, embed_one
-from automodel.keys import KeyColumns, lake_keys, user_keys
+from automodel.keys import KeyColumns, crosswalk_mapping, lake_keys, user_keys
 from automodel.roles import categorize_dataset, infer_column_meta
-from automodel.sketches import SketchIndex, signature_bytes
+from automodel.sketches import SketchIndex, contained, signature_bytes, value_hashes
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, description VARCHAR, source VARCHAR,
@@ -40,17 +41,18 @@ CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, 
 CREATE TABLE IF NOT EXISTS lake_columns (table_name VARCHAR, column_name VARCHAR, role VARCHAR, dtype VARCHAR,
     unique_count BIGINT, missing_count BIGINT, stats VARCHAR, sample_values VARCHAR, embedding FLOAT[{EMBEDDING_DIM}]);
 CREATE TABLE IF NOT EXISTS lake_keys (key_id VARCHAR PRIMARY KEY, table_name VARCHAR, columns VARCHAR, key_kind VARCHAR,
-    distinct_count BIGINT, signature BLOB);
-CREATE TABLE IF NOT EXISTS lake_key_values (key_id VARCHAR, table_name VARCHAR, key_kind VARCHAR, value VARCHAR);
+    distinct_count BIGINT, signature BLOB, value_hashes BLOB, sample_values VARCHAR);
 CREATE TABLE IF NOT EXISTS lake_meta (k VARCHAR PRIMARY KEY, v VARCHAR);
 """
-_TABLES = ("lake_tables", "lake_columns", "lake_keys", "lake_key_values")
-SCHEMA_VERSION = "2"
+_TABLES = ("lake_tables", "lake_columns", "lake_keys")
+SCHEMA_VERSION = "3"
 
 # Score blend: value overlap decides joinability, names and descriptions break ties between tables
 # that share the same keys (a state-keyed crime table versus a state-keyed list of capitals).
 VALUE_WEIGHT = 0.6
 NAME_WEIGHT = 0.4
+PROFILE_ROWS = 2000  # roles and statistics from a sample; counts and keys from every row
+EMBED_BATCH_TABLES = 50
 # A key derived from the user's (a county cut to its state, a zip mapped to its county) joins at a
 # coarser grain than the user's rows: preferred only when no table matches the user's own keys.
 DERIVED_KEY_FACTOR = 0.9
@@ -116,15 +118,19 @@ def _migrate(con) -> None:
         row = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
         version = row[0] if row else None
     if tables and version != SCHEMA_VERSION:
-        for name in (*_TABLES, "lake_meta"):
+        for name in (*_TABLES, "lake_key_values", "lake_meta"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
     con.execute(_SCHEMA)
     con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
 
 
+def read_lake_text(lake_dir: Path, entry: dict) -> pd.DataFrame:
+    """A lake table exactly as written: every cell text, so codes keep their leading zeros."""
+    return pd.read_csv(Path(lake_dir) / entry["file"], dtype=str, keep_default_na=False)
+
+
 def load_lake_table(lake_dir: Path, entry: dict) -> pd.DataFrame:
-    frame = pd.read_csv(Path(lake_dir) / entry["file"], dtype=str, keep_default_na=False)
-    return clean(frame).frame
+    return clean(read_lake_text(lake_dir, entry)).frame
 
 
 def declared_roles(entry: dict) -> dict[str, str]:
@@ -182,15 +188,22 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
     con = connect(db_path)
     try:
         known = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
-        profiled, unchanged = [], []
+        profiled, unchanged, pending = [], [], []
         for entry in entries:
             fingerprint = _file_hash(lake_dir / entry["file"], entry)
             if not rebuild and known.get(entry["name"]) == fingerprint:
                 unchanged.append(entry["name"])
                 continue
-            profile = profile_table(load_lake_table(lake_dir, entry), entry)
-            _write_profile(con, entry, fingerprint, profile)
-            profiled.append(entry["name"])
+            pending.append((entry, fingerprint))
+        # Tables are profiled in batches so their texts share embedding batches (one text at a
+        # time costs several times more), and each batch is committed before the next starts.
+        for offset in range(0, len(pending), EMBED_BATCH_TABLES):
+            batch = [(entry, fingerprint, profile_table(read_lake_text(lake_dir, entry), entry, embed_now=False))
+                     for entry, fingerprint in pending[offset:offset + EMBED_BATCH_TABLES]]
+            _attach_embeddings([profile for _, _, profile in batch])
+            for entry, fingerprint, profile in batch:
+                _write_profile(con, entry, fingerprint, profile)
+                profiled.append(entry["name"])
         names = {e["name"] for e in entries}
         removed = [n for n in known if n not in names]
         if removed or profiled:
@@ -229,26 +242,44 @@ def _column_stats(series: pd.Series) -> dict:
     return {"top": {str(k): int(v) for k, v in counts.items()}}
 
 
-def profile_table(frame: pd.DataFrame, entry: dict) -> dict:
-    """Everything the catalog keeps about one table (computed here, written by ``_write_profile``)."""
-    metas = infer_column_meta(frame, user_labels=declared_roles(entry))
-    column_texts = [column_text(m.name, m.role, m.sample_values) for m in metas]
-    vectors = embed([table_text(entry, list(frame.columns)), *column_texts])
+def profile_table(text: pd.DataFrame, entry: dict, embed_now: bool = True) -> dict:
+    """Everything the catalog keeps about one table (written by ``_write_profile``).
+
+    Roles, types and statistics come from a typed sample of at most PROFILE_ROWS rows; counts and
+    join keys from every row, read from the text so codes keep their leading zeros.
+    """
+    sample = text.sample(PROFILE_ROWS, random_state=0).sort_index() if len(text) > PROFILE_ROWS else text
+    typed = clean(sample).frame
+    metas = infer_column_meta(typed, sample, user_labels=declared_roles(entry))
     columns = []
-    for meta, vector in zip(metas, vectors[1:]):
-        columns.append((entry["name"], meta.name, meta.role, meta.dtype, meta.unique_count, meta.missing_count,
-                        json.dumps(_column_stats(frame[meta.name])), json.dumps(meta.sample_values, default=str), vector.tolist()))
-    keys, values = [], []
-    for key in lake_keys(frame, metas):
+    for meta in metas:
+        present = text[meta.name][text[meta.name] != ""]
+        meta.unique_count, meta.missing_count = int(present.nunique()), int(len(text) - len(present))
+        columns.append([entry["name"], meta.name, meta.role, meta.dtype, meta.unique_count, meta.missing_count,
+                        json.dumps(_column_stats(typed[meta.name])), json.dumps(meta.sample_values, default=str), None])
+    keys = []
+    for key in lake_keys(text, metas):
         distinct = key.values.dropna().unique()
         if not len(distinct):
             continue
         key_id = f"{entry['name']}::{'+'.join(key.columns)}::{key.kind}"
-        keys.append((key_id, entry["name"], json.dumps(key.columns), key.kind, len(distinct), signature_bytes(distinct)))
-        values.append(pd.DataFrame({"key_id": key_id, "table_name": entry["name"], "key_kind": key.kind, "value": distinct.astype(str)}))
-    tags = sorted(set(entry.get("tags", [])) | set(categorize_dataset(frame, metas)))
-    return {"rows": len(frame), "columns": columns, "keys": keys, "tags": tags, "embedding": vectors[0].tolist(),
-            "values": pd.concat(values, ignore_index=True) if values else None}
+        keys.append((key_id, entry["name"], json.dumps(key.columns), key.kind, len(distinct), signature_bytes(distinct),
+                     value_hashes(distinct).tobytes(), json.dumps([str(v) for v in distinct[:5]])))
+    tags = sorted(set(entry.get("tags", [])) | set(categorize_dataset(typed, metas)))
+    texts = [table_text(entry, list(text.columns)), *(column_text(m.name, m.role, m.sample_values) for m in metas)]
+    profile = {"rows": len(text), "columns": columns, "keys": keys, "tags": tags, "texts": texts, "embedding": None}
+    if embed_now:
+        _attach_embeddings([profile])
+    return profile
+
+
+def _attach_embeddings(profiles: list[dict]) -> None:
+    texts = [t for profile in profiles for t in profile["texts"]]
+    vectors = iter(embed(texts, batch_size=128))
+    for profile in profiles:
+        profile["embedding"] = next(vectors).tolist()
+        for column in profile["columns"]:
+            column[-1] = next(vectors).tolist()
 
 
 def _write_profile(con, entry: dict, fingerprint: str, profile: dict) -> None:
@@ -262,11 +293,7 @@ def _write_profile(con, entry: dict, fingerprint: str, profile: dict) -> None:
         if profile["columns"]:
             con.executemany("INSERT INTO lake_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", profile["columns"])
         if profile["keys"]:
-            con.executemany("INSERT INTO lake_keys VALUES (?, ?, ?, ?, ?, ?)", profile["keys"])
-        if profile["values"] is not None:
-            con.register("new_key_values", profile["values"])
-            con.execute("INSERT INTO lake_key_values SELECT key_id, table_name, key_kind, value FROM new_key_values")
-            con.unregister("new_key_values")
+            con.executemany("INSERT INTO lake_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", profile["keys"])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -318,6 +345,11 @@ class _Snapshot:
     sketches: SketchIndex
     keys: dict[str, tuple[str, list[str], str, int]]  # key_id -> (table, columns, kind, distinct count)
     rows: dict[str, int]
+    hashes: dict[str, np.ndarray]  # key_id -> sorted 64-bit hashes of its distinct values (exact membership)
+    table_names: list[str]
+    table_vectors: np.ndarray  # unit-length table embeddings, one row per name in table_names
+    descriptions: dict[str, str]
+    tags: dict[str, list[str]]
     crosswalks: dict[str, dict]
 
 
@@ -331,21 +363,45 @@ def _stamp(db_path: Path) -> tuple:
     return stat.st_mtime_ns, stat.st_size, wal.stat().st_mtime_ns if wal.exists() else 0
 
 
-def _snapshot(con, db_path: Path) -> _Snapshot:
+def _snapshot(db_path: Path) -> _Snapshot:
+    """The catalog's search structures, loaded once per catalog version: a query then touches no file.
+
+    Holding a DuckDB connection open between queries would block the index writer in other
+    processes, and opening one per query cost 10-35 ms; so the embeddings, sketches and hash sets
+    are read once and the catalog file's stamp says when to read them again.
+    """
     stamp = _stamp(db_path)
     with _SNAPSHOT_LOCK:
         cached = _SNAPSHOTS.get(str(db_path))
         if cached and cached.stamp == stamp:
             return cached
-        rows = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count, signature FROM lake_keys").fetchall()
-        sketches = SketchIndex.build([(key_id, blob, count) for key_id, _, _, _, count, blob in rows])
-        keys = {key_id: (table, json.loads(columns), kind, count) for key_id, table, columns, kind, count, _ in rows}
-        crosswalks = {name: json.loads(cross) for name, cross in con.execute(
-            "SELECT name, crosswalk FROM lake_tables WHERE crosswalk IS NOT NULL AND crosswalk <> 'null'").fetchall()}
-        rows_by_table = dict(con.execute("SELECT name, rows FROM lake_tables").fetchall())
-        snapshot = _Snapshot(stamp=stamp, sketches=sketches, keys=keys, rows=rows_by_table, crosswalks=crosswalks)
+        try:
+            con = connect(db_path, read_only=True)
+        except duckdb.IOException:
+            if cached:  # the index is being rebuilt by another process: search the previous version meanwhile
+                return cached
+            raise
+        try:
+            snapshot = _load_snapshot(con, stamp)
+        finally:
+            con.close()
         _SNAPSHOTS[str(db_path)] = snapshot
         return snapshot
+
+
+def _load_snapshot(con, stamp: tuple) -> _Snapshot:
+    rows = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count, signature, value_hashes FROM lake_keys").fetchall()
+    sketches = SketchIndex.build([(key_id, blob, count) for key_id, _, _, _, count, blob, _ in rows])
+    keys = {key_id: (table, json.loads(columns), kind, count) for key_id, table, columns, kind, count, _, _ in rows}
+    hashes = {key_id: np.frombuffer(blob, dtype=np.uint64) for key_id, *_, blob in rows}
+    crosswalks = {name: json.loads(cross) for name, cross in con.execute(
+        "SELECT name, crosswalk FROM lake_tables WHERE crosswalk IS NOT NULL AND crosswalk <> 'null'").fetchall()}
+    tables = con.execute("SELECT name, rows, description, tags, embedding FROM lake_tables ORDER BY name").fetchall()
+    vectors = np.asarray([t[4] for t in tables], dtype=np.float32).reshape(len(tables), EMBEDDING_DIM)
+    snapshot = _Snapshot(stamp=stamp, sketches=sketches, keys=keys, rows={t[0]: t[1] for t in tables}, crosswalks=crosswalks,
+                         hashes=hashes, table_names=[t[0] for t in tables], table_vectors=vectors,
+                         descriptions={t[0]: t[2] for t in tables}, tags={t[0]: json.loads(t[3] or "[]") for t in tables})
+    return snapshot
 
 
 def query_text(query_meta) -> str:
@@ -354,31 +410,12 @@ def query_text(query_meta) -> str:
     return "Table with columns: " + ", ".join(parts)
 
 
-def _name_similarity(con, query_meta, tables: list[str] | None) -> dict[str, float]:
-    vector = embed_one(query_text(query_meta)).tolist()
-    rows = con.execute(
-        f"SELECT name, array_cosine_similarity(embedding, ?::FLOAT[{EMBEDDING_DIM}]) FROM lake_tables", [vector]).fetchall()
-    return {name: float(sim) for name, sim in rows if tables is None or name in tables}
-
-
-def _matched_values(con, key_ids: list[str], values: list[str]) -> dict[str, set[str]]:
-    """The user's distinct values present in each candidate lake key (exact, in DuckDB)."""
-    if not key_ids or not values:
+def _name_similarity(snapshot: _Snapshot, query_meta, tables: set[str]) -> dict[str, float]:
+    """Cosine similarity of the query's embedding with every table's (vectors are unit length: a dot product)."""
+    if not snapshot.table_names:
         return {}
-    con.register("_user_values", pd.DataFrame({"value": values}))
-    con.register("_candidate_keys", pd.DataFrame({"key_id": key_ids}))
-    try:
-        rows = con.execute(
-            """SELECT DISTINCT k.key_id, k.value FROM lake_key_values k
-               SEMI JOIN _candidate_keys c ON k.key_id = c.key_id
-               SEMI JOIN _user_values u ON k.value = u.value""").fetchall()
-    finally:
-        con.unregister("_user_values")
-        con.unregister("_candidate_keys")
-    found: dict[str, set[str]] = {}
-    for key_id, value in rows:
-        found.setdefault(key_id, set()).add(value)
-    return found
+    similarities = snapshot.table_vectors @ embed_one(query_text(query_meta))
+    return {name: float(sim) for name, sim in zip(snapshot.table_names, similarities) if name in tables}
 
 
 def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = None, db_path: Path, lake_dir: Path | None = None,
@@ -391,37 +428,37 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
     db_path = Path(db_path)
     if not db_path.exists():
         return []
-    con = connect(db_path, read_only=True)
-    try:
-        snapshot = _snapshot(con, db_path)
-        table_rows = con.execute("SELECT name, description, tags FROM lake_tables").fetchall()
-        info = {name: (description, json.loads(tags or "[]")) for name, description, tags in table_rows}
-        allowed = [n for n, (_, tags) in info.items() if (not category or category in tags or category == n) and n not in exclude]
-        similarity = _name_similarity(con, query_meta, set(allowed))
-        best_keys: dict[str, KeyMatch] = {}
-        if frame is not None:
-            for candidate in user_keys(frame, query_meta, crosswalk=_crosswalk_loader(snapshot, lake_dir)):
-                # Containment is over the user's distinct raw values, so codes that cannot be read
-                # (a misspelt state, a zip the crosswalk lacks) count as misses.
-                raw = frame[candidate.columns].assign(__key=candidate.values.to_numpy()).dropna(subset=candidate.columns)
-                raw = raw.drop_duplicates(subset=candidate.columns)
-                distinct = [str(v) for v in raw["__key"].dropna().unique()]
-                if not distinct:
-                    continue
-                same_kind = [k for k, (table, _, kind, _) in snapshot.keys.items() if kind == candidate.kind and table in similarity]
-                if len(distinct) <= EXACT_QUERY_LIMIT:
-                    key_ids = same_kind
-                else:
-                    key_ids = sorted(snapshot.sketches.query(distinct) & set(same_kind))
-                for key_id, found in _matched_values(con, key_ids, distinct).items():
-                    table, lake_columns, kind, lake_distinct = snapshot.keys[key_id]
-                    unique = round(lake_distinct / max(snapshot.rows.get(table, 1), 1), 4)
-                    containment = round(float(raw["__key"].isin(found).mean()), 4)
-                    match = KeyMatch(candidate.columns, lake_columns, kind, candidate.strategy, containment, len(raw), unique, candidate.bridge)
-                    if _better(match, best_keys.get(table)):
-                        best_keys[table] = match
-    finally:
-        con.close()
+    snapshot = _snapshot(db_path)
+    allowed = {n for n, tags in snapshot.tags.items() if (not category or category in tags or category == n) and n not in exclude}
+    similarity = _name_similarity(snapshot, query_meta, allowed)
+    best_keys: dict[str, KeyMatch] = {}
+    candidates = user_keys(frame, query_meta, crosswalk=_crosswalk_loader(snapshot, lake_dir)) if frame is not None else []
+    for candidate in candidates:
+        # Containment is over the user's distinct raw values, so codes that cannot be read
+        # (a misspelt state, a zip the crosswalk lacks) count as misses.
+        raw = frame[candidate.columns].assign(__key=candidate.values.to_numpy()).dropna(subset=candidate.columns)
+        raw = raw.drop_duplicates(subset=candidate.columns)
+        readable = raw["__key"].dropna().astype(str)
+        distinct = readable.unique().tolist()
+        if not distinct:
+            continue
+        same_kind = [k for k, (table, _, kind, _) in snapshot.keys.items() if kind == candidate.kind and table in similarity]
+        if len(distinct) <= EXACT_QUERY_LIMIT:
+            key_ids = same_kind
+        else:
+            key_ids = sorted(snapshot.sketches.query(distinct) & set(same_kind))
+        user_hashes = pd.util.hash_array(readable.to_numpy(dtype=object), categorize=False).astype(np.uint64)
+        for key_id in key_ids:
+            found = contained(user_hashes, snapshot.hashes[key_id])
+            if not found.any():
+                continue
+            table, lake_columns, kind, lake_distinct = snapshot.keys[key_id]
+            unique = round(lake_distinct / max(snapshot.rows.get(table, 1), 1), 4)
+            # Unreadable raw values (no key) count as misses: the denominator is every distinct raw value.
+            containment = round(float(found.sum()) / len(raw), 4)
+            match = KeyMatch(candidate.columns, lake_columns, kind, candidate.strategy, containment, len(raw), unique, candidate.bridge)
+            if _better(match, best_keys.get(table)):
+                best_keys[table] = match
     hits = []
     for table, sim in similarity.items():
         key = best_keys.get(table)
@@ -429,7 +466,7 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
         # A key that is unique in the lake table joins row to row; one that repeats must be aggregated first.
         grain = (0.8 + 0.2 * key.lake_unique) * (DERIVED_KEY_FACTOR if key.strategy != "direct" else 1.0) if key else 0.0
         score = VALUE_WEIGHT * containment * grain + NAME_WEIGHT * max(sim, 0.0)
-        hits.append(SearchHit(table, round(score, 4), round(sim, 4), containment, info[table][0], info[table][1], key))
+        hits.append(SearchHit(table, round(score, 4), round(sim, 4), containment, snapshot.descriptions[table], snapshot.tags[table], key))
     hits.sort(key=lambda h: (-h.score, h.table))
     return hits[:top_k]
 
@@ -453,7 +490,7 @@ _CROSSWALK_CACHE: dict[tuple, list] = {}
 
 
 def load_crosswalks(lake_dir: Path, crosswalks: dict[str, dict]) -> list[tuple[str, str, str, pd.DataFrame]]:
-    """Lake tables declared as crosswalks (e.g. zip -> county FIPS), loaded once per file version."""
+    """Lake tables declared as crosswalks (e.g. zip -> county FIPS) as lookups, read once per file version."""
     out = []
     for name, spec in sorted(crosswalks.items()):
         try:
@@ -463,10 +500,15 @@ def load_crosswalks(lake_dir: Path, crosswalks: dict[str, dict]) -> list[tuple[s
         path = lake_dir / entry["file"]
         cache_key = (str(path), path.stat().st_mtime_ns, spec["from"], spec["to"])
         if cache_key not in _CROSSWALK_CACHE:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[spec["from"], spec["to"]])
-            _CROSSWALK_CACHE[cache_key] = [name, spec["from"], spec["to"], frame]
+            _CROSSWALK_CACHE[cache_key] = [name, spec["from"], spec["to"], read_crosswalk(path, spec["from"], spec["to"])]
         out.append(tuple(_CROSSWALK_CACHE[cache_key]))
     return out
+
+
+def read_crosswalk(path: Path, source: str, target: str) -> pd.Series:
+    """A crosswalk file as a normalised lookup (e.g. zip -> county FIPS)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[source, target])
+    return crosswalk_mapping(frame[[source, target]])
 
 
 def catalog_summary(db_path: Path) -> dict:
@@ -476,10 +518,10 @@ def catalog_summary(db_path: Path) -> dict:
         kinds = dict(con.execute("SELECT key_kind, count(*) FROM lake_keys GROUP BY key_kind ORDER BY 1").fetchall())
         tables = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM lake_tables").fetchone()
         columns = con.execute("SELECT count(*) FROM lake_columns").fetchone()[0]
-        values = con.execute("SELECT count(*) FROM lake_key_values").fetchone()[0]
+        values = con.execute("SELECT coalesce(sum(distinct_count), 0) FROM lake_keys").fetchone()[0]
     finally:
         con.close()
-    return {"tables": tables[0], "rows": int(tables[1]), "columns": columns, "keys_by_kind": kinds, "key_values": values}
+    return {"tables": tables[0], "rows": int(tables[1]), "columns": columns, "keys_by_kind": kinds, "key_values": int(values)}
 
 
 __all__ = ["IndexReport", "KeyColumns", "KeyMatch", "SearchHit", "build_index", "catalog_summary", "connect", "lake_fingerprint",

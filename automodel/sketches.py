@@ -28,6 +28,26 @@ def signature_bytes(values) -> bytes:
     return signature(values).tobytes()
 
 
+def value_hashes(values) -> np.ndarray:
+    """Sorted, distinct 64-bit hashes of string values: a compact exact-membership set.
+
+    pandas' hash_array uses a fixed key, so hashes are stable across processes and versions of
+    this code; at 64 bits a false match between a user's and a lake's values is ~1e-11 likely.
+    """
+    import pandas as pd
+
+    array = np.asarray([str(v) for v in values], dtype=object)
+    return np.unique(pd.util.hash_array(array, categorize=False)).astype(np.uint64)
+
+
+def contained(user_hashes: np.ndarray, lake_sorted: np.ndarray) -> np.ndarray:
+    """For each user hash, whether it is in the lake key's sorted hash set."""
+    if not len(lake_sorted) or not len(user_hashes):
+        return np.zeros(len(user_hashes), dtype=bool)
+    positions = np.minimum(np.searchsorted(lake_sorted, user_hashes), len(lake_sorted) - 1)
+    return lake_sorted[positions] == user_hashes
+
+
 def from_bytes(blob: bytes) -> LeanMinHash:
     return LeanMinHash(seed=SEED, hashvalues=np.frombuffer(blob, dtype=np.uint64), scheme=SCHEME)
 

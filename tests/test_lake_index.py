@@ -22,9 +22,7 @@ def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_colu
     try:
         tables = dict(con.execute("SELECT name, rows FROM lake_tables").fetchall())
         columns = con.execute("SELECT table_name, column_name, role, stats, sample_values, embedding FROM lake_columns").fetchall()
-        keys = con.execute("SELECT table_name, columns, key_kind, distinct_count, signature FROM lake_keys").fetchall()
-        counted = dict(con.execute("SELECT key_id, count(*) FROM lake_key_values GROUP BY key_id").fetchall())
-        key_ids = [k for (k,) in con.execute("SELECT key_id FROM lake_keys").fetchall()]
+        keys = con.execute("SELECT table_name, columns, key_kind, distinct_count, signature, value_hashes FROM lake_keys").fetchall()
     finally:
         con.close()
     assert tables == {t["name"]: t["rows"] for t in manifest}
@@ -36,11 +34,11 @@ def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_colu
     roles = {(t, c): r for t, c, r, *_ in columns}
     assert roles[("zip_county", "zip")] == "zip_code" and roles[("us_counties", "county_fips")] == "fips_code"
     by_table = {}
-    for table, cols, kind, distinct, blob in keys:
+    for table, cols, kind, distinct, signature, hashes in keys:
         by_table.setdefault(table, set()).add((tuple(json.loads(cols)), kind))
-        assert len(blob) == 128 * 8
-    for key_id, (table, cols, kind, distinct, _) in zip(key_ids, keys):
-        assert counted[key_id] == distinct
+        assert len(signature) == 128 * 8
+        exact = np.frombuffer(hashes, dtype=np.uint64)
+        assert len(exact) == distinct and np.all(exact[1:] > exact[:-1])
     assert (("state_name",), "state") in by_table["state_crime"]
     assert (("county_fips",), "fips_code") in by_table["county_postal_profile"]
     assert (("city", "state_abbr"), "city_state") in by_table["city_postal_profile"]
@@ -81,7 +79,7 @@ def test_rebuild_reprofiles_only_changed_tables_and_drops_removed_ones(tmp_path)
     assert removed.removed == ["us_counties"] and removed.profiled == []
     con = duckdb.connect(str(db), read_only=True)
     try:
-        for table in ("lake_tables", "lake_columns", "lake_keys", "lake_key_values"):
+        for table in ("lake_tables", "lake_columns", "lake_keys"):
             column = "name" if table == "lake_tables" else "table_name"
             assert con.execute(f"SELECT count(*) FROM {table} WHERE {column} = 'us_counties'").fetchone()[0] == 0
     finally:

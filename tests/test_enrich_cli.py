@@ -1,0 +1,58 @@
+"""Enrichment through the command line and the asset graph: `automodel run --json` reports the join,
+`automodel score` applies the same enrichment to new rows, `automodel index` describes the catalog."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+from lake_data import shared_catalog, us_arrests
+
+
+def _seed_catalog(home) -> None:
+    """The lake's catalog as this process already built it (an identical build would take seconds)."""
+    target = home / "_INDEX_DB" / "catalog.duckdb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shared_catalog(), target)
+
+
+def test_run_reports_and_keeps_the_enrichment_and_score_reuses_it(home, cli, tmp_path, monkeypatch):
+    # Explanations are another stage's concern (and slow); this test is about enrichment.
+    monkeypatch.setenv("ENABLE_SHAP_EXPLANATIONS", "0")
+    _seed_catalog(home)
+    arrests = us_arrests()
+    train = tmp_path / "arrests.csv"
+    arrests.iloc[:40].to_csv(train, index=False)
+    original = train.read_bytes()
+    result = cli("run", train, "--target", "Murder", "--json")
+    assert result.code == 0, result.err
+    out = result.json
+    assert out["status"] == "succeeded" or out["error"] is None
+    enrichment = out["enrichment"]
+    assert set(enrichment) == {"table", "keys", "strategy", "coverage", "kept", "lift"}
+    assert enrichment["table"] == "state_crime" and enrichment["keys"] == ["State", "state_name"]
+    assert enrichment["coverage"] == 1.0 and isinstance(enrichment["lift"], float)
+    assert enrichment["kept"] == (enrichment["lift"] >= 0.005)
+    assert train.read_bytes() == original
+    predictions = pd.read_csv(out["predictions_path"])
+    assert len(predictions) == 40
+
+    new_rows = tmp_path / "new_states.csv"
+    arrests.iloc[40:].drop(columns=["Murder"]).to_csv(new_rows, index=False)
+    scored = cli("score", new_rows, "--model", out["run_id"], "--json")
+    assert scored.code == 0, scored.err
+    reused = scored.json["enrichment"]
+    if enrichment["kept"]:
+        assert reused["table"] == "state_crime" and reused["strategy"] == "reused from the model's run" and reused["coverage"] == 1.0
+    assert len(pd.read_csv(scored.json["predictions_path"])) == 10
+
+
+def test_index_command_describes_the_catalog(home, cli):
+    _seed_catalog(home)
+    result = cli("index", "--json")
+    assert result.code == 0, result.err
+    out = result.json
+    assert out["tables"] == 7 and out["profiled"] == [] and len(out["unchanged"]) == 7
+    assert out["keys_by_kind"]["state"] >= 3 and out["keys_by_kind"]["code_hour"] == 1 and out["columns"] > 40
+    text = cli("index")
+    assert text.code == 0 and "7 lake tables" in text.out and "columns embedded" in text.out
