@@ -382,6 +382,30 @@ def _read_json(name: str, data: bytes) -> pd.DataFrame:
     return pd.json_normalize(records)
 
 
+def _excel_table(name: str, sheets: dict[str, pd.DataFrame], info: LoadInfo) -> pd.DataFrame:
+    """The first sheet with data; title rows above the header are skipped as in delimited text."""
+    filled = {title: sheet for title, sheet in sheets.items() if (sheet != "").to_numpy().any()}
+    if not filled:
+        raise InputFileError(f"{name} has no filled cells in any sheet; put the table in the first sheet and try again.")
+    title, sheet = next(iter(filled.items()))
+    if len(sheets) > 1:
+        info.problems.append(f"the workbook has {len(sheets)} sheets; read {title!r}")
+    sheet = sheet.loc[:, (sheet != "").any(axis=0)]
+    widths = (sheet.head(_SNIFF_LINES) != "").sum(axis=1)
+    widths = widths[widths > 0]
+    expected = int(widths.mode().max())
+    # A header may leave its first cell blank (an index column written by pandas): one cell short still counts.
+    header_at = int(widths[widths >= (expected - 1 if expected > 2 else expected)].index[0])
+    skipped = int(sheet.index.get_loc(header_at))
+    if skipped:
+        info.skipped_preamble_rows = skipped
+        info.problems.append(f"{_plural(skipped, 'row')} before the table (titles, notes) skipped")
+    frame = sheet.iloc[skipped + 1:].reset_index(drop=True)
+    frame.columns = [str(c) for c in sheet.iloc[skipped]]
+    frame = frame.loc[(frame != "").any(axis=1)].reset_index(drop=True)  # blank spacer rows of a worksheet are not data
+    return frame
+
+
 def load_bytes(name: str, data: bytes, source: str | None = None) -> tuple[pd.DataFrame, LoadInfo]:
     """Parse a file's bytes into a DataFrame without changing any value."""
     info = LoadInfo(source=source or name, format="", size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
@@ -399,9 +423,10 @@ def load_bytes(name: str, data: bytes, source: str | None = None) -> tuple[pd.Da
     elif lower.endswith(".xlsx") or payload[:4] == b"PK\x03\x04":
         info.format = "excel"
         try:
-            frame = pd.read_excel(io.BytesIO(payload), dtype=str, keep_default_na=False)
+            sheets = pd.read_excel(io.BytesIO(payload), sheet_name=None, header=None, dtype=str, keep_default_na=False)
         except Exception as exc:  # openpyxl raises many types for damaged workbooks
             raise InputFileError(f"{name} is not a readable Excel workbook ({type(exc).__name__}); save it again as .xlsx or CSV.") from exc
+        frame = _excel_table(name, sheets, info)
     elif lower.endswith((".json", ".jsonl", ".ndjson")):
         info.format = "json"
         frame = _read_json(inner_name, payload)

@@ -303,3 +303,19 @@ def test_large_file_uses_the_fast_reader_and_profiles_on_a_sample():
     by_name = {m.name: m for m in profile.metas}
     assert by_name["time_hour"].role == "datetime" and by_name["rownames"].role == "identifier"
     assert by_name["dep_delay"].missing_count == int(flights["dep_delay"].isna().sum())  # counts on every row, roles on a sample
+
+
+def test_excel_title_rows_and_several_sheets(penguins):
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer) as writer:
+        pd.DataFrame([["Palmer penguins, 2007-2009"], ["source: palmerpenguins"]]).to_excel(writer, sheet_name="data", index=False, header=False)
+        penguins.to_excel(writer, sheet_name="data", index=False, startrow=3)
+        penguins.describe().to_excel(writer, sheet_name="summary")
+    frame, info = load_bytes("penguins.xlsx", buffer.getvalue())
+    assert list(frame.columns) == list(penguins.columns) and len(frame) == len(penguins)
+    assert frame["species"].tolist() == penguins["species"].tolist()
+    assert info.skipped_preamble_rows == 3 and "the workbook has 2 sheets; read 'data'" in info.problems
+    empty = io.BytesIO()
+    pd.DataFrame().to_excel(empty)
+    with pytest.raises(InputFileError, match="no filled cells"):
+        load_bytes("empty.xlsx", empty.getvalue())
