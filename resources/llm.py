@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from automodel.llm import ChatProvider, make_provider
+from resources.settings import reveal
 
 
 class LLMResource(dg.ConfigurableResource):
@@ -26,5 +27,5 @@ class LLMResource(dg.ConfigurableResource):
 
     def get_provider(self) -> ChatProvider | None:
         """The provider, or None for the template; raises LLMError for a configuration that cannot work."""
-        return make_provider(self.provider, base_url=self.base_url, model=self.model, api_key=self.api_key,
+        return make_provider(self.provider, base_url=self.base_url, model=self.model, api_key=reveal(self.api_key),
                              timeout_s=self.timeout_s, retries=self.retries, max_tokens=self.max_tokens)

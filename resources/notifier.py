@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from automodel.actions import EmailNotifier, LogNotifier, WebhookNotifier
+from resources.settings import reveal
 
 
 class NotifierResource(dg.ConfigurableResource):
@@ -33,7 +34,7 @@ class NotifierResource(dg.ConfigurableResource):
         if self.smtp_host:
             recipients = [a.strip() for a in self.smtp_to.split(",") if a.strip()]
             out.append(EmailNotifier(self.smtp_host, self.smtp_port, self.smtp_from, recipients, timeout_s=self.smtp_timeout_s,
-                                     username=self.smtp_username, password=self.smtp_password, starttls=self.smtp_starttls))
+                                     username=self.smtp_username, password=reveal(self.smtp_password), starttls=self.smtp_starttls))
         return out
 
     @property

@@ -15,6 +15,16 @@ def _flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _secret(name: str):
+    """Secrets stay environment variables: the UI and logs show the variable's name, never its value."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
+def reveal(value) -> str:
+    """The value of a setting that may be an unresolved EnvVar (outside a Dagster run, e.g. the CLI)."""
+    return value.get_value() or "" if isinstance(value, dg.EnvVar) else value
+
+
 class AutomodelSettings(dg.ConfigurableResource):
     """Paths, thresholds, quotas and feature flags. Built from the environment by ``from_env``."""
 
@@ -51,7 +61,6 @@ class AutomodelSettings(dg.ConfigurableResource):
     enable_semantic_merge: bool = True
     enable_agent_actions: bool = True
     search_time_budget_s: float = 60.0
-    search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
     search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
     # LLM endpoint details, SMTP notifications and recipe selection (issue 6).
     llm_api_key: str = ""
@@ -92,16 +101,15 @@ class AutomodelSettings(dg.ConfigurableResource):
             max_rows_full=int(env.get("MAX_ROWS_FULL", 100_000)),
             profile_sample_rows=int(env.get("PROFILE_SAMPLE_ROWS", 1_000)),
             max_requests_free=int(env.get("MAX_REQUESTS_FREE", 20)),
-            quota_tiers=env.get("AUTOMODEL_QUOTA_TIERS", ""),
             max_gb_free=float(env.get("MAX_GB_FREE", 1.0)),
+            quota_tiers=env.get("AUTOMODEL_QUOTA_TIERS", ""),
             enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
             enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
             enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
             search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
             search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),
-            search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),
-            llm_api_key=env.get("AUTOMODEL_LLM_API_KEY", ""),
+            llm_api_key=_secret("AUTOMODEL_LLM_API_KEY"),
             llm_timeout_s=float(env.get("AUTOMODEL_LLM_TIMEOUT_S", 30.0)),
             llm_retries=int(env.get("AUTOMODEL_LLM_RETRIES", 2)),
             smtp_host=env.get("AUTOMODEL_SMTP_HOST", ""),
@@ -109,7 +117,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             smtp_from=env.get("AUTOMODEL_SMTP_FROM", "automodel@localhost"),
             smtp_to=env.get("AUTOMODEL_SMTP_TO", ""),
             smtp_username=env.get("AUTOMODEL_SMTP_USERNAME", ""),
-            smtp_password=env.get("AUTOMODEL_SMTP_PASSWORD", ""),
+            smtp_password=_secret("AUTOMODEL_SMTP_PASSWORD"),
             smtp_starttls=_flag("AUTOMODEL_SMTP_STARTTLS", False),
             recipes_enabled=env.get("AUTOMODEL_RECIPES", ""),
             recipes_disabled=env.get("AUTOMODEL_RECIPES_DISABLED", ""),

@@ -82,7 +82,9 @@ def test_ui_serves_the_graph_and_partitions(home, tmp_path, penguins, cli):
     penguins.to_csv(tmp_path / "p.csv", index=False)
     run_id = cli("run", tmp_path / "p.csv", "--target", "species", "--json").json["run_id"]
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home / "dagster"), "AUTOMODEL_HOME": str(home)}
+    secret = "sk-test-0123456789abcdef"
+    env = {**os.environ, "DAGSTER_HOME": str(home / "dagster"), "AUTOMODEL_HOME": str(home), "AUTOMODEL_LLM_API_KEY": secret,
+           "AUTOMODEL_SMTP_PASSWORD": secret}
     server = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"),
                                "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -104,6 +106,16 @@ def test_ui_serves_the_graph_and_partitions(home, tmp_path, penguins, cli):
             assert name in by_name, name
         assert run_id in by_name["model"]["partitionKeys"]
         assert by_name["model"]["groupName"] == "model"
+        shown = []
+        for resource in ("settings", "llm", "notifier"):
+            details = _graphql(port, '{ topLevelResourceDetailsOrError(resourceSelector: {repositoryLocationName: "automodel", '
+                                     f'repositoryName: "__repository__", resourceName: "{resource}"}}) '
+                                     '{ __typename ... on ResourceDetails { configuredValues { key value type } } } }')
+            values = details["data"]["topLevelResourceDetailsOrError"]["configuredValues"]
+            assert values, details
+            shown.append(json.dumps(values))
+        assert secret not in "".join(shown), "secrets must never be shown in the UI"
+        assert "AUTOMODEL_LLM_API_KEY" in "".join(shown), "the UI names the variable that holds the secret"
     finally:
         server.terminate()
         server.wait(timeout=30)

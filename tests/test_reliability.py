@@ -39,8 +39,11 @@ def _newest_run(home: Path) -> str | None:
     db = home / "sessions.db"
     if not db.exists():
         return None
-    with sqlite3.connect(db, timeout=30) as con:
-        row = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            row = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:  # the run has created the file but not yet its table
+        return None
     return row[0] if row else None
 
 
