@@ -320,7 +320,10 @@ def _parse_dates(series: pd.Series, sample: pd.Series) -> pd.Series:
             parsed = _to_datetime(text, best_fmt)
             if parsed.notna().sum() >= 0.99 * series.notna().sum():
                 return parsed
-        mixed = max((_to_datetime(text, "mixed", dayfirst) for dayfirst in (False, True)), key=lambda p: p.notna().sum())
+        # Value-by-value parsing is slow: parse each distinct text once and map it back to the rows.
+        distinct = pd.Series(pd.unique(text.dropna()), dtype=object)
+        by_value = max((_to_datetime(distinct, "mixed", dayfirst) for dayfirst in (False, True)), key=lambda p: p.notna().sum())
+        mixed = text.map(dict(zip(distinct, by_value))).astype("datetime64[ns]")
         if best_fmt is not None:
             single = _to_datetime(text, best_fmt)
             return single if single.notna().sum() >= mixed.notna().sum() else mixed

