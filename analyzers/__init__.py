@@ -6,7 +6,12 @@ A third-party analyzer is a class implementing ``analyzers.base.Analyzer`` expos
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
+
+# LightGBM and XGBoost use OpenMP; its default spin-waiting made a 2-thread fit 10-50x slower on 2 shared
+# cores. Passive waiting must be chosen before the OpenMP runtime loads, so before those imports.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel
 from analyzers.anomaly import AnomalyAnalyzer

@@ -81,3 +81,37 @@ class ClassLabelPipeline:
     @property
     def named_steps(self):
         return self.pipeline.named_steps
+
+
+def _native_categorical(base):
+    """A LightGBM estimator class that treats the given matrix columns (ordinal codes) as categories."""
+
+    class NativeCategorical(base):
+        def __init__(self, categorical_indices=(), **kwargs):
+            self.categorical_indices = tuple(categorical_indices)
+            super().__init__(**kwargs)
+
+        def get_params(self, deep=True):
+            params = super().get_params(deep)
+            params["categorical_indices"] = self.categorical_indices
+            return params
+
+        def fit(self, X, y, **fit_params):
+            if self.categorical_indices:
+                fit_params.setdefault("categorical_feature", list(self.categorical_indices))
+            return super().fit(X, y, **fit_params)
+
+    return NativeCategorical
+
+
+try:  # module-level names, so joblib can pickle fitted models
+    from lightgbm import LGBMClassifier as _LGBMClassifier
+    from lightgbm import LGBMRegressor as _LGBMRegressor
+
+    class CategoricalLGBMRegressor(_native_categorical(_LGBMRegressor)):
+        """LGBMRegressor with native categorical splits on the ordinal-coded columns."""
+
+    class CategoricalLGBMClassifier(_native_categorical(_LGBMClassifier)):
+        """LGBMClassifier with native categorical splits on the ordinal-coded columns."""
+except ImportError:  # LightGBM is in the lock file; this only keeps the module importable without it
+    pass

@@ -184,7 +184,7 @@ def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str
         target_type = "continuous" if task == "regression" else "auto"
         transformers.append(("target_encoded", SuffixedTargetEncoder(target_type=target_type, random_state=0), high_card))
     for col in text:
-        transformers.append((f"text__{col}", TextComponents(), [col]))
+        transformers.append((f"text_{col}", TextComponents(), [col]))
     columns = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("coerce", coercer), ("columns", columns)])
 

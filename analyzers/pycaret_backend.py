@@ -51,7 +51,7 @@ def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_bu
         left = max(time_budget_s - (time.perf_counter() - started), 5.0) * 0.8
         best = experiment.compare_models(sort=sort, n_select=1, verbose=False, budget_time=left / 60)
         leaderboard_frame = experiment.pull()
-        holdout = experiment.predict_model(best, raw_score=task == "classification", verbose=False)
+        holdout = experiment.predict_model(best, verbose=False, **({"raw_score": True} if task == "classification" else {}))
         final = experiment.finalize_model(best)
     if task == "regression":
         metrics = regression_metrics(y.iloc[valid].astype(float).to_numpy(), holdout["prediction_label"].to_numpy())

@@ -23,6 +23,7 @@ raw frames.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -35,14 +36,14 @@ from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit, tra
 from sklearn.pipeline import Pipeline
 
 from analyzers.models import ClassLabelPipeline, ResampledClassifier, WeightedEnsemble, full_proba
-from analyzers.preprocess import build_preprocessor
+from analyzers.preprocess import DATE_PARTS, build_preprocessor
 
 SMALL_TABLE_ROWS = 4_000  # below this, cross-validation; above, holdout + successive halving
 MIN_RUNG_ROWS = 2_000
 MAX_BOOSTING_ROUNDS = 2_000
 EARLY_STOPPING_ROUNDS = 30
-MAX_EXTRA_TRIALS = 6
-EXTRA_TRIALS_PATIENCE = 3
+MAX_EXTRA_TRIALS = 5
+EXTRA_TRIALS_PATIENCE = 2
 LEARNING_CURVE_GAIN = 0.001
 SMALL_FIT_ROWS = 10_000
 BUDGET_SAFETY = 0.9
@@ -68,15 +69,24 @@ class Candidate:
         return self.family in ("lightgbm", "xgboost")
 
 
-def make_estimator(candidate: Candidate, task: str, n_jobs: int, seed: int, n_estimators: int | None = None, early_stopping: bool = False):
+def make_estimator(candidate: Candidate, task: str, n_jobs: int, seed: int, n_estimators: int | None = None, early_stopping: bool = False,
+                   categorical_indices: tuple = ()):
     """A fresh, unfitted estimator for ``candidate``. Boosted models get ``n_estimators`` rounds, or
-    MAX_BOOSTING_ROUNDS with early stopping during the search."""
+    MAX_BOOSTING_ROUNDS with early stopping during the search. ``categorical_indices`` are the matrix
+    columns holding ordinal codes, split on natively by candidates with ``native_categorical``."""
     params = dict(candidate.params)
     regression = task == "regression"
+    native = params.pop("native_categorical", False)
     if candidate.family == "lightgbm":
         from lightgbm import LGBMClassifier, LGBMRegressor
 
-        cls = LGBMRegressor if regression else LGBMClassifier
+        if native and categorical_indices:
+            from analyzers.models import CategoricalLGBMClassifier, CategoricalLGBMRegressor
+
+            cls = CategoricalLGBMRegressor if regression else CategoricalLGBMClassifier
+            params["categorical_indices"] = tuple(categorical_indices)
+        else:
+            cls = LGBMRegressor if regression else LGBMClassifier
         estimator = cls(n_estimators=n_estimators or MAX_BOOSTING_ROUNDS, n_jobs=n_jobs, random_state=seed, verbose=-1, **params)
     elif candidate.family == "xgboost":
         from xgboost import XGBClassifier, XGBRegressor
@@ -111,6 +121,12 @@ def make_estimator(candidate: Candidate, task: str, n_jobs: int, seed: int, n_es
     return estimator
 
 
+# LightGBM splitting on categories themselves rather than on their ordinal codes; regularised, since a
+# category with few rows is easy to overfit.
+NATIVE_CATEGORICAL = {"learning_rate": 0.05, "num_leaves": 63, "min_child_samples": 20, "colsample_bytree": 0.8, "cat_smooth": 10.0,
+                      "cat_l2": 10.0, "native_categorical": True}
+
+
 def regression_candidates(n_jobs: int = 2, seed: int = 0) -> list[Candidate]:
     return [
         Candidate("lightgbm", "lightgbm", {"learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20}),
@@ -119,6 +135,7 @@ def regression_candidates(n_jobs: int = 2, seed: int = 0) -> list[Candidate]:
         Candidate("lightgbm_small", "lightgbm", {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 30, "colsample_bytree": 0.7,
                                                   "reg_lambda": 5.0}),
         Candidate("xgboost", "xgboost", {"learning_rate": 0.08, "max_depth": 7, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 2}),
+        Candidate("lightgbm_categorical", "lightgbm", NATIVE_CATEGORICAL),
         Candidate("extra_trees", "extra_trees", {"n_estimators": 200, "max_features": 0.7, "min_samples_leaf": 2}),
         Candidate("random_forest", "random_forest", {"n_estimators": 200, "max_features": 0.5, "min_samples_leaf": 2}),
         Candidate("ridge", "linear", preprocessing="linear"),
@@ -133,6 +150,7 @@ def classification_candidates(n_jobs: int = 2, seed: int = 0, imbalanced: bool =
         Candidate("lightgbm_small", "lightgbm", {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 30, "colsample_bytree": 0.7,
                                                   "reg_lambda": 5.0}),
         Candidate("xgboost", "xgboost", {"learning_rate": 0.08, "max_depth": 6, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 1}),
+        Candidate("lightgbm_categorical", "lightgbm", NATIVE_CATEGORICAL),
         Candidate("extra_trees", "extra_trees", {"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}),
         Candidate("random_forest", "random_forest", {"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}),
         Candidate("logistic_regression", "linear", {"C": 1.0}, preprocessing="linear"),
@@ -258,7 +276,7 @@ def validation_folds(X: pd.DataFrame, y: pd.Series, task: str, time_column: str 
     if order is not None:
         splitter = TimeSeriesSplit(n_splits=4)
         return [(order[a], order[b]) for a, b in splitter.split(order)], "expanding-window time-series CV (4 folds)"
-    k = 5 if n <= 1_500 else 3
+    k = 5 if n <= 500 else 3
     if task == "classification" and _can_stratify(y, k):
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(n), y.to_numpy())), f"stratified {k}-fold CV"
@@ -382,10 +400,14 @@ class ModelSearch:
         self.deadline = self.start + self.budget * BUDGET_SAFETY
         self.trials: list[Trial] = []
         self.notes: list[str] = []
+        # In the tree preprocessor's output the ordinal codes follow the numbers and the date parts.
+        numbers = len(plan["numeric"]) + len(plan["date"]) * len(DATE_PARTS)
+        self.categorical_indices = tuple(range(numbers, numbers + len(plan["categorical"])))
 
     def threads(self, rows: int) -> int:
-        """One thread for small fits: thread start-up and spinning cost more than they save there."""
-        return 1 if rows < SMALL_FIT_ROWS else self.n_jobs
+        """One thread for small fits and on a busy machine: there, OpenMP threads waiting on each other
+        cost more than they save (LightGBM took 14-50 s instead of 1 s with 2 threads on 2 loaded cores)."""
+        return 1 if rows < SMALL_FIT_ROWS or machine_busy() else self.n_jobs
 
     # -- time --------------------------------------------------------------------------------------------
     def remaining(self) -> float:
@@ -402,6 +424,10 @@ class ModelSearch:
         scored = np.zeros(len(prepared.y), dtype=bool)
         fitted, rounds = [], []
         stop_at = self.deadline - reserve
+        if time.perf_counter() >= stop_at and self._any_success():
+            trial = Trial(candidate, rows or 0, float("-inf"), 0.0, error="skipped: time budget")
+            self.trials.append(trial)
+            return trial
         try:
             for fold, (train, valid) in enumerate(prepared.folds):
                 prep, Xt, Xv = prepared.get(fold, candidate.preprocessing)
@@ -412,7 +438,8 @@ class ModelSearch:
                     Xt, y_train = Xt[keep], y_train[keep]
                 if fold > 0 and time.perf_counter() > stop_at and self._any_success():
                     raise TimeoutError(f"time budget spent after {fold} of {len(prepared.folds)} folds")
-                estimator = make_estimator(candidate, self.task, self.threads(len(y_train)), self.seed, early_stopping=True)
+                estimator = make_estimator(candidate, self.task, self.threads(len(y_train)), self.seed, early_stopping=True,
+                                           categorical_indices=self.categorical_indices)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     used = _fit(estimator, candidate, Xt, y_train, Xv, prepared.y[valid], stop_at)
@@ -536,12 +563,13 @@ class ModelSearch:
         return t.seconds * rows / max(t.rows, 1)
 
     def _final_reserve(self, n_all: int, n_train: int) -> float:
-        """Seconds to keep for the final refit, from the slowest fit per row seen so far."""
-        done = [t for t in self.trials if t.error is None]
+        """Seconds to keep for the final refit of the best candidate so far, from its own time per row."""
+        done = [t for t in self.trials if t.error is None and t.fitted]
         if not done:
             return 0.0
-        per_row = max(t.seconds / max(t.rows, 1) / max(len(t.fitted), 1) for t in done)
-        return per_row * min(n_all, self.max_rows_full) * 1.2
+        best = max(done, key=lambda t: (t.rows, t.score))
+        per_row = best.seconds / max(best.rows, 1) / max(len(best.fitted), 1)
+        return min(per_row * min(n_all, self.max_rows_full) * 1.2, 0.5 * self.budget)
 
     def _local_search(self, prepared: _Prepared, top: list[Trial], n_train: int) -> list[Trial]:
         """Perturb the best boosted configuration while it keeps paying; few trials, so small tables stay fast."""
@@ -642,19 +670,38 @@ class ModelSearch:
             return self._combine(pipelines, [weights[m.candidate.name] for m in members]), len(prepared.folds[0][0]), False
         pipelines = []
         X_fit, y_fit = X.iloc[positions], y_codes[positions]
+        holdout = prepared.folds[0][1] if len(prepared.folds) == 1 else None
         for member in members:
+            if member.candidate.boosted and holdout is not None and n_fit > 1.2 * len(first_pass):
+                # Many more rows than the search saw: the right number of rounds is unknown, so stop early
+                # again on the search's validation rows, which stay out of this fit.
+                pipelines.append(self._fit_with_early_stopping(member.candidate, X, y_codes, positions, first_pass[holdout]))
+                continue
             rounds = None
             if member.candidate.boosted and member.rounds:
                 # More rows than each fold's training part: a few more rounds than early stopping chose.
                 growth = (n_fit / max(member.rows, 1)) ** 0.25
                 rounds = max(10, int(math.ceil(member.rounds * 1.1 * growth)))
             pipeline = Pipeline([("prep", build_preprocessor(self.plan, member.candidate.preprocessing, self.task)),
-                                 ("model", make_estimator(member.candidate, self.task, self.threads(n_fit), self.seed, n_estimators=rounds))])
+                                 ("model", make_estimator(member.candidate, self.task, self.threads(n_fit), self.seed, n_estimators=rounds,
+                                                          categorical_indices=self.categorical_indices))])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pipeline.fit(X_fit, y_fit)
             pipelines.append(pipeline)
         return self._combine(pipelines, [weights[m.candidate.name] for m in members]), n_fit, True
+
+    def _fit_with_early_stopping(self, candidate: Candidate, X, y_codes, positions, valid_positions) -> Pipeline:
+        train_positions = np.setdiff1d(positions, valid_positions)
+        prep = build_preprocessor(self.plan, candidate.preprocessing, self.task)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Xt = np.asarray(prep.fit_transform(X.iloc[train_positions], y_codes[train_positions]), dtype=np.float32)
+            Xv = np.asarray(prep.transform(X.iloc[valid_positions]), dtype=np.float32)
+            estimator = make_estimator(candidate, self.task, self.threads(len(train_positions)), self.seed, early_stopping=True,
+                                       categorical_indices=self.categorical_indices)
+            _fit(estimator, candidate, Xt, y_codes[train_positions], Xv, y_codes[valid_positions], self.deadline)
+        return Pipeline([("prep", prep), ("model", estimator)])
 
     def _combine(self, pipelines: list, weights: list[float]):
         if len(pipelines) == 1:
@@ -700,6 +747,14 @@ def _perturb(candidate: Candidate, rng: np.random.Generator, name: str) -> Candi
     if candidate.family == "lightgbm" and params.get("subsample", 1.0) < 1.0:
         params.setdefault("subsample_freq", 1)
     return Candidate(name, candidate.family, params, candidate.preprocessing, candidate.resample)
+
+
+def machine_busy() -> bool:
+    """More runnable processes than cores over the last minute."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
+    except OSError:
+        return False
 
 
 def _encode(y: pd.Series, classes):

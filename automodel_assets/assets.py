@@ -190,7 +190,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
         outcome = stages.train_model(
             enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
-            time_budget_s=settings.search_time_budget_s, user_labels=manifest.labels or None,
+            time_budget_s=settings.search_time_budget_s, user_labels=manifest.labels or None, search_backend=settings.search_backend,
         )
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
@@ -201,7 +201,9 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
         "metrics": dg.MetadataValue.md(_md_table(metrics) if metrics else "no metrics"),
         "leaderboard": dg.MetadataValue.md(leaderboard.to_markdown(index=False) if not leaderboard.empty else "no candidates"),
         "notes": "; ".join(outcome.notes) or "none", "model_path": str(outcome.model_path), "training_seconds": outcome.training_seconds,
-        "reused_from": str(outcome.reused_from),
+        "reused_from": str(outcome.reused_from), "candidates": len(outcome.leaderboard),
+        "search": dg.MetadataValue.json({k: v for k, v in (outcome.details.get("search") or {}).items() if k != "notes"}),
+        "excluded_columns": dg.MetadataValue.md(_md_table(outcome.excluded_columns) if outcome.excluded_columns else "none"),
         **{f"metric/{k}": float(v) for k, v in outcome.metrics.items() if isinstance(v, (int, float)) and v == v},
     })
     return outcome

@@ -26,7 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-THREADS = 2  # this machine has 2 cores; more threads make LightGBM/XGBoost busy-wait
+# Every system gets the same thread count. On this shared 2-core machine one thread per fit was the fastest:
+# two OpenMP threads spin-waiting on each other made a LightGBM fit 10-50x slower (see BENCHMARKS.md).
+THREADS = int(os.environ.get("BENCH_THREADS", 1))
 
 TASKS = {
     # name: (loader, target, kind) -- every table comes from a PyPI package, no downloads
@@ -191,7 +193,8 @@ def run_pycaret(train, test, target, kind, budget, full: bool = False):
         left = max(budget - (time.perf_counter() - started), 5) * 0.8
         best = experiment.compare_models(sort=sort, n_select=1, verbose=False, budget_time=left / 60)
     final = experiment.finalize_model(best)
-    scored = experiment.predict_model(final, data=test.drop(columns=[target]), raw_score=kind != "regression", verbose=False)
+    extra = {"raw_score": True} if kind != "regression" else {}
+    scored = experiment.predict_model(final, data=test.drop(columns=[target]), verbose=False, **extra)
     name = type(final.steps[-1][1]).__name__ if hasattr(final, "steps") else type(final).__name__
     if kind == "regression":
         return scored["prediction_label"].to_numpy(), None, None, name
@@ -202,7 +205,6 @@ def run_pycaret(train, test, target, kind, budget, full: bool = False):
 
 def run_one(task: str, system: str, budget: float) -> dict:
     warnings.simplefilter("ignore")
-    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
     frame, target, kind = load_task(task)
     train, test = split(frame, target, kind)
     runner = {
@@ -274,8 +276,9 @@ def main(argv=None) -> int:
         for system in args.systems:
             started = time.perf_counter()
             try:
+                env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(THREADS)}
                 done = subprocess.run([sys.executable, __file__, "--run", task, system, "--budget", str(args.budget)],
-                                      capture_output=True, text=True, timeout=hard, cwd=REPO)
+                                      capture_output=True, text=True, timeout=hard, cwd=REPO, env=env)
                 lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
                 if done.returncode == 0 and lines:
                     row = json.loads(lines[-1])
