@@ -127,8 +127,12 @@ def evaluate_s3_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, 
     client = client or s3_client()
     bucket, prefix = settings.s3_bucket, settings.s3_prefix
     cursor = json.loads(cursor_text) if cursor_text else {}
-    plan = plan_listing(uploads_under(list_prefix(client, bucket, prefix), prefix), cursor, settings.s3_listing_overlap_s,
-                        settings.max_runs_per_tick)
+    try:
+        listed = list_prefix(client, bucket, prefix)
+    except Exception as exc:  # EndpointConnectionError, AccessDenied, NoSuchBucket: the tick fails and keeps its cursor
+        raise S3UnavailableError(f"s3://{bucket}/{prefix} could not be listed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                 "the cursor stays and the next tick retries.") from exc
+    plan = plan_listing(uploads_under(listed, prefix), cursor, settings.s3_listing_overlap_s, settings.max_runs_per_tick)
     tick = TickPlan(deferred=plan.deferred)
     store = SessionStore(settings.layout.sessions_db)
     for upload in plan.new:

@@ -123,7 +123,7 @@ def test_tick_fails_while_s3_is_down_and_the_next_recovers_everything(home, s3_s
         bucket.put_object(Bucket=BUCKET, Key=f"users/dave/batch2_{i}.csv", Body=penguin_files[5 + i])
 
     s3_server.stop()
-    with pytest.raises(Exception):
+    with pytest.raises(s3_drop.S3UnavailableError, match="could not be listed .*the cursor stays"):
         _tick(instance, settings, cursor)  # the daemon records a failed tick and keeps the cursor it had
     s3_server.start()
 
