@@ -173,7 +173,8 @@ def _preamble_rows(lines: list[str], delimiter: str, quote: str, expected: int) 
         if not line.strip():
             continue
         counts = _field_counts([line], delimiter, quote)
-        if counts and counts[0] == expected:
+        # A header may be one field short of rows that end with a delimiter ("1,2,3,"): it still starts the table.
+        if counts and (counts[0] == expected or (expected > 2 and counts[0] == expected - 1)):
             return i
     return 0
 
@@ -346,9 +347,13 @@ def _read_body_tolerant(body: str, delimiter: str, quote: str, escape: str | Non
     longest = max((len(r) for r in data), default=width)
     if longest > width:
         header = header + [f"extra_{k + 1}" for k in range(longest - width)]
-        long_rows = sum(len(r) > width for r in data)
-        info.problems.append(f"{_plural(long_rows, 'row')} had more fields than the header; the extra fields are in columns "
-                             + ", ".join(header[width:]))
+        long_rows = [r for r in data if len(r) > width]
+        if all(not any(cell.strip() for cell in r[width:]) for r in long_rows):
+            info.problems.append(f"{_plural(len(long_rows), 'row')} end with an extra delimiter; the empty fields are in columns "
+                                 + ", ".join(header[width:]))
+        else:
+            info.problems.append(f"{_plural(len(long_rows), 'row')} had more fields than the header; the extra fields are in columns "
+                                 + ", ".join(header[width:]))
     for i, row in enumerate(data):
         if len(row) < len(header):
             short += len(row) < width

@@ -319,3 +319,12 @@ def test_excel_title_rows_and_several_sheets(penguins):
     pd.DataFrame().to_excel(empty)
     with pytest.raises(InputFileError, match="no filled cells"):
         load_bytes("empty.xlsx", empty.getvalue())
+
+
+def test_rows_ending_with_a_delimiter_keep_their_header(penguins):
+    head = penguins.head(15)
+    lines = head.to_csv(index=False).splitlines()
+    text = "\n".join([lines[0]] + [line + "," for line in lines[1:]])
+    frame, info = load_bytes("trailing.csv", text.encode())
+    assert list(frame.columns) == list(penguins.columns) + ["extra_1"] and (frame["extra_1"] == "").all()
+    assert any("end with an extra delimiter" in p for p in info.problems)
