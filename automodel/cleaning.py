@@ -77,7 +77,7 @@ def _as_text(series: pd.Series) -> pd.Series:
     if series.dtype == TEXT_DTYPE:
         return series
     if series.dtype == object:
-        series = series.map(lambda v: v if isinstance(v, str) or v is None or (isinstance(v, float) and v != v) else str(v))
+        series = series.map(lambda v: v if isinstance(v, str) or v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     return series.astype(TEXT_DTYPE)
 
 

@@ -29,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from automodel.errors import AutomodelError
 from automodel.roles import ROLES, ColumnMeta, _name_tokens, _state_words
 
 AMBIGUOUS_BELOW = 0.7
@@ -65,7 +66,7 @@ def enabled() -> bool:
 
 def informative_header(name: str) -> bool:
     """A header worth embedding: a word of three or more letters that is not a placeholder such as column_3."""
-    if re.fullmatch(r"(column|col|field|var|unnamed)[\s_:.-]*\d*", str(name).strip(), re.I):
+    if re.fullmatch(r"(column|col|field|var|unnamed)[\s_:.-]*\d*", str(name).strip(), re.IGNORECASE):
         return False
     return any(len(t) >= 3 and t.isalpha() and t not in _GENERIC for t in _name_tokens(name))
 
@@ -188,7 +189,7 @@ def refine_with_llm(metas: list[ColumnMeta], clean: pd.DataFrame, provider, raw:
     try:
         answer = provider.complete(system, json.dumps(columns))
         parsed = json.loads(answer[answer.index("{"): answer.rindex("}") + 1])
-    except Exception:  # an unreachable or rambling model leaves the rule-based roles as they are
+    except (AutomodelError, ValueError, OSError):  # an unreachable or rambling model leaves the rule-based roles as they are
         return []
     changes = []
     for meta in candidates:

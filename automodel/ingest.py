@@ -120,7 +120,7 @@ def _looks_binary(text: str) -> bool:
 
 _DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_LINES = 200
-_COMMENT_LINE = re.compile(r"^[ \t]*#[^\n]*(\n|$)", re.M)
+_COMMENT_LINE = re.compile(r"^[ \t]*#[^\n]*(\n|$)", re.MULTILINE)
 
 
 def _field_counts(lines: list[str], delimiter: str, quote: str) -> list[int]:

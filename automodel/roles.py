@@ -60,10 +60,10 @@ COUNTRY_NAMES = {
 }
 COUNTRY_HINTS = COUNTRY_NAMES  # kept for callers of the first version
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-_URL = re.compile(r"^(https?://|www\.)\S+$", re.I)
+_URL = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,20}$")
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-_CURRENCY = re.compile(r"^\(?[-+]?\s?(?:[$€£¥]\s?[\d,]+(?:\.\d+)?|[\d,]+(?:\.\d+)?\s?(?:USD|EUR|GBP))\)?$", re.I)
+_CURRENCY = re.compile(r"^\(?[-+]?\s?(?:[$€£¥]\s?[\d,]+(?:\.\d+)?|[\d,]+(?:\.\d+)?\s?(?:USD|EUR|GBP))\)?$", re.IGNORECASE)
 _PERCENT = re.compile(r"^\(?[-+]?[\d.,]+\s?%\)?$")
 _CODE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_-]{4,}$")
 
@@ -239,7 +239,6 @@ def _numeric_role(tokens: set[str], values: pd.Series, sample: pd.Series, unique
 def _text_role(tokens: set[str], header: str, text: pd.Series, sample: pd.Series, unique: int, n: int) -> tuple[str, float, str]:
     values = sample if len(sample) else text
     stripped = values.str.strip()
-    lowered = stripped.str.lower()
     ratio = unique / n
     digits = stripped.str.fullmatch(r"\d+").mean()
     if tokens & COUNTRY_WORDS:

@@ -71,7 +71,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a record whose arguments do not format: leave it to the handler
+        except (TypeError, ValueError):  # a record whose arguments do not format: leave it to the handler
             return True
         redacted = redact_pii(message)
         if redacted != message:

@@ -41,7 +41,7 @@ def build_csv(path: Path, rows: int, messy: bool = False) -> None:
         frame["time_hour"] = pd.to_datetime(frame["time_hour"]).dt.strftime("%m/%d/%Y %H:%M")
         frame["carrier"] = np.where(np.arange(len(frame)) % 7 == 0, frame["carrier"].str.lower(), frame["carrier"])
         frame["origin"] = frame["origin"] + "  "
-        frame["dep_delay"] = frame["dep_delay"].map(lambda v: "" if v != v else f"{v:.0f} min")
+        frame["dep_delay"] = frame["dep_delay"].map(lambda v: "" if pd.isna(v) else f"{v:.0f} min")
     tmp = path.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)

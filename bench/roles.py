@@ -27,9 +27,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from role_tables import load_table  # noqa: E402
+from role_tables import load_table
 
-from automodel import stages  # noqa: E402
+from automodel import stages
 
 
 def read_labels(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, str]]:

