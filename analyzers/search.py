@@ -42,7 +42,7 @@ SMALL_TABLE_ROWS = 4_000  # below this, cross-validation; above, holdout + succe
 MIN_RUNG_ROWS = 2_000
 MAX_BOOSTING_ROUNDS = 2_000
 EARLY_STOPPING_ROUNDS = 30
-MAX_EXTRA_TRIALS = 5
+MAX_EXTRA_TRIALS = 4
 EXTRA_TRIALS_PATIENCE = 2
 LEARNING_CURVE_GAIN = 0.001
 SMALL_FIT_ROWS = 10_000
@@ -136,8 +136,8 @@ def regression_candidates(n_jobs: int = 2, seed: int = 0) -> list[Candidate]:
                                                   "reg_lambda": 5.0}),
         Candidate("xgboost", "xgboost", {"learning_rate": 0.08, "max_depth": 7, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 2}),
         Candidate("lightgbm_categorical", "lightgbm", NATIVE_CATEGORICAL),
-        Candidate("extra_trees", "extra_trees", {"n_estimators": 200, "max_features": 0.7, "min_samples_leaf": 2}),
-        Candidate("random_forest", "random_forest", {"n_estimators": 200, "max_features": 0.5, "min_samples_leaf": 2}),
+        Candidate("extra_trees", "extra_trees", {"n_estimators": 100, "max_features": 0.7, "min_samples_leaf": 2}),
+        Candidate("random_forest", "random_forest", {"n_estimators": 100, "max_features": 0.5, "min_samples_leaf": 2}),
         Candidate("ridge", "linear", preprocessing="linear"),
     ]
 
@@ -151,8 +151,8 @@ def classification_candidates(n_jobs: int = 2, seed: int = 0, imbalanced: bool =
                                                   "reg_lambda": 5.0}),
         Candidate("xgboost", "xgboost", {"learning_rate": 0.08, "max_depth": 6, "subsample": 0.8, "colsample_bytree": 0.8, "min_child_weight": 1}),
         Candidate("lightgbm_categorical", "lightgbm", NATIVE_CATEGORICAL),
-        Candidate("extra_trees", "extra_trees", {"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}),
-        Candidate("random_forest", "random_forest", {"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 1}),
+        Candidate("extra_trees", "extra_trees", {"n_estimators": 100, "max_features": "sqrt", "min_samples_leaf": 1}),
+        Candidate("random_forest", "random_forest", {"n_estimators": 100, "max_features": "sqrt", "min_samples_leaf": 1}),
         Candidate("logistic_regression", "linear", {"C": 1.0}, preprocessing="linear"),
     ]
     if imbalanced:
@@ -185,8 +185,11 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
 
 
 def classification_metrics(y_true, proba: np.ndarray, classes: list) -> dict[str, float]:
-    y_pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    y_true = np.asarray(y_true, dtype=object)
+    # Compare class codes, not labels: sklearn cannot type object arrays of booleans or mixed values.
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    y_true = np.asarray([lookup.get(str(v), -1) for v in np.asarray(y_true, dtype=object)])
+    y_pred = proba.argmax(axis=1)
+    classes = list(range(len(classes)))
     out = {
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "precision": float(skm.precision_score(y_true, y_pred, average="macro", zero_division=0)),
@@ -249,6 +252,11 @@ def _time_order(X: pd.DataFrame, time_column: str | None) -> np.ndarray | None:
     return np.argsort(stamps.to_numpy(dtype="datetime64[ns]"), kind="stable")
 
 
+def _strata(y: pd.Series) -> np.ndarray:
+    """Class labels as integer codes (booleans and mixed objects confuse sklearn's splitters)."""
+    return pd.factorize(y.astype(str))[0]
+
+
 def _can_stratify(y: pd.Series, folds: int) -> bool:
     counts = y.value_counts()
     return counts.min() >= folds and len(counts) <= len(y) * 0.2
@@ -260,7 +268,7 @@ def _holdout_positions(X, y, task, time_column, seed, valid_share: float = 0.2):
         cut = int(len(order) * (1 - valid_share))
         return order[:cut], order[cut:]
     positions = np.arange(len(X))
-    stratify = y.to_numpy() if task == "classification" and _can_stratify(y, 2) else None
+    stratify = _strata(y) if task == "classification" and _can_stratify(y, 2) else None
     train, valid = train_test_split(positions, test_size=valid_share, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(valid)
 
@@ -279,7 +287,7 @@ def validation_folds(X: pd.DataFrame, y: pd.Series, task: str, time_column: str 
     k = 5 if n <= 500 else 3
     if task == "classification" and _can_stratify(y, k):
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        return list(splitter.split(np.zeros(n), y.to_numpy())), f"stratified {k}-fold CV"
+        return list(splitter.split(np.zeros(n), _strata(y))), f"stratified {k}-fold CV"
     splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(n))), f"{k}-fold CV"
 
@@ -536,7 +544,7 @@ class ModelSearch:
         if n <= self.max_rows_first_pass:
             return np.arange(n)
         if self.task == "classification" and _can_stratify(y, 2):
-            keep, _ = train_test_split(np.arange(n), train_size=self.max_rows_first_pass, random_state=self.seed, stratify=y.to_numpy())
+            keep, _ = train_test_split(np.arange(n), train_size=self.max_rows_first_pass, random_state=self.seed, stratify=_strata(y))
         else:
             keep = np.random.default_rng(self.seed).choice(n, self.max_rows_first_pass, replace=False)
         self.notes.append(f"first pass on {self.max_rows_first_pass} of {n} rows")
@@ -581,7 +589,7 @@ class ModelSearch:
         extra, misses = [], 0
         # Large tables are where tuning pays and where a 60 s budget is not spent by the portfolio alone.
         large = n_train >= LARGE_TABLE_ROWS
-        trials, patience = (MAX_EXTRA_TRIALS * 3, EXTRA_TRIALS_PATIENCE * 2) if large else (MAX_EXTRA_TRIALS, EXTRA_TRIALS_PATIENCE)
+        trials, patience = (MAX_EXTRA_TRIALS * 4, EXTRA_TRIALS_PATIENCE * 3) if large else (MAX_EXTRA_TRIALS, EXTRA_TRIALS_PATIENCE)
         for i in range(trials):
             reserve = self._final_reserve(self.n_all, n_train) * 1.5
             if misses >= patience or not self._affordable(self._estimate(best.candidate, n_train) * 1.5, reserve):

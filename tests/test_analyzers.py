@@ -196,3 +196,13 @@ def test_shap_explanations_rank_the_features_that_matter(penguins):
     assert table["importance"].is_monotonic_decreasing
     top3 = set(table["feature"].head(3))
     assert top3 & {"flipper_length_mm", "species", "sex", "bill_depth_mm"}
+
+
+def test_boolean_target_as_cleaning_leaves_it():
+    default = rdata("ISLR", "Default").sample(3_000, random_state=0).reset_index(drop=True)
+    default["default"] = default["default"].eq("Yes").astype("boolean")  # what cleaning makes of Yes/No
+    default["student"] = default["student"].eq("Yes").astype("boolean")
+    result = analyze(default, context_for(default, "default"))
+    assert result.analyzer == "ClassificationAnalyzer" and result.metrics["roc_auc"] > 0.85
+    scored = result.fitted.predict_frame(default.head(20))
+    assert list(scored.columns) == ["prediction", "proba_False", "proba_True"]
