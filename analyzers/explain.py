@@ -37,6 +37,13 @@ FOREST_ROWS = 150
 
 
 def _mean_abs_shap(model, X: np.ndarray) -> np.ndarray:
+    if type(model).__name__.startswith("XGB"):
+        # XGBoost computes exact TreeSHAP itself; shap 0.49 cannot parse XGBoost 3's vector base_score.
+        import xgboost
+
+        contribs = np.asarray(model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True))
+        values = np.abs(contribs[..., :-1])  # the last column is the bias
+        return values.mean(axis=tuple(range(values.ndim - 1)))
     import shap
 
     forest = type(model).__name__.startswith(("RandomForest", "ExtraTrees"))
