@@ -18,7 +18,7 @@ import pandas as pd
 
 from automodel.errors import AutomodelError
 from automodel.keys import compute_key
-from automodel.lake import KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
+from automodel.lake import IndexOutOfDate, KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
 
 MIN_CONTAINMENT = 0.5
 MIN_LIFT = 0.005  # the enriched model must beat the plain one by at least this much (R² or accuracy points)
@@ -233,7 +233,12 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
     joinable table is still reported with its coverage).
     """
     lake_dir, db_path = Path(lake_dir), Path(db_path)
-    hits = search_datasets(metas, top_k=10, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
+    try:
+        hits = search_datasets(metas, top_k=10, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
+    except IndexOutOfDate as exc:  # enrichment is optional: the run goes on unenriched and says why
+        return frame, MergeReport(reason=exc.message)
+    if not hits:
+        return frame, MergeReport(reason="the lake index is empty or missing; build it with `automodel index`")
     report = MergeReport(candidates=[_candidate_row(h) for h in hits])
     joinable = [h for h in hits if h.key is not None and h.key.containment >= MIN_CONTAINMENT]
     if not joinable:

@@ -86,11 +86,11 @@ def _normalize(values: pd.Series, kind: str) -> pd.Series:
 
         return values.map(state).astype(object)
     if kind in ("fips_code", "zip_code"):
-        def pad(value):
-            digits = _digits(value)
-            return digits.zfill(5) if digits and len(digits) <= 5 and int(digits) > 0 else None
-
-        return values.map(pad).astype(object)
+        # Vectorised: 1001, 1001.0, "1001", " 01001 " and "01001-1234" (ZIP+4) all become "01001".
+        text = values.astype(str).str.strip().str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+        text = text.str.replace(r"^(\d{5})-\d{4}$", r"\1", regex=True)
+        readable = text.str.fullmatch(r"\d{1,5}") & text.str.strip("0").ne("") & values.notna()
+        return text.str.zfill(5).where(readable, None).astype(object)
     return values.map(_fold).astype(object)
 
 
@@ -105,7 +105,8 @@ def _hour_of(values: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(values, errors="coerce", format="mixed") if not pd.api.types.is_datetime64_any_dtype(values) else values
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
-    out = parsed.dt.floor("h").dt.strftime("%Y-%m-%d %H")
+    hours = np.datetime_as_string(parsed.dt.floor("h").to_numpy(dtype="datetime64[ns]"), unit="h")
+    out = pd.Series(np.char.replace(hours.astype(str), "T", " "), index=values.index, dtype=object)
     return out.where(parsed.notna(), None).astype(object)
 
 

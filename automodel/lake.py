@@ -30,9 +30,10 @@ import pandas as pd
 
 from automodel.cleaning import clean
 from automodel.embedder import EMBEDDING_DIM, embed, embed_one
+from automodel.errors import AutomodelError
 from automodel.keys import KeyColumns, crosswalk_mapping, lake_keys, user_keys
 from automodel.roles import categorize_dataset, infer_column_meta
-from automodel.sketches import SketchIndex, contained, signature_bytes, value_hashes
+from automodel.sketches import SketchIndex, signature_bytes, value_hashes
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, description VARCHAR, source VARCHAR,
@@ -351,6 +352,39 @@ class _Snapshot:
     descriptions: dict[str, str]
     tags: dict[str, list[str]]
     crosswalks: dict[str, dict]
+    by_kind: dict[str, "_ValueIndex"] = field(default_factory=dict)
+
+
+@dataclass
+class _ValueIndex:
+    """Every value hash of one key kind with the key that holds it, sorted by hash: an inverted index.
+
+    Counting a user's values in all keys of a kind at once takes two binary searches per value,
+    instead of one pass per lake key (thousands of keys at 1,000 tables).
+    """
+
+    hashes: np.ndarray  # uint64, sorted
+    owners: np.ndarray  # int32 position in key_ids, aligned with hashes
+    key_ids: list[str]
+
+    @classmethod
+    def build(cls, key_ids: list[str], arrays: list[np.ndarray]) -> "_ValueIndex":
+        owners = np.repeat(np.arange(len(key_ids), dtype=np.int32), [len(a) for a in arrays])
+        hashes = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)
+        order = np.argsort(hashes, kind="stable")
+        return cls(hashes[order], owners[order], key_ids)
+
+    def counts(self, user_hashes: np.ndarray) -> dict[str, int]:
+        """For each lake key, how many of the user's rows have a value it holds (each key holds a value once)."""
+        low = np.searchsorted(self.hashes, user_hashes, side="left")
+        high = np.searchsorted(self.hashes, user_hashes, side="right")
+        lengths = high - low
+        if not lengths.sum():
+            return {}
+        starts = np.repeat(low - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        positions = starts + np.arange(lengths.sum())
+        tally = np.bincount(self.owners[positions], minlength=len(self.key_ids))
+        return {self.key_ids[i]: int(tally[i]) for i in np.flatnonzero(tally)}
 
 
 _SNAPSHOTS: dict[str, _Snapshot] = {}
@@ -389,7 +423,18 @@ def _snapshot(db_path: Path) -> _Snapshot:
         return snapshot
 
 
+class IndexOutOfDate(AutomodelError):
+    """The catalog was written by another version of the index."""
+
+
 def _load_snapshot(con, stamp: tuple) -> _Snapshot:
+    try:
+        version = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
+    except duckdb.Error:
+        version = None
+    if not version or version[0] != SCHEMA_VERSION:
+        raise IndexOutOfDate("The lake index was built by another version of automodel; rebuild it with "
+                             "`automodel index --rebuild` or materialize semantic_index.")
     rows = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count, signature, value_hashes FROM lake_keys").fetchall()
     sketches = SketchIndex.build([(key_id, blob, count) for key_id, _, _, _, count, blob, _ in rows])
     keys = {key_id: (table, json.loads(columns), kind, count) for key_id, table, columns, kind, count, _, _ in rows}
@@ -398,9 +443,14 @@ def _load_snapshot(con, stamp: tuple) -> _Snapshot:
         "SELECT name, crosswalk FROM lake_tables WHERE crosswalk IS NOT NULL AND crosswalk <> 'null'").fetchall()}
     tables = con.execute("SELECT name, rows, description, tags, embedding FROM lake_tables ORDER BY name").fetchall()
     vectors = np.asarray([t[4] for t in tables], dtype=np.float32).reshape(len(tables), EMBEDDING_DIM)
+    by_kind = {}
+    for kind in sorted({k[2] for k in keys.values()}):
+        ids = [key_id for key_id, k in keys.items() if k[2] == kind]
+        by_kind[kind] = _ValueIndex.build(ids, [hashes[key_id] for key_id in ids])
     snapshot = _Snapshot(stamp=stamp, sketches=sketches, keys=keys, rows={t[0]: t[1] for t in tables}, crosswalks=crosswalks,
                          hashes=hashes, table_names=[t[0] for t in tables], table_vectors=vectors,
-                         descriptions={t[0]: t[2] for t in tables}, tags={t[0]: json.loads(t[3] or "[]") for t in tables})
+                         descriptions={t[0]: t[2] for t in tables}, tags={t[0]: json.loads(t[3] or "[]") for t in tables},
+                         by_kind=by_kind)
     return snapshot
 
 
@@ -442,20 +492,21 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
         distinct = readable.unique().tolist()
         if not distinct:
             continue
-        same_kind = [k for k, (table, _, kind, _) in snapshot.keys.items() if kind == candidate.kind and table in similarity]
-        if len(distinct) <= EXACT_QUERY_LIMIT:
-            key_ids = same_kind
-        else:
-            key_ids = sorted(snapshot.sketches.query(distinct) & set(same_kind))
         user_hashes = pd.util.hash_array(readable.to_numpy(dtype=object), categorize=False).astype(np.uint64)
-        for key_id in key_ids:
-            found = contained(user_hashes, snapshot.hashes[key_id])
-            if not found.any():
-                continue
+        index = snapshot.by_kind.get(candidate.kind)
+        found_counts = index.counts(user_hashes) if index else {}
+        if len(distinct) > EXACT_QUERY_LIMIT:
+            # Large key sets: the LSH Ensemble nominates lake keys likely to contain enough of them and
+            # the exact counts re-rank its nominees (it also returns near-threshold false positives).
+            nominated = snapshot.sketches.query(distinct)
+            found_counts = {k: n for k, n in found_counts.items() if k in nominated}
+        for key_id, hits in found_counts.items():
             table, lake_columns, kind, lake_distinct = snapshot.keys[key_id]
+            if not hits or table not in similarity:
+                continue
             unique = round(lake_distinct / max(snapshot.rows.get(table, 1), 1), 4)
             # Unreadable raw values (no key) count as misses: the denominator is every distinct raw value.
-            containment = round(float(found.sum()) / len(raw), 4)
+            containment = round(hits / len(raw), 4)
             match = KeyMatch(candidate.columns, lake_columns, kind, candidate.strategy, containment, len(raw), unique, candidate.bridge)
             if _better(match, best_keys.get(table)):
                 best_keys[table] = match

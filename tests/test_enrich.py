@@ -161,3 +161,17 @@ def test_flag_category_and_reuse_through_the_stage_function():
     legacy = {k: report.spec[k] for k in ("table", "lake_column", "user_column", "key_kind", "added_columns")}
     legacy_frame, _ = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reuse_spec=legacy)
     assert legacy_frame.equals(again)
+
+
+def test_a_catalog_from_another_version_leaves_the_frame_unenriched_with_a_reason(tmp_path):
+    import duckdb
+
+    old = tmp_path / "catalog.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE lake_tables (name VARCHAR, fingerprint VARCHAR)")
+    con.close()
+    frame, metas = profile(us_arrests())
+    enriched, report = rank_and_merge(frame, metas, LAKE, old, target="Murder")
+    assert enriched is frame and not report.kept and "automodel index --rebuild" in report.reason
+    missing, missing_report = rank_and_merge(frame, metas, LAKE, tmp_path / "none.duckdb", target="Murder")
+    assert missing is frame and "automodel index" in missing_report.reason
