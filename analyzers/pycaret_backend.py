@@ -9,8 +9,10 @@ PyCaret's finalized pipeline does its own preprocessing and the model; classes a
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,14 @@ TARGET = "__target__"
 SORT = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "f1": "F1", "accuracy": "Accuracy", "roc_auc": "AUC"}
 
 
+def _keep_pycaret_log_under_home() -> None:
+    """PyCaret writes ./logs.log unless told otherwise; all local state belongs under AUTOMODEL_HOME."""
+    if "PYCARET_CUSTOM_LOGGING_PATH" not in os.environ:
+        home = Path(os.environ.get("AUTOMODEL_HOME", "./local_data"))
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PYCARET_CUSTOM_LOGGING_PATH"] = str(home / "pycaret.log")
+
+
 def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_budget_s: float, seed: int = 0, n_jobs: int = 2,
                    time_column: str | None = None, metric: str | None = None) -> SearchResult:
     started = time.perf_counter()
@@ -33,6 +43,7 @@ def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_bu
     frame = coercer.transform(X)
     frame[TARGET] = _encode(y, classes)
     train, valid = _holdout_positions(X, y, task, time_column, seed)
+    _keep_pycaret_log_under_home()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if task == "regression":
