@@ -193,8 +193,8 @@ def quick_cv_score(frame: pd.DataFrame, target: str, folds: int = 3, seed: int =
     if len(data) > EVAL_ROWS:
         data = data.sample(EVAL_ROWS, random_state=seed)
     X, y = _features(data, target), data[target]
-    params = dict(n_estimators=80, learning_rate=0.1, num_leaves=15, min_child_samples=max(3, min(20, len(data) // 30)),
-                  subsample=1.0, colsample_bytree=1.0, random_state=seed, verbose=-1, n_jobs=1)
+    params = {"n_estimators": 80, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": max(3, min(20, len(data) // 30)),
+              "subsample": 1.0, "colsample_bytree": 1.0, "random_state": seed, "verbose": -1, "n_jobs": 1}
     if is_classification(y):
         y = y.astype(str)
         smallest = y.value_counts().min()

@@ -16,6 +16,7 @@ enrichment can be applied to new data the same way.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -42,7 +43,7 @@ def _state_lookup() -> dict[str, str]:
 
 
 def _digits(value) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value).strip()
     if re.fullmatch(r"\d+\.0+", text):
@@ -52,7 +53,7 @@ def _digits(value) -> str | None:
 
 
 def _fold(value) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = re.sub(r"\s+", " ", str(value).strip().lower())
     return text or None
@@ -78,7 +79,7 @@ def _normalize(values: pd.Series, kind: str) -> pd.Series:
         lookup = _state_lookup()
 
         def state(value):
-            if value is None or (isinstance(value, float) and value != value):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
                 return None
             digits = _digits(value)
             key = str(int(digits)) if digits is not None and len(digits) <= 2 else str(value).strip().lower()

@@ -145,7 +145,7 @@ def index_is_current(lake_dir: Path, db_path: Path) -> bool:
         return False
     try:
         con = connect(db_path, read_only=True)
-    except Exception:  # a catalog of another schema, or one being written: rebuild
+    except duckdb.Error:  # a catalog of another schema, or one being written: rebuild
         return False
     try:
         version = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
@@ -352,7 +352,7 @@ class _Snapshot:
     descriptions: dict[str, str]
     tags: dict[str, list[str]]
     crosswalks: dict[str, dict]
-    by_kind: dict[str, "_ValueIndex"] = field(default_factory=dict)
+    by_kind: dict[str, _ValueIndex] = field(default_factory=dict)
 
 
 @dataclass
@@ -368,7 +368,7 @@ class _ValueIndex:
     key_ids: list[str]
 
     @classmethod
-    def build(cls, key_ids: list[str], arrays: list[np.ndarray]) -> "_ValueIndex":
+    def build(cls, key_ids: list[str], arrays: list[np.ndarray]) -> _ValueIndex:
         owners = np.repeat(np.arange(len(key_ids), dtype=np.int32), [len(a) for a in arrays])
         hashes = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)
         order = np.argsort(hashes, kind="stable")
@@ -526,7 +526,7 @@ def _better(match: KeyMatch, current: KeyMatch | None) -> bool:
     """Higher containment wins; on a tie a direct key beats a derived one, and a composite key beats a single column."""
     if current is None:
         return True
-    rank = lambda m: (round(m.containment * (0.8 + 0.2 * m.lake_unique), 3), m.strategy == "direct", len(m.user_columns))  # noqa: E731
+    rank = lambda m: (round(m.containment * (0.8 + 0.2 * m.lake_unique), 3), m.strategy == "direct", len(m.user_columns))
     return rank(match) > rank(current)
 
 

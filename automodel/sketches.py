@@ -60,7 +60,7 @@ class SketchIndex:
     sizes: dict[str, int]
 
     @classmethod
-    def build(cls, entries: list[tuple[str, bytes, int]], threshold: float = CONTAINMENT_THRESHOLD) -> "SketchIndex":
+    def build(cls, entries: list[tuple[str, bytes, int]], threshold: float = CONTAINMENT_THRESHOLD) -> SketchIndex:
         entries = [(key, blob, size) for key, blob, size in entries if size > 0]
         if not entries:
             return cls(None, {})

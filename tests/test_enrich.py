@@ -49,7 +49,7 @@ def test_a_table_that_does_not_help_is_not_kept():
 
 def test_county_fips_integers_join_the_county_table_without_changing_rows():
     user = county_murders_1996()
-    frame, enriched, report = _merge(user, "murdrate")
+    frame, _, report = _merge(user, "murdrate")
     assert report.table in ("county_postal_profile", "us_counties") and report.keys[0] == "countyid"
     assert report.strategy == "county FIPS match"
     spec = EnrichmentSpec(**report.spec)
@@ -104,7 +104,7 @@ def test_city_and_state_written_differently_form_a_composite_key():
 
 def test_flights_get_the_weather_of_their_airport_and_hour():
     user = flights_sample(2000)
-    frame, enriched, report = _merge(user, "dep_delay")
+    frame, _, report = _merge(user, "dep_delay")
     assert report.table == "nyc_weather_hourly" and report.keys == ["origin+date+hour", "airport+local_hour"]
     assert report.strategy == "code + clock hour match" and report.coverage > 0.98
     assert report.lift is not None and report.kept == (report.lift >= MIN_LIFT)

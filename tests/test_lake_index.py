@@ -106,7 +106,7 @@ def test_state_names_abbreviations_and_fips_numbers_find_the_same_table():
 
     by_name = {s.name: s for s in us.states.STATES}
     for written in (lambda s: s.abbr, lambda s: int(s.fips), lambda s: s.name.upper()):
-        user = arrests.assign(State=arrests["State"].map(lambda n: written(by_name[n])))
+        user = arrests.assign(State=arrests["State"].map(lambda n, write=written: write(by_name[n])))
         frame, metas = profile(user)
         top = search_datasets(metas, 3, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)[0]
         assert (top.table, top.containment) == ("state_crime", 1.0), user["State"].head(3).tolist()
