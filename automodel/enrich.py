@@ -264,17 +264,17 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
     lift = _lift(chosen.score, plain_score)
     report.table, report.keys = hit.table, ["+".join(spec.user_columns), "+".join(spec.lake_columns)]
     report.strategy = _describe_strategy(hit.key)
-    report.coverage, report.added_columns, report.lift = round(chosen.coverage, 4), spec.added_columns, lift
+    report.coverage, report.lift = round(chosen.coverage, 4), lift
     report.metric = metric
     report.plain_score = None if plain_score is None else round(plain_score, 4)
     report.enriched_score = None if chosen.score is None else round(chosen.score, 4)
-    report.spec = asdict(spec)
     matched = f"{hit.key.containment:.0%} of {'+'.join(spec.user_columns)!r} values found in {hit.table}.{'+'.join(spec.lake_columns)}"
     if plain_score is None:
         report.reason = f"{matched}; not kept: no target to prove that it helps"
         return frame, report
     if lift is not None and lift >= min_lift:
-        report.kept = True
+        # Only a kept enrichment carries a spec: `automodel score` re-applies exactly what the model was trained on.
+        report.kept, report.added_columns, report.spec = True, spec.added_columns, asdict(spec)
         report.reason = f"{matched}; kept: 3-fold {metric} {plain_score:.3f} -> {chosen.score:.3f}"
         return chosen.enriched, report
     others = f" (nor did {len(tried) - 1} other table{'s' if len(tried) > 2 else ''})" if len(tried) > 1 else ""

@@ -80,7 +80,10 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 # ---- stage 2: enrichment -----------------------------------------------------------------------
 
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
-                 reuse_spec: dict | None = None, category: str | None = None) -> tuple[pd.DataFrame, MergeReport]:
+                 reuse_spec: dict | None = None, category: str | None = None,
+                 reusing_model: bool = False) -> tuple[pd.DataFrame, MergeReport]:
+    if reusing_model and not reuse_spec:
+        return frame, MergeReport(reason="the reused model was trained without enrichment")
     if reuse_spec:
         spec = EnrichmentSpec(**reuse_spec)
         missing = [c for c in spec.user_columns if c not in frame.columns]

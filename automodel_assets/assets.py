@@ -160,7 +160,8 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
     if manifest.model_run_id:
         reuse_spec = ((store.get(manifest.model_run_id) or {}).get("enrichment") or {}).get("spec")
     frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
-                                        settings.enable_semantic_merge, reuse_spec, category=manifest.category)
+                                        settings.enable_semantic_merge, reuse_spec, category=manifest.category,
+                                        reusing_model=bool(manifest.model_run_id))
     store.update(context.partition_key, enrichment=report.to_dict())
     context.add_output_metadata({
         "dagster/row_count": len(frame), "table": str(report.table), "keys": " = ".join(report.keys) or "none",

@@ -41,7 +41,7 @@ def test_a_table_that_does_not_help_is_not_kept():
     frame, enriched, report = _merge(state_production(), "gsp")
     assert report.table is not None and report.keys[0] == "state"
     assert not report.kept and report.lift is not None and report.lift < MIN_LIFT
-    assert enriched is frame or enriched.equals(frame)
+    assert enriched is frame and report.added_columns == [] and report.spec is None  # nothing for `score` to re-apply
     assert "not kept" in report.reason
     # 47 of the 48 states are read; 'TENNESSE' is misspelt in the source, so its 17 rows stay unmatched.
     assert report.coverage == pytest.approx(1 - 17 / 816, abs=1e-4)
@@ -49,11 +49,15 @@ def test_a_table_that_does_not_help_is_not_kept():
 
 def test_county_fips_integers_join_the_county_table_without_changing_rows():
     user = county_murders_1996()
-    frame, _, report = _merge(user, "murdrate")
+    frame, metas = profile(user)
+    _, report = rank_and_merge(frame, metas, LAKE, shared_catalog(), target="murdrate")
     assert report.table in ("county_postal_profile", "us_counties") and report.keys[0] == "countyid"
     assert report.strategy == "county FIPS match"
-    spec = EnrichmentSpec(**report.spec)
+    hit = next(h for h in search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE) if h.table == report.table)
+    _, _, spec = synthesise_join_keys(frame, load_lake_table(LAKE, table_entry(LAKE, hit.table)), hit.key, LAKE)
+    spec.table = hit.table
     joined, coverage = apply_join(frame, LAKE, spec)
+    spec.added_columns = [c for c in joined.columns if c not in frame.columns]
     assert len(joined) == len(frame) and joined.index.equals(frame.index)
     lake = pd.read_csv(LAKE / table_entry(LAKE, report.table)["file"], dtype=str)
     expected = user["countyid"].map(lambda v: f"{v:05d}").isin(lake["county_fips"]).mean()
@@ -111,7 +115,13 @@ def test_flights_get_the_weather_of_their_airport_and_hour():
     weather = pd.read_csv(LAKE / "lake" / "nyc_weather_hourly.csv.gz").set_index(["airport", "local_hour"])
     row = user.iloc[0]
     expected = weather.loc[(row["origin"], f"{row['date']} {int(row['hour']):02d}:00"), "temp"]
-    spec = EnrichmentSpec(**report.spec)
+    hit = search_datasets(profile(user)[1], 1, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)[0]
+    _, _, spec = synthesise_join_keys(frame, load_lake_table(LAKE, table_entry(LAKE, hit.table)), hit.key, LAKE)
+    spec.table = hit.table
+    if report.kept:
+        saved = EnrichmentSpec(**report.spec)
+        assert (saved.user_columns, saved.lake_columns, saved.user_recipe, saved.lake_recipe) == (
+            spec.user_columns, spec.lake_columns, spec.user_recipe, spec.lake_recipe)
     joined, _ = apply_join(frame, LAKE, spec)
     assert joined["nyc_weather_hourly__temp"].iloc[0] == pytest.approx(expected)
     # A timestamp truncated to the hour keys the same rows.
@@ -157,6 +167,8 @@ def test_flag_category_and_reuse_through_the_stage_function():
     new_rows = frame.sample(10, random_state=1).reset_index(drop=True)
     again, again_report = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reuse_spec=report.spec)
     assert list(again.columns) == list(enriched.columns) and len(again) == 10 and again_report.coverage == 1.0
+    unenriched, unenriched_report = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reusing_model=True)
+    assert unenriched is new_rows and unenriched_report.table is None and "without enrichment" in unenriched_report.reason
     # A spec saved before composite keys existed still applies.
     legacy = {k: report.spec[k] for k in ("table", "lake_column", "user_column", "key_kind", "added_columns")}
     legacy_frame, _ = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reuse_spec=legacy)

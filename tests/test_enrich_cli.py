@@ -44,6 +44,8 @@ def test_run_reports_and_keeps_the_enrichment_and_score_reuses_it(home, cli, tmp
     reused = scored.json["enrichment"]
     if enrichment["kept"]:
         assert reused["table"] == "state_crime" and reused["strategy"] == "reused from the model's run" and reused["coverage"] == 1.0
+    else:  # the model saw no lake columns, so scoring adds none
+        assert reused["table"] is None and not reused["kept"]
     assert len(pd.read_csv(scored.json["predictions_path"])) == 10
 
 
