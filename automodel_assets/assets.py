@@ -61,7 +61,7 @@ public_datasets = dg.AssetSpec(
 @dg.asset(
     deps=[public_datasets], group_name="lake", kinds={"duckdb"}, owners=OWNERS,
     description="Every lake table and column in the DuckDB catalog: role, type, statistics, samples, a MiniLM sentence embedding, "
-                "and a MinHash sketch plus the normalised values of each join key (state, county FIPS, zip, city + state, code + hour). "
+                "and a MinHash sketch plus the hashed normalised values of each join key (state, county FIPS, zip, city + state, code + hour). "
                 "Re-profiles only changed tables.",
     automation_condition=dg.AutomationCondition.eager(),
 )
