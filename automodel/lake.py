@@ -71,13 +71,20 @@ class IndexReport:
     seconds: float
     columns: int = 0
     keys: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # table -> why it could not be indexed
 
 
 def read_manifest(lake_dir: Path) -> list[dict]:
     path = Path(lake_dir) / "manifest.json"
     if not path.exists():
         return []
-    return json.loads(path.read_text())["tables"]
+    try:
+        tables = json.loads(path.read_text())["tables"]
+        if not all(isinstance(t, dict) and t.get("name") and t.get("file") for t in tables):
+            raise ValueError("every table needs a name and a file")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AutomodelError(f"The lake manifest {path} cannot be read ({exc}); fix it so it lists tables with a name and a file.") from None
+    return tables
 
 
 def lake_fingerprint(lake_dir: Path) -> str:
@@ -189,9 +196,13 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
     con = connect(db_path)
     try:
         known = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
-        profiled, unchanged, pending = [], [], []
+        profiled, unchanged, pending, skipped = [], [], [], {}
         for entry in entries:
-            fingerprint = _file_hash(lake_dir / entry["file"], entry)
+            try:
+                fingerprint = _file_hash(lake_dir / entry["file"], entry)
+            except OSError:
+                skipped[entry["name"]] = f"its file {entry['file']} is missing or unreadable"
+                continue
             if not rebuild and known.get(entry["name"]) == fingerprint:
                 unchanged.append(entry["name"])
                 continue
@@ -199,13 +210,21 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
         # Tables are profiled in batches so their texts share embedding batches (one text at a
         # time costs several times more), and each batch is committed before the next starts.
         for offset in range(0, len(pending), EMBED_BATCH_TABLES):
-            batch = [(entry, fingerprint, profile_table(read_lake_text(lake_dir, entry), entry, embed_now=False))
-                     for entry, fingerprint in pending[offset:offset + EMBED_BATCH_TABLES]]
+            batch = []
+            for entry, fingerprint in pending[offset:offset + EMBED_BATCH_TABLES]:
+                try:
+                    text = read_lake_text(lake_dir, entry)
+                    if text.empty or not len(text.columns):
+                        raise ValueError("it has no rows")
+                    batch.append((entry, fingerprint, profile_table(text, entry, embed_now=False)))
+                except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+                    # One bad table must not keep the rest of the lake out of the index.
+                    skipped[entry["name"]] = f"{entry['file']} could not be read as a table ({str(exc).splitlines()[0][:120]})"
             _attach_embeddings([profile for _, _, profile in batch])
             for entry, fingerprint, profile in batch:
                 _write_profile(con, entry, fingerprint, profile)
                 profiled.append(entry["name"])
-        names = {e["name"] for e in entries}
+        names = {e["name"] for e in entries} - set(skipped)
         removed = [n for n in known if n not in names]
         if removed or profiled:
             con.execute("BEGIN TRANSACTION")
@@ -217,7 +236,7 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
         keys = con.execute("SELECT count(*) FROM lake_keys").fetchone()[0]
     finally:
         con.close()
-    return IndexReport(len(entries), profiled, unchanged, removed, time.perf_counter() - start, columns, keys)
+    return IndexReport(len(entries), profiled, unchanged, removed, time.perf_counter() - start, columns, keys, skipped)
 
 
 def _delete_table(con, name: str) -> None:

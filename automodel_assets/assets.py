@@ -71,6 +71,7 @@ def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSetting
     keys = ", ".join(f"{kind} {count}" for kind, count in catalog["keys_by_kind"].items()) or "none"
     context.add_output_metadata({
         "tables": report.tables, "profiled": ", ".join(report.profiled) or "none", "unchanged": len(report.unchanged),
+        "skipped": "; ".join(f"{name}: {why}" for name, why in report.skipped.items()) or "none",
         "lake_fingerprint": lake_fingerprint(settings.lake_path), "seconds": round(report.seconds, 3),
         "catalog": dg.MetadataValue.path(str(settings.layout.catalog_db)),
         "summary": dg.MetadataValue.md(_md_table({"tables": catalog["tables"], "lake rows": catalog["rows"], "columns embedded": catalog["columns"],

@@ -201,10 +201,11 @@ def cmd_index(args) -> int:
     catalog = catalog_summary(settings.layout.catalog_db)
     out = {"tables": report.tables, "profiled": report.profiled, "unchanged": report.unchanged, "removed": report.removed,
            "seconds": round(report.seconds, 3), "catalog": str(settings.layout.catalog_db), "columns": catalog["columns"],
-           "keys_by_kind": catalog["keys_by_kind"], "key_values": catalog["key_values"]}
+           "keys_by_kind": catalog["keys_by_kind"], "key_values": catalog["key_values"], "skipped": report.skipped}
     keys = ", ".join(f"{count} {kind}" for kind, count in catalog["keys_by_kind"].items()) or "no"
     print(json.dumps(out) if args.json else f"indexed {report.tables} lake tables ({len(report.profiled)} profiled, {len(report.unchanged)} unchanged) "
-                                             f"in {report.seconds:.2f}s: {catalog['columns']} columns embedded, join keys {keys}")
+                                             f"in {report.seconds:.2f}s: {catalog['columns']} columns embedded, join keys {keys}"
+                                             + "".join(f"\n  skipped {name}: {why}" for name, why in report.skipped.items()))
     return 0
 
 

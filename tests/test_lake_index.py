@@ -167,3 +167,19 @@ def test_lsh_candidates_are_reranked_by_exact_containment():
     # The sketch only nominates; the exact share decides.
     exact = {name: query.isin(values).mean() for name, values in (("all", zips), ("ny", ny), ("ca", ca))}
     assert exact["ny"] == 1.0 and exact["ca"] == 0.0
+
+
+def test_a_bad_lake_table_is_skipped_with_a_reason_and_the_rest_indexed(tmp_path):
+    lake, entries = _small_lake(tmp_path)
+    (lake / "lake" / "broken.csv").write_bytes(b"")
+    entries = [*entries, {"name": "broken", "file": "lake/broken.csv", "columns": []},
+               {"name": "gone", "file": "lake/gone.csv", "columns": []}]
+    (lake / "manifest.json").write_text(json.dumps({"tables": entries}))
+    report = build_index(lake, tmp_path / "catalog.duckdb")
+    assert sorted(report.profiled) == ["state_crime", "us_counties", "us_states"]
+    assert set(report.skipped) == {"broken", "gone"} and "missing" in report.skipped["gone"]
+    (lake / "manifest.json").write_text("{not json")
+    from automodel.errors import AutomodelError
+
+    with pytest.raises(AutomodelError, match="manifest"):
+        build_index(lake, tmp_path / "catalog.duckdb")
