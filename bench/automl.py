@@ -256,7 +256,7 @@ def main(argv=None) -> int:
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS))
     parser.add_argument("--budget", type=float, default=60.0, help="wall-clock seconds per system and task")
     parser.add_argument("--hard-timeout", type=float, default=None, help="kill a run after this many seconds (default 3x budget + 120)")
-    parser.add_argument("--out", default="bench_results.jsonl", help="results are appended here, one JSON object per line")
+    parser.add_argument("--out", default="local_data/bench_automl.jsonl", help="results are appended here, one JSON object per line")
     parser.add_argument("--report", metavar="JSONL", help="only print the table of an earlier results file")
     parser.add_argument("--run", nargs=2, metavar=("TASK", "SYSTEM"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -270,6 +270,7 @@ def main(argv=None) -> int:
     if "flaml" in args.systems:
         ensure_flaml()
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     hard = args.hard_timeout or args.budget * 3 + 120
     rows = []
     for task in args.tasks:
