@@ -67,3 +67,8 @@ defs = dg.Definitions(
     resources=build_resources(),
     executor=executor_from_env(),
 )
+
+
+def automodel_run_job() -> dg.JobDefinition:
+    """The run job as a reconstructable target: out-of-process executors load it again in each step's process."""
+    return defs.resolve_job_def("automodel_run")

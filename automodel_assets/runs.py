@@ -41,8 +41,18 @@ def ensure_dagster_home(layout: Layout) -> Path:
 
 
 def get_instance(layout: Layout) -> dg.DagsterInstance:
-    """The Dagster instance whose home is under AUTOMODEL_HOME (its dagster.yaml picks SQLite or Postgres)."""
-    return dg.DagsterInstance.from_config(str(ensure_dagster_home(layout)))
+    """The Dagster instance whose home is under AUTOMODEL_HOME (its dagster.yaml picks SQLite or Postgres).
+
+    Creating a new instance's SQLite schemas is not safe from several processes at once (alembic
+    stamps its version table twice), so the first use of a home is serialised by a file lock.
+    """
+    home = ensure_dagster_home(layout)
+    with file_lock(home / ".init.lock"):
+        instance = dg.DagsterInstance.from_config(str(home))
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions("run_id")
+        instance.all_instigator_state()
+    return instance
 
 
 def user_tier(settings: AutomodelSettings, user_id: str | None = None) -> Tier:
