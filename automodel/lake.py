@@ -14,13 +14,11 @@ values: LSH Ensemble candidates re-ranked by exact containment against the hash 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from automodel.atomic import file_lock
 from automodel.cleaning import clean
 from automodel.embedder import EMBEDDING_DIM, embed, embed_one
 from automodel.errors import AutomodelError
@@ -171,22 +170,9 @@ def index_is_current(lake_dir: Path, db_path: Path) -> bool:
     return current == indexed
 
 
-@contextmanager
-def _write_lock(db_path: Path):
-    """One catalog writer at a time across processes (DuckDB refuses a second writing process)."""
-    lock = Path(f"{db_path}.write.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def build_index(lake_dir: Path, db_path: Path, rebuild: bool = False) -> IndexReport:
     """Profile every table of the lake manifest into the catalog; skip tables whose file and entry are unchanged."""
-    with _write_lock(Path(db_path)):
+    with file_lock(f"{db_path}.write.lock"):  # DuckDB refuses a second writing process
         return _build_index(Path(lake_dir), Path(db_path), rebuild)
 
 

@@ -15,13 +15,12 @@ import pandas as pd
 
 from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
 from analyzers.selection import analyze
-from automodel.atomic import atomic_path, write_with_atomic
+from automodel.atomic import write_with_atomic
 from automodel.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
 from automodel.enrich import EnrichmentSpec, MergeReport, apply_join, rank_and_merge
 from automodel.errors import ScoringError, TargetError
 from automodel.ingest import LoadInfo, load_bytes
 from automodel.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
-
 
 # ---- stage 1: load, clean, profile -------------------------------------------------------------
 
@@ -228,18 +227,3 @@ def explain(frame: pd.DataFrame, outcome: ModelOutcome, sample_rows: int = 500, 
     fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
     return feature_importance(fitted, frame, sample_rows=sample_rows)
 
-
-class _LabelScorer:
-    """Adapter so permutation_importance can score a classifier that predicts labels."""
-
-    def __init__(self, fitted: FittedModel):
-        self.fitted = fitted
-
-    def fit(self, X, y):
-        return self
-
-    def predict(self, X):
-        return self.fitted.predict_frame(X)["prediction"].to_numpy()
-
-    def score(self, X, y):
-        return float((self.predict(X).astype(str) == np.asarray(y).astype(str)).mean())

@@ -6,17 +6,16 @@ partition; materializing it needs nothing else, so the UI can rematerialize any 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
+from automodel.atomic import file_lock
 from automodel.errors import AutomodelError, InputFileError
 from automodel.ingest import is_supported
 from automodel.layout import Layout
@@ -135,18 +134,6 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     return CreatedRun(manifest.run_id, manifest)
 
 
-@contextmanager
-def file_lock(path: Path):
-    """An exclusive lock between processes (DuckDB allows one writing process at a time)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def index_is_current(settings: AutomodelSettings) -> bool:
     from automodel.lake import index_is_current as catalog_matches_lake
 
@@ -165,7 +152,7 @@ def materialize_index(settings: AutomodelSettings, instance: dg.DagsterInstance)
                           run_config=QUIET_RUN_CONFIG)
 
 
-def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, run_id: str, from_asset: str | None = None) -> "RunOutcome":
+def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, run_id: str, from_asset: str | None = None) -> RunOutcome:
     """Materialize a run's partition (all stages, or ``from_asset`` and everything downstream of it)."""
     from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, RUN_ASSET_NAMES, RUN_ASSETS
     from automodel_assets.definitions import build_resources
