@@ -7,7 +7,7 @@ export AUTOMODEL_HOME ?= $(CURDIR)/local_data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test dev venv lock bench clean system-deps
+.PHONY: demo test dev venv lock bench audit clean system-deps
 
 $(STAMP): requirements.lock constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ dev: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/e2e.py
+
+# Known vulnerabilities in the locked set (needs PyPI's JSON API or OSV; see RELIABILITY.md).
+audit: $(STAMP)
+	grep -v '^#' requirements.lock | sed 's/+cpu//' > .audit-requirements.txt
+	$(BIN)/pip-audit --requirement .audit-requirements.txt --no-deps --disable-pip --strict; status=$$?; rm -f .audit-requirements.txt; exit $$status
 
 # Re-resolve requirements.in into requirements.lock (needs the package registry).
 lock:
