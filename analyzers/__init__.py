@@ -13,8 +13,8 @@ from importlib.metadata import entry_points
 # cores. Passive waiting must be chosen before the OpenMP runtime loads, so before those imports.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel
 from analyzers.anomaly import AnomalyAnalyzer
+from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel
 from analyzers.classification import ClassificationAnalyzer
 from analyzers.cluster import ClusterAnalyzer
 from analyzers.descriptive import DescriptiveAnalyzer

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
-from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -651,7 +650,6 @@ class ModelSearch:
     def _final_model(self, X, y_codes, first_pass, prepared, best: Trial, ensemble: dict | None, pays: bool):
         members = ensemble["members"] if ensemble else [best]
         weights = ensemble["weights_by_model"] if ensemble else {best.candidate.name: 1.0}
-        n_all = min(len(X), self.max_rows_full)
         if pays and len(X) > len(first_pass):
             positions = np.arange(len(X)) if len(X) <= self.max_rows_full else np.sort(
                 np.random.default_rng(self.seed).choice(len(X), self.max_rows_full, replace=False))

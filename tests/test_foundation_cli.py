@@ -11,7 +11,6 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-
 from conftest import REPO
 
 

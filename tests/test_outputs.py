@@ -11,9 +11,9 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from test_llm import OpenAICompatibleServer
 
 from automodel.dashboard import build_figures, confusion_table, figures_in_html, write_dashboard
-from test_llm import OpenAICompatibleServer
 
 
 def _facts_from(body: dict) -> dict:

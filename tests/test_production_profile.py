@@ -8,12 +8,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from conftest import REPO, free_port
 
 DEPLOY = REPO / "deploy"

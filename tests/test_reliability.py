@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REPO
 
 AUTOMODEL = str(Path(sys.executable).parent / "automodel")

