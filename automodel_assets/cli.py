@@ -79,6 +79,7 @@ def _settings(args):
         if not (lake / "manifest.json").exists():
             raise CliError(f"{args.lake} is not a lake folder (it has no manifest.json); point --lake at a folder like datasets/.")
         overrides["lake_dir"] = str(lake.resolve())
+        os.environ["AUTOMODEL_LAKE"] = overrides["lake_dir"]  # step processes of out-of-process executors read it too
     return AutomodelSettings.from_env(**overrides)
 
 
