@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 from contextlib import redirect_stderr, redirect_stdout
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -107,3 +109,24 @@ def s3_server(monkeypatch):
 
     urllib.request.urlopen(urllib.request.Request(f"{server.endpoint}/moto-api/reset", method="POST"), timeout=10).read()
     server.stop()
+
+
+class LoopbackHTTPServer:
+    """An HTTP server on 127.0.0.1 (a free port) served from a thread, as a context manager."""
+
+    def __init__(self, handler):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)

@@ -9,17 +9,18 @@ import textwrap
 import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pandas as pd
 import pytest
+from conftest import LoopbackHTTPServer
 
 from automodel.actions import ActionLog, EmailNotifier, LogNotifier, WebhookNotifier, execute_actions
 from automodel.errors import AutomodelError
 from recipes import ActionContext, available_recipes, parse_recipe_options, select_recipes
 
 
-class WebhookServer:
+class WebhookServer(LoopbackHTTPServer):
     """Receives JSON POSTs on 127.0.0.1; ``fail_next`` answers that many requests with HTTP 500 first."""
 
     def __init__(self):
@@ -44,21 +45,11 @@ class WebhookServer:
                 self.send_response(204)
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks/automodel"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        return f"http://127.0.0.1:{self.port}/hooks/automodel"
 
 
 class SMTPServer:

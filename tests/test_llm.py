@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from conftest import LoopbackHTTPServer
 
 from automodel.llm import LLMError, LLMUnavailableError, OpenAICompatibleProvider, make_provider, numbers_in_text, unsupported_numbers
 from automodel.summary import ask_follow_up_question, summarize, summary_facts, template_summary
 
 
-class OpenAICompatibleServer:
+class OpenAICompatibleServer(LoopbackHTTPServer):
     """A chat-completions endpoint on 127.0.0.1: replies are queued per test; every request is recorded.
 
     A queued reply is a string (the message content), an int (an HTTP error status), ("sleep", seconds, text) or a
@@ -71,21 +71,11 @@ class OpenAICompatibleServer:
                 self._send(200, {"id": "cmpl-1", "object": "chat.completion", "model": body.get("model"),
                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}]})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        return f"http://127.0.0.1:{self.port}/v1"
 
 
 @pytest.fixture
