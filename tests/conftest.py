@@ -111,22 +111,22 @@ def s3_server(monkeypatch):
     server.stop()
 
 
-class LoopbackHTTPServer:
-    """An HTTP server on 127.0.0.1 (a free port) served from a thread, as a context manager."""
+class LoopbackServer:
+    """A socketserver on 127.0.0.1 (a free port) served from a thread, as a context manager."""
 
-    def __init__(self, handler):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def __init__(self, handler, server_class=ThreadingHTTPServer):
+        self.server = server_class(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def port(self) -> int:
-        return self.httpd.server_address[1]
+        return self.server.server_address[1]
 
     def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.shutdown()
+        self.server.server_close()
         self.thread.join(timeout=5)

@@ -6,21 +6,20 @@ import json
 import socketserver
 import sys
 import textwrap
-import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler
 
 import pandas as pd
 import pytest
-from conftest import LoopbackHTTPServer
+from conftest import LoopbackServer
 
 from automodel.actions import ActionLog, EmailNotifier, LogNotifier, WebhookNotifier, execute_actions
 from automodel.errors import AutomodelError
 from recipes import ActionContext, available_recipes, parse_recipe_options, select_recipes
 
 
-class WebhookServer(LoopbackHTTPServer):
+class WebhookServer(LoopbackServer):
     """Receives JSON POSTs on 127.0.0.1; ``fail_next`` answers that many requests with HTTP 500 first."""
 
     def __init__(self):
@@ -52,7 +51,7 @@ class WebhookServer(LoopbackHTTPServer):
         return f"http://127.0.0.1:{self.port}/hooks/automodel"
 
 
-class SMTPServer:
+class SMTPServer(LoopbackServer):
     """A minimal SMTP server (RFC 5321 subset: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) on 127.0.0.1."""
 
     def __init__(self):
@@ -104,21 +103,7 @@ class SMTPServer:
             allow_reuse_address = True
             daemon_threads = True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler, Server)
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import json
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from conftest import LoopbackHTTPServer
+from conftest import LoopbackServer
 
 from automodel.llm import LLMError, LLMUnavailableError, OpenAICompatibleProvider, make_provider, numbers_in_text, unsupported_numbers
 from automodel.summary import ask_follow_up_question, summarize, summary_facts, template_summary
 
 
-class OpenAICompatibleServer(LoopbackHTTPServer):
+class OpenAICompatibleServer(LoopbackServer):
     """A chat-completions endpoint on 127.0.0.1: replies are queued per test; every request is recorded.
 
     A queued reply is a string (the message content), an int (an HTTP error status), ("sleep", seconds, text) or a
