@@ -17,12 +17,17 @@ $(STAMP): requirements.lock constraints.txt pyproject.toml
 
 venv: $(STAMP)
 
-# Servers some tests start on loopback (PostgreSQL, Redis), from Debian's packages.
+# Servers some tests start on loopback (PostgreSQL, Redis) and the browser the UI/report tests drive (Chromium),
+# from Debian's packages.
 system-deps:
-	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then \
+	@missing=""; \
+	{ command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; \
-		else echo "PostgreSQL or Redis is missing; the tests that need them will be skipped."; fi; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "Missing:$$missing; the tests that need them will be skipped."; fi; \
 	fi
 
 # Two bundled samples: a classification, and a regression that the lake enriches (hourly airport weather).

@@ -16,11 +16,11 @@ import pandas as pd
 from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
 from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
-from automodel.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
-from automodel.enrich import EnrichmentSpec, MergeReport, apply_join, rank_and_merge
+from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
+from automodel.lake.enrich import EnrichmentSpec, MergeReport, apply_join, rank_and_merge
 from automodel.errors import ScoringError, TargetError
-from automodel.ingest import LoadInfo, load_bytes
-from automodel.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
+from automodel.ingest.loader import LoadInfo, load_bytes
+from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
 
 # ---- stage 1: load, clean, profile -------------------------------------------------------------
 

@@ -8,12 +8,12 @@ import dagster as dg
 import pandas as pd
 
 from automodel import stages
-from automodel.actions import ActionLog, execute_actions
-from automodel.dashboard import build_figures, key_figures, prediction_overview, write_dashboard
+from automodel.outputs.actions import ActionLog, execute_actions
+from automodel.outputs.dashboard import build_figures, key_figures, prediction_overview, write_dashboard
 from automodel.errors import AutomodelError
-from automodel.lake import build_index, catalog_summary, lake_fingerprint
+from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
 from automodel.sessions import SessionStore
-from automodel.summary import summarize, summary_facts
+from automodel.outputs.summary import summarize, summary_facts
 from automodel_assets.partitions import runs_partitions
 from recipes import ActionContext, parse_recipe_options, select_recipes
 from resources.llm import LLMResource
@@ -135,7 +135,7 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
         reused_target = source.get("target")
     profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target)
     if settings.enable_llm_preprocessing:  # ambiguous roles get the language model's opinion, held to the values
-        from automodel.embed_roles import refine_with_llm
+        from automodel.ingest.embed_roles import refine_with_llm
 
         provider = llm.get_provider()
         changed = refine_with_llm(profile.metas, cleaned_frame, provider, raw_dataset) if provider is not None else []

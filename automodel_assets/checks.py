@@ -1,7 +1,7 @@
 """Asset checks on cleaned_frame: a Great Expectations suite built from the column metadata.
 
 The check profiles the cleaned frame with the run's own labels (as column_metadata will), builds
-the suite (automodel.validation) and reports each failed expectation as a plain sentence in the
+the suite (automodel.ingest.validation) and reports each failed expectation as a plain sentence in the
 Dagster UI. It does not block the run: odd values were already turned into missing values by
 cleaning, so the check explains rather than stops. A wrong type for a role is an ERROR, a few
 values outside a role's pattern or range a WARN.
@@ -14,7 +14,7 @@ import pandas as pd
 from automodel import stages
 from automodel.safety import redact_pii
 from automodel.sessions import SessionStore
-from automodel.validation import validate_frame
+from automodel.ingest.validation import validate_frame
 from automodel_assets.partitions import runs_partitions
 from resources.settings import AutomodelSettings
 

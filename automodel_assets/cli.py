@@ -195,7 +195,7 @@ def cmd_sessions(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from automodel.lake import build_index, catalog_summary
+    from automodel.lake.catalog import build_index, catalog_summary
 
     settings = _settings(args)
     report = build_index(settings.lake_path, settings.layout.catalog_db, rebuild=args.rebuild)
@@ -256,7 +256,7 @@ def cmd_ask(args) -> int:
     import pandas as pd
 
     from automodel import stages
-    from automodel.ask import answer, write_answer_chart
+    from automodel.outputs.ask import answer, write_answer_chart
     from automodel.errors import AutomodelError
     from automodel.safety import safe_user_id
     from automodel.sessions import SessionStore

@@ -17,7 +17,7 @@ import dagster as dg
 
 from automodel.atomic import file_lock
 from automodel.errors import AutomodelError, InputFileError
-from automodel.ingest import is_supported
+from automodel.ingest.loader import is_supported
 from automodel.layout import Layout
 from automodel.quotas import Tier, check_quota, parse_tiers
 from automodel.safety import safe_file_name, safe_user_id
@@ -90,7 +90,7 @@ def validate_source(source: str) -> tuple[str, int]:
 
 
 def parse_labels(pairs: list[str] | None) -> dict[str, str]:
-    from automodel.roles import ROLES
+    from automodel.ingest.roles import ROLES
 
     labels = {}
     for pair in pairs or []:
@@ -135,7 +135,7 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
 
 
 def index_is_current(settings: AutomodelSettings) -> bool:
-    from automodel.lake import index_is_current as catalog_matches_lake
+    from automodel.lake.catalog import index_is_current as catalog_matches_lake
 
     return catalog_matches_lake(settings.lake_path, settings.layout.catalog_db)
 

@@ -118,7 +118,7 @@ def test_score(kind: str, y_true, prediction, proba, classes) -> float:
 def run_automodel(train, test, target, kind, budget):
     from analyzers.base import AnalysisContext
     from analyzers.selection import analyze
-    from automodel.roles import infer_column_meta
+    from automodel.ingest.roles import infer_column_meta
 
     metric = {"regression": "r2", "binary": "roc_auc", "multiclass": "accuracy"}[kind]
     context = AnalysisContext(metas=infer_column_meta(train), target=target, time_budget_s=budget, n_jobs=THREADS, metric=metric)

@@ -85,7 +85,7 @@ def _run_worker(run_ids, results) -> None:
 def bench_drop(files: int, concurrency: int) -> dict:
     import dagster as dg
 
-    from automodel.lake import build_index
+    from automodel.lake.catalog import build_index
     from automodel_assets.runs import get_instance
     from resources.settings import AutomodelSettings
     from sensors.s3_drop import evaluate_s3_drop

@@ -83,7 +83,7 @@ def main() -> int:
     timings["profile_s"] = time.perf_counter() - mark
     total = time.perf_counter() - started
     if args.validate:  # the cleaned_frame asset check (GX suite on a 200k-row sample); not part of the 60 s target
-        from automodel.validation import validate_frame
+        from automodel.ingest.validation import validate_frame
 
         mark = time.perf_counter()
         validation = validate_frame(cleaned, profile.metas)

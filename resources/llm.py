@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from automodel.llm import ChatProvider, make_provider
+from automodel.outputs.llm import ChatProvider, make_provider
 from resources.settings import reveal
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from automodel.actions import EmailNotifier, LogNotifier, WebhookNotifier
+from automodel.outputs.actions import EmailNotifier, LogNotifier, WebhookNotifier
 from resources.settings import reveal
 
 

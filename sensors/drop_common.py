@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from automodel.ingest import is_supported
+from automodel.ingest.loader import is_supported
 
 # Names that editors, browsers, rsync, Spark and multipart tools give files that are still being written.
 PARTIAL_SUFFIXES = (".part", ".tmp", ".temp", ".crdownload", ".partial", ".download", ".filepart", ".swp", ".inprogress")

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import dagster as dg
 
-from automodel.lake import lake_fingerprint
-from automodel.sync import load_sync_config
+from automodel.lake.catalog import lake_fingerprint
+from automodel.lake.sync import load_sync_config
 from resources.settings import AutomodelSettings
 from sensors.schedules import PUBLIC_DATASETS, lake_materialization, lake_sync_job
 

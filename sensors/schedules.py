@@ -9,8 +9,8 @@ that changed something, and only those.
 
 import dagster as dg
 
-from automodel.lake import lake_fingerprint
-from automodel.sync import load_sync_config, sync_lake
+from automodel.lake.catalog import lake_fingerprint
+from automodel.lake.sync import load_sync_config, sync_lake
 from resources.settings import AutomodelSettings
 
 PUBLIC_DATASETS = dg.AssetKey("public_datasets")

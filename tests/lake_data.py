@@ -18,7 +18,7 @@ LAKE = REPO / "datasets"
 @lru_cache(maxsize=1)
 def shared_catalog() -> Path:
     """The repo lake indexed once per test process (the embedding model makes a build take seconds)."""
-    from automodel.lake import build_index
+    from automodel.lake.catalog import build_index
 
     folder = Path(tempfile.mkdtemp(prefix="lake-catalog-"))
     atexit.register(shutil.rmtree, folder, True)
@@ -70,8 +70,8 @@ def zip_records(rows: int = 800, seed: int = 0) -> pd.DataFrame:
 
 
 def profile(frame: pd.DataFrame):
-    from automodel.cleaning import clean
-    from automodel.roles import infer_column_meta
+    from automodel.ingest.cleaning import clean
+    from automodel.ingest.roles import infer_column_meta
 
     cleaned = clean(frame).frame
     return cleaned, infer_column_meta(cleaned, frame.astype(str))

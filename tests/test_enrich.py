@@ -9,8 +9,8 @@ import pytest
 from lake_data import LAKE, county_murders_1996, flights_sample, profile, shared_catalog, state_production, us_arrests, zip_records
 
 from automodel import stages
-from automodel.enrich import MIN_LIFT, EnrichmentSpec, apply_join, rank_and_merge, synthesise_join_keys
-from automodel.lake import load_lake_table, search_datasets, table_entry
+from automodel.lake.enrich import MIN_LIFT, EnrichmentSpec, apply_join, rank_and_merge, synthesise_join_keys
+from automodel.lake.catalog import load_lake_table, search_datasets, table_entry
 
 
 def _merge(user: pd.DataFrame, target: str | None, **kwargs):

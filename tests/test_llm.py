@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from conftest import LoopbackServer
 
-from automodel.llm import LLMError, LLMUnavailableError, OpenAICompatibleProvider, make_provider, numbers_in_text, unsupported_numbers
-from automodel.summary import ask_follow_up_question, summarize, summary_facts, template_summary
+from automodel.outputs.llm import LLMError, LLMUnavailableError, OpenAICompatibleProvider, make_provider, numbers_in_text, unsupported_numbers
+from automodel.outputs.summary import ask_follow_up_question, summarize, summary_facts, template_summary
 
 
 class OpenAICompatibleServer(LoopbackServer):

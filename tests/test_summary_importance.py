@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from automodel.summary import summary_facts, template_summary
+from automodel.outputs.summary import summary_facts, template_summary
 
 
 def _result(model: str) -> dict:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from automodel import stages
-from automodel.validation import build_suite, validate_frame
+from automodel.ingest.validation import build_suite, validate_frame
 
 
 def _profiled(frame: pd.DataFrame, labels: dict | None = None):

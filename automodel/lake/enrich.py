@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from automodel.errors import AutomodelError
-from automodel.keys import compute_key
-from automodel.lake import IndexOutOfDate, KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
+from automodel.lake.keys import compute_key
+from automodel.lake.catalog import IndexOutOfDate, KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
 
 MIN_CONTAINMENT = 0.5
 MIN_LIFT = 0.005  # the enriched model must beat the plain one by at least this much (R² or accuracy points)

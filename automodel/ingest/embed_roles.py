@@ -1,6 +1,6 @@
 """A second opinion on ambiguous columns: what the header means (MiniLM) or what a language model says.
 
-Rule-based inference (automodel.roles) decides most columns with confidence. Where it is unsure
+Rule-based inference (automodel.ingest.roles) decides most columns with confidence. Where it is unsure
 (confidence below ``AMBIGUOUS_BELOW``) and the header is a real word or phrase, the header is
 embedded with the packaged all-MiniLM-L6-v2 model and compared with short descriptions of each
 role. A suggestion is taken only when it is clearly the closest role, the values allow it
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from automodel.errors import AutomodelError
-from automodel.roles import ROLES, ColumnMeta, _name_tokens, _state_words
+from automodel.ingest.roles import ROLES, ColumnMeta, _name_tokens, _state_words
 
 AMBIGUOUS_BELOW = 0.7
 MIN_SIMILARITY = 0.5

@@ -19,7 +19,7 @@ import pandas as pd
 
 from automodel.atomic import write_text_atomic
 from automodel.errors import AutomodelError
-from automodel.llm import ChatProvider, LLMError
+from automodel.outputs.llm import ChatProvider, LLMError
 
 ACTIONS = ("visualize", "predict", "explain", "describe")
 AGGREGATIONS = ("count", "nunique", "mean", "median", "sum", "min", "max", "std", "missing", "correlation")

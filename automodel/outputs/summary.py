@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from automodel.llm import ChatProvider, LLMError, unsupported_numbers
+from automodel.outputs.llm import ChatProvider, LLMError, unsupported_numbers
 from automodel.safety import redact_pii
 
 

@@ -299,7 +299,7 @@ def _is_sequence(values: pd.Series) -> bool:
 def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user_labels: dict[str, str] | None = None,
                       use_embeddings: bool | None = None) -> list[ColumnMeta]:
     """One ColumnMeta per column: the user's label where given, else the inferred role. Ambiguous columns with a
-    meaningful header can get a second opinion from MiniLM (automodel.embed_roles, AUTOMODEL_EMBED_ROLES=1)."""
+    meaningful header can get a second opinion from MiniLM (automodel.ingest.embed_roles, AUTOMODEL_EMBED_ROLES=1)."""
     from automodel.safety import redact_pii
 
     user_labels = user_labels or {}
@@ -323,7 +323,7 @@ def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user
             unique_count=unique, sample_values=samples, confidence=round(confidence, 3),
             reason=reason, user_labelled=labelled,
         ))
-    from automodel import embed_roles
+    from automodel.ingest import embed_roles
 
     if (embed_roles.enabled() if use_embeddings is None else use_embeddings):
         embed_roles.refine_with_embeddings(metas, clean, raw)

@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from automodel.atomic import file_lock
-from automodel.cleaning import clean
+from automodel.ingest.cleaning import clean
 from automodel.embedder import EMBEDDING_DIM, embed, embed_one
 from automodel.errors import AutomodelError
-from automodel.keys import KeyColumns, crosswalk_mapping, lake_keys, user_keys
-from automodel.roles import categorize_dataset, infer_column_meta
-from automodel.sketches import SketchIndex, signature_bytes, value_hashes
+from automodel.lake.keys import KeyColumns, crosswalk_mapping, lake_keys, user_keys
+from automodel.ingest.roles import categorize_dataset, infer_column_meta
+from automodel.lake.sketches import SketchIndex, signature_bytes, value_hashes
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, description VARCHAR, source VARCHAR,

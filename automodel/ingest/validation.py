@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from automodel.roles import ColumnMeta
+from automodel.ingest.roles import ColumnMeta
 from automodel.safety import redact_pii
 
 NUMERIC_ROLES = ("numeric", "currency", "percent", "latitude", "longitude")

@@ -1,0 +1,1 @@
+"""Loading user files: dialect, encoding, archives; cleaning; column roles; validation."""

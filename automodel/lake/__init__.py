@@ -1,0 +1,1 @@
+"""The data lake: catalog (semantic index), join keys, enrichment, scheduled syncs."""

@@ -1,0 +1,1 @@
+"""What a run gives back: dashboard, summary, LLM providers, questions (ask), action recipes' engine."""
