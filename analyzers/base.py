@@ -98,6 +98,11 @@ class AnalysisResult:
     excluded_columns: dict[str, str] = field(default_factory=dict)
     row_scores: pd.DataFrame | None = None  # per-row output for analyzers without a predictive model (clusters, anomaly scores)
     details: dict[str, Any] = field(default_factory=dict)
+    # Held-out predictions of the chosen model configuration (out-of-fold under cross-validation, else the
+    # validation rows), one row per held-out training row: ``row`` (position in the frame given to ``run``),
+    # ``actual``, ``prediction`` and, for classifiers, ``proba_<class>`` in the order of ``fitted.classes``.
+    # ``details["holdout_basis"]`` says in words what they are. Evaluation charts, intervals and calibration use them.
+    holdout: pd.DataFrame | None = None
 
     @property
     def score(self) -> float:

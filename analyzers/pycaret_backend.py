@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from analyzers.models import ClassLabelPipeline
 from analyzers.preprocess import FrameCoercer
-from analyzers.search import SearchResult, _encode, _holdout_positions, classification_metrics, regression_metrics
+from analyzers.search import SearchResult, _encode, _holdout_positions, classification_metrics, holdout_predictions, regression_metrics
 
 TARGET = "__target__"
 SORT = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "f1": "F1", "accuracy": "Accuracy", "roc_auc": "AUC"}
@@ -65,11 +65,13 @@ def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_bu
         holdout = experiment.predict_model(best, verbose=False, **({"raw_score": True} if task == "classification" else {}))
         final = experiment.finalize_model(best)
     if task == "regression":
-        metrics = regression_metrics(y.iloc[valid].astype(float).to_numpy(), holdout["prediction_label"].to_numpy())
+        held_out = holdout["prediction_label"].to_numpy(dtype=float)
+        metrics = regression_metrics(y.iloc[valid].astype(float).to_numpy(), held_out)
     else:
         proba = np.column_stack([holdout.get(f"prediction_score_{code}", pd.Series(0.0, index=holdout.index)).to_numpy()
                                  for code in range(len(classes))])
         metrics = classification_metrics(y.iloc[valid].astype(object).to_numpy(), proba, classes)
+        held_out = proba
     pipeline = Pipeline([("coerce", coercer), ("pycaret", final)])
     if task == "classification":
         pipeline = ClassLabelPipeline(pipeline, classes)
@@ -79,4 +81,7 @@ def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_bu
     name = type(final.steps[-1][1]).__name__ if hasattr(final, "steps") else type(final).__name__
     return SearchResult(pipeline=pipeline, best_name=f"pycaret:{name}", metrics=metrics, leaderboard=leaderboard, classes=classes,
                         details={"validation": "PyCaret 3-fold CV on 80%, scored on the 20% holdout", "backend": "pycaret",
-                                 "search_seconds": round(time.perf_counter() - started, 3), "final_fit_rows": int(len(X))})
+                                 "search_seconds": round(time.perf_counter() - started, 3), "final_fit_rows": int(len(X)),
+                                 "holdout_basis": f"{round(100 * len(valid) / len(X))} % {'time-ordered' if time_column else 'random'} holdout, "
+                                                  f"{len(valid):,} rows"},
+                        holdout=holdout_predictions(y, valid, held_out, classes))

@@ -372,6 +372,36 @@ class SearchResult:
     leaderboard: list[dict]
     classes: list | None
     details: dict = field(default_factory=dict)
+    holdout: pd.DataFrame | None = None  # held-out predictions of the chosen configuration (see holdout_predictions)
+
+
+# ---- held-out predictions ------------------------------------------------------------------------------
+
+def holdout_predictions(y: pd.Series, positions: np.ndarray, predicted: np.ndarray, classes: list | None) -> pd.DataFrame:
+    """One row per held-out row: ``row`` (position in ``y``), ``actual``, ``prediction`` and, for classifiers,
+    ``proba_<class>`` in the order of ``classes``. ``predicted`` holds numbers (regression) or class-code
+    probabilities (classification), row-aligned with ``positions``."""
+    positions = np.asarray(positions, dtype=int)
+    out = pd.DataFrame({"row": positions, "actual": y.iloc[positions].to_numpy()})
+    if classes is None:
+        out["prediction"] = np.asarray(predicted, dtype=float)
+        return out
+    proba = np.asarray(predicted, dtype=float)
+    out["prediction"] = [classes[i] for i in proba.argmax(axis=1)]
+    for i, cls in enumerate(classes):
+        out[f"proba_{cls}"] = proba[:, i]
+    return out
+
+
+def holdout_basis(folds: list, time_ordered: bool, n_held_out: int, n_rows: int) -> str:
+    """What the held-out predictions are, in words a person reads next to a metric."""
+    if len(folds) == 1:
+        share = round(100 * n_held_out / max(n_rows, 1))
+        kind = "time-ordered holdout (the latest rows)" if time_ordered else "random holdout"
+        return f"{share} % {kind}, {n_held_out:,} rows"
+    if time_ordered:
+        return f"expanding-window {len(folds)}-fold out-of-fold predictions, {n_held_out:,} of {n_rows:,} rows"
+    return f"{len(folds)}-fold out-of-fold predictions, {n_held_out:,} rows"
 
 
 class _Prepared:
@@ -523,17 +553,20 @@ class ModelSearch:
             pipeline = ClassLabelPipeline(pipeline, self.classes)
         chosen = ensemble["name"] if ensemble else best.candidate.name
         valid_predictions = ensemble["predictions"] if ensemble else best.predictions
-        y_valid = y_first.iloc[np.unique(np.concatenate([v for _, v in folds]))]
+        held_out = np.unique(np.concatenate([v for _, v in folds]))
+        y_valid = y_first.iloc[held_out]
         metrics = self._report_metrics(y_valid, valid_predictions)
+        holdout = holdout_predictions(y, first_pass[held_out], valid_predictions, self.classes)
         details = {
             "validation": scheme, "metric": self.metric, "first_pass_rows": int(len(first_pass)), "final_fit_rows": int(final_rows),
             "refit": refit, "rungs": [int(r or n_train) for r in rungs], "learning_curve": {str(k): round(v, 6) for k, v in curve.items()},
             "search_seconds": round(time.perf_counter() - self.start, 3), "trials": len(self.trials), "notes": self.notes,
+            "holdout_basis": holdout_basis(folds, _time_order(X_first, self.time_column) is not None, len(held_out), len(first_pass)),
         }
         if ensemble:
             details["ensemble"] = ensemble["weights"]
         return SearchResult(pipeline=pipeline, best_name=chosen, metrics=metrics, leaderboard=self._leaderboard(), classes=self.classes,
-                            details=details)
+                            details=details, holdout=holdout)
 
     def _any_success(self) -> bool:
         return any(t.error is None for t in self.trials)

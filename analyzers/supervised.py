@@ -55,6 +55,19 @@ def run_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, context: An
                   metric=context.metric, max_rows_first_pass=context.max_rows_first_pass, max_rows_full=context.max_rows_full)
 
 
+def frame_positions(df: pd.DataFrame, rows: pd.DataFrame, holdout: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The search's held-out predictions with ``row`` turned from a position among the training rows into a
+    position in the whole frame (so it lines up with the predictions file), sorted by it."""
+    if holdout is None or holdout.empty:
+        return None
+    out = holdout.copy()
+    if df.index.is_unique:
+        out["row"] = df.index.get_indexer(rows.index[out["row"].to_numpy()])
+    elif len(rows) != len(df):
+        return None  # a repeated index cannot place a subset of rows; every row trained means positions already agree
+    return out.sort_values("row", kind="stable").reset_index(drop=True)
+
+
 class SupervisedAnalyzer(Analyzer):
     """Base of RegressionAnalyzer and ClassificationAnalyzer."""
 
@@ -96,13 +109,17 @@ class SupervisedAnalyzer(Analyzer):
             classes=found.classes, analyzer=self.name, model_name=found.best_name, versions=library_versions(),
         )
         trusted, trust_notes = self.trust(found.metrics, y, context)
+        details = {"search": found.details}
+        holdout = frame_positions(df, rows, found.holdout)
+        if holdout is not None:
+            details["holdout_basis"] = found.details.get("holdout_basis", "held-out rows")
         return AnalysisResult(
             analyzer=self.name, task=self.task, target=context.target, metrics=found.metrics,
             model_info={"model": found.best_name, "features": len(features), "training_rows": int(len(rows)),
                         "candidates": len(found.leaderboard), "backend": context.search_backend,
                         "validation": found.details.get("validation"), "final_fit_rows": found.details.get("final_fit_rows")},
             fitted=fitted, leaderboard=found.leaderboard, trusted=trusted, notes=notes + trust_notes, excluded_columns=excluded,
-            details={"search": found.details},
+            details=details, holdout=holdout,
         )
 
     def trust(self, metrics: dict, y: pd.Series, context: AnalysisContext) -> tuple[bool, list[str]]:

@@ -124,10 +124,12 @@ class ModelOutcome:
     details: dict = field(default_factory=dict)
     row_scores: pd.DataFrame | None = None
     training_seconds: float = 0.0
+    holdout: pd.DataFrame | None = None  # AnalysisResult.holdout: held-out predictions of the chosen model
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out.pop("row_scores")
+        out.pop("holdout")
         return out
 
 
@@ -136,8 +138,11 @@ def training_mask(frame: pd.DataFrame, target: str | None) -> pd.Series:
     return ~mark_duplicates(frame, report) & ~remove_outliers(frame, report, protect=(target,) if target else ())
 
 
-def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None) -> None:
-    bundle = {"fitted": fitted, "enrichment_spec": enrichment_spec, "saved_at": time.time(), "versions": fitted.versions}
+def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None, holdout: pd.DataFrame | None = None,
+                      holdout_basis: str | None = None) -> None:
+    # The held-out predictions travel with the model, so a scoring run that reuses it can still calibrate against them.
+    bundle = {"fitted": fitted, "enrichment_spec": enrichment_spec, "saved_at": time.time(), "versions": fitted.versions,
+              "holdout": holdout, "holdout_basis": holdout_basis}
     write_with_atomic(path, lambda tmp: joblib.dump(bundle, tmp))
 
 
@@ -166,13 +171,13 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
     seconds = time.perf_counter() - started
     saved = None
     if result.fitted is not None:
-        save_model_bundle(model_path, result.fitted, enrichment_spec)
+        save_model_bundle(model_path, result.fitted, enrichment_spec, result.holdout, result.details.get("holdout_basis"))
         saved = str(model_path)
     return ModelOutcome(
         analyzer=result.analyzer, task=result.task, target=result.target, metrics=result.metrics, model_info=result.model_info,
         model_path=saved, leaderboard=result.leaderboard, trusted=result.trusted, notes=result.notes,
         excluded_columns=result.excluded_columns, roles={m.name: m.role for m in metas}, needs_role_review=profile.needs_role_review,
-        details=result.details, row_scores=result.row_scores, training_seconds=round(seconds, 3),
+        details=result.details, row_scores=result.row_scores, training_seconds=round(seconds, 3), holdout=result.holdout,
     )
 
 
