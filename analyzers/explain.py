@@ -4,6 +4,8 @@ large tables cost the same as small ones."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -108,3 +110,71 @@ class _Scorer:
 
             return float(r2_score(np.asarray(y, float), self.predict(X).astype(float)))
         return float((self.predict(X) == np.asarray(y).astype(str)).mean())
+
+
+# ---- per-row SHAP values (beeswarm and dependence charts) ------------------------------------------------
+
+SHAP_SAMPLE_ROWS = 300
+
+
+def _signed_shap(model, X: np.ndarray) -> np.ndarray:
+    """SHAP values per row and matrix column, for the output a person reads: the prediction (regression), the
+    second class (binary) or each row's predicted class (multiclass). Shape (rows, columns)."""
+    if type(model).__name__.startswith("XGB"):
+        import xgboost
+
+        values = np.asarray(model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True))[..., :-1]
+        if values.ndim == 3:  # (rows, classes, columns)
+            chosen = np.asarray(model.predict_proba(X)).argmax(axis=1)
+            return values[np.arange(len(X)), chosen]
+        return values
+    import shap
+
+    forest = type(model).__name__.startswith(("RandomForest", "ExtraTrees"))
+    raw = shap.TreeExplainer(model).shap_values(X, check_additivity=False, approximate=forest)
+    values = np.asarray(raw)
+    if isinstance(raw, list) or (values.ndim == 3 and values.shape[0] != X.shape[0]):  # (classes, rows, columns)
+        values = np.moveaxis(values, 0, -1)
+    if values.ndim == 3:  # (rows, columns, classes)
+        if values.shape[2] == 2:
+            return values[..., 1]
+        chosen = np.asarray(model.predict_proba(X)).argmax(axis=1)
+        return values[np.arange(len(X)), :, chosen]
+    return values
+
+
+def shap_sample(fitted: FittedModel, frame: pd.DataFrame, sample_rows: int = SHAP_SAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
+    """Per-row SHAP values on a sample of rows, one row per (row, feature): ``row`` (position in ``frame``),
+    ``feature``, ``shap``, ``value`` (the number the model saw, for colour) and ``label`` (the value as the
+    file wrote it, for axes). Tree models only (the largest tree member of an ensemble); empty otherwise.
+    ``output`` says what the values push: the prediction, the second class, or each row's predicted class."""
+    columns = ["row", "feature", "shap", "value", "label", "output"]
+    members = [(w, m, _tree_model(m)) for w, m in _members(fitted.pipeline)]
+    members = [(w, m, t) for w, m, t in members if t is not None]
+    if not members:
+        return pd.DataFrame(columns=columns)
+    _, member, model = max(members, key=lambda item: item[0])
+    known = np.flatnonzero(frame[fitted.target].notna().to_numpy()) if fitted.target in frame else np.arange(len(frame))
+    if len(known) == 0:
+        known = np.arange(len(frame))
+    limit = FOREST_ROWS if type(model).__name__.startswith(("RandomForest", "ExtraTrees")) else sample_rows
+    positions = np.sort(np.random.default_rng(seed).choice(known, min(len(known), limit), replace=False))
+    rows = frame.iloc[positions]
+    prep = member.named_steps["prep"]
+    X = np.asarray(prep.transform(rows[fitted.feature_columns]), dtype=float)
+    names = [str(n) for n in prep.named_steps["columns"].get_feature_names_out()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap's notes on LightGBM's output format, not the user's concern
+        values = _signed_shap(model, X)
+    if fitted.task == "regression":
+        output = f"predicted {fitted.target}"
+    elif len(fitted.classes or []) == 2:
+        output = f"log-odds of {fitted.target} = {fitted.classes[1]}"
+    else:
+        output = "log-odds of each row's predicted class"
+    parts = []
+    for j, name in enumerate(names):
+        raw = rows[name] if name in rows.columns else None
+        labels = raw.astype(object).where(raw.notna(), "missing").astype(str).to_numpy() if raw is not None else np.round(X[:, j], 6).astype(str)
+        parts.append(pd.DataFrame({"row": positions, "feature": name, "shap": values[:, j], "value": X[:, j], "label": labels, "output": output}))
+    return pd.concat(parts, ignore_index=True)[columns]

@@ -20,6 +20,8 @@ class RegressionAnalyzer(SupervisedAnalyzer):
         notes = []
         if metrics["r2"] < context.min_r2:
             notes.append(f"R² {metrics['r2']:.3f} is below MIN_R2 {context.min_r2}")
-        if metrics["mape"] == metrics["mape"] and metrics["mape"] > context.max_mape:
+        # A percentage error means nothing where the target reaches zero or below (delays, balances, changes).
+        positive = bool((y.dropna() > 0).all())
+        if positive and metrics["mape"] == metrics["mape"] and metrics["mape"] > context.max_mape:
             notes.append(f"MAPE {metrics['mape']:.3f} is above MAX_MAPE {context.max_mape}")
         return not notes, notes

@@ -65,6 +65,12 @@ class Layout:
     def explanation_path(self, run_id: str) -> Path:
         return self.home / "output_files" / f"{run_id}_explanations.csv"
 
+    def shap_path(self, run_id: str) -> Path:
+        return self.home / "output_files" / f"{run_id}_shap.csv"
+
+    def facts_path(self, run_id: str) -> Path:
+        return self.home / "output_files" / f"{run_id}_facts.json"
+
     def run_output_paths(self, run_id: str) -> list[Path]:
         """Every file a run may write outside the IO manager's store."""
         return [
@@ -72,4 +78,6 @@ class Layout:
             self.predictions_path(run_id),
             self.dashboard_path(run_id),
             self.explanation_path(run_id),
+            self.shap_path(run_id),
+            self.facts_path(run_id),
         ]

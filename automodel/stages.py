@@ -232,3 +232,15 @@ def explain(frame: pd.DataFrame, outcome: ModelOutcome, sample_rows: int = 500, 
     fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
     return feature_importance(fitted, frame, sample_rows=sample_rows)
 
+
+
+def explain_rows(frame: pd.DataFrame, outcome: ModelOutcome, sample_rows: int = 300, enabled: bool = True) -> pd.DataFrame:
+    """Per-row SHAP values on a sample (analyzers.explain.shap_sample), for the dashboard's beeswarm and dependence charts."""
+    from analyzers.explain import shap_sample
+
+    if not enabled or not outcome.model_path:
+        return pd.DataFrame(columns=["row", "feature", "shap", "value", "label", "output"])
+    fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
+    if str(fitted.model_name).startswith("baseline"):
+        return pd.DataFrame(columns=["row", "feature", "shap", "value", "label", "output"])
+    return shap_sample(fitted, frame, sample_rows=sample_rows)

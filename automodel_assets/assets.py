@@ -9,7 +9,8 @@ import pandas as pd
 
 from automodel import stages
 from automodel.outputs.actions import ActionLog, execute_actions
-from automodel.outputs.dashboard import build_figures, key_figures, prediction_overview, write_dashboard
+from automodel.outputs.dashboard import build_figures, evaluation_rows, fill_actions, key_figures, prediction_overview, write_report
+from automodel.outputs.facts import write_facts
 from automodel.errors import AutomodelError
 from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
 from automodel.sessions import SessionStore
@@ -234,7 +235,10 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
     path = settings.layout.explanation_path(context.partition_key)
     if not table.empty:
         stages.write_predictions_csv(path, table)
-    context.add_output_metadata({"method": table["method"].iloc[0] if not table.empty else "none",
+    rows = stages.explain_rows(enriched_frame, model, enabled=settings.enable_shap_explanations)
+    if not rows.empty:  # per-row SHAP values on a sample: the dashboard's beeswarm and dependence charts
+        stages.write_predictions_csv(settings.layout.shap_path(context.partition_key), rows)
+    context.add_output_metadata({"method": table["method"].iloc[0] if not table.empty else "none", "shap_rows": int(rows["row"].nunique()) if not rows.empty else 0,
                                  "top_features": dg.MetadataValue.md(table.head(10).to_markdown(index=False) if not table.empty else "none")})
     return table
 
@@ -245,11 +249,17 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
                 "(AUTOMODEL_LLM_PROVIDER openai/vllm) whose text is kept only when every number in it comes from the run's facts.",
 )
 def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: pd.DataFrame,
-            model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame) -> dict:
+            model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
     store = SessionStore(settings.layout.sessions_db)
     session = store.get(context.partition_key) or {}
-    facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], session.get("enrichment"), None,
-                          explanations.to_dict(orient="records"))
+    # The run's one facts object: the summary, the dashboard, the run JSON and this metadata all read it.
+    facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], session.get("enrichment"),
+                          _cleaning_report(context), explanations.to_dict(orient="records"),
+                          roles=model.roles or {m.name: m.role for m in column_metadata.metas},
+                          missing={str(c): int(n) for c, n in enriched_frame.isna().sum().items()},
+                          predictions_path=str(settings.layout.predictions_path(context.partition_key)),
+                          holdout_rows=None if model.holdout is None else len(model.holdout))
+    write_facts(settings.layout.facts_path(context.partition_key), facts)
     result = summarize(facts, llm.get_provider())
     if result.fallback_reason:
         context.log.warning(f"summary: {result.fallback_reason}")
@@ -258,24 +268,47 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
         "summary": dg.MetadataValue.md(result.text), "provider": result.provider, "requested_provider": result.requested_provider,
         "fallback_reason": result.fallback_reason or "none",
         "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.recommendations) or "none"),
+        "caveats": dg.MetadataValue.md("\n".join(f"- {c}" for c in facts["caveats"]) or "none"),
+        "trusted": facts["trusted"], "trust_reason": facts["trust_reason"], "holdout_basis": str(facts["holdout_basis"]),
+        "facts": dg.MetadataValue.path(str(settings.layout.facts_path(context.partition_key))),
     })
     return {**result.to_dict(), "facts": facts}
 
 
+def _cleaning_report(context: dg.AssetExecutionContext) -> dict:
+    """What cleaning changed, as the cleaned_frame asset recorded it for this run."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("cleaned_frame"), asset_partitions=[context.partition_key]), limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    value = records[0].asset_materialization.metadata.get("cleaning_report")
+    return dict(value.value) if value is not None else {}
+
+
 @dg.asset(
     partitions_def=runs_partitions, group_name="outputs", kinds={"plotly", "html"}, owners=OWNERS,
-    description="A self-contained plotly HTML report (dashboards/<run_id>.html) with charts chosen for the analyzer and the data.",
+    description="A self-contained plotly HTML report (dashboards/<run_id>.html): headline with the held-out metric and whether to trust it, "
+                "evaluation charts from the held-out predictions, SHAP explanations, leaderboard, data, enrichment, predictions and actions.",
 )
 def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
               predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict) -> dict:
-    figures = build_figures(model.task, enriched_frame, model.target, predictions, explanations.to_dict(orient="records"))
-    path = settings.layout.dashboard_path(context.partition_key)
+    facts = summary["facts"]
+    run_id = context.partition_key
+    store = SessionStore(settings.layout.sessions_db)
+    shap_path = settings.layout.shap_path(run_id)
+    shap_rows = pd.read_csv(shap_path, dtype={"label": str}, keep_default_na=False) if shap_path.exists() and not explanations.empty else None
+    evaluation = evaluation_rows(enriched_frame, model.target, predictions, model.holdout, facts.get("holdout_basis"),
+                                 scored_new_rows=bool(model.reused_from))
+    classes = [c[len("proba_"):] for c in predictions.columns if str(c).startswith("proba_")]
+    figures = build_figures(model.task, enriched_frame, model.target, predictions, explanations.to_dict(orient="records"),
+                            evaluation=evaluation, baseline=bool(facts.get("fallback")), shap=shap_rows, classes=classes or None)
+    path = settings.layout.dashboard_path(run_id)
     charts = [name for name, _ in figures]
-    figures_shown = key_figures(model.task, model.metrics, len(enriched_frame), charts)
-    headline = {"analyzer": model.analyzer, "task": model.task, "target": model.target, **figures_shown}
+    figures_shown = key_figures(model.task, facts["metrics"], facts["rows"])
     text = summary["text"] + ("" if summary.get("provider", "template") == "template" else " Recommendations: " + " ".join(summary.get("recommendations", [])))
-    write_dashboard(path, f"automodel run {context.partition_key}", headline, text, figures)
-    SessionStore(settings.layout.sessions_db).update(context.partition_key, dashboard_path=str(path))
+    write_report(path, facts, text, figures, title=f"automodel run {run_id}: {facts.get('target') or facts['task']}",
+                 predictions=predictions, frame=enriched_frame, actions=(store.get(run_id) or {}).get("actions"))
+    store.update(run_id, dashboard_path=str(path))
     context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
                                  "key_figures": dg.MetadataValue.md(_md_table(figures_shown)),
                                  **{f"figure/{k}": v for k, v in figures_shown.items()}})
@@ -302,7 +335,9 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
                                   recipe_options=parse_recipe_options(settings.recipe_options), notifiers=notifier.notifiers())
     else:
         results = [{"recipe": "all", "triggered": False, "message": "ENABLE_AGENT_ACTIONS is off", "records": [], "notified": []}]
-    store.update(run_id, actions=[{k: r[k] for k in ("recipe", "triggered", "message", "notified")} for r in results], status="success", error=None)
+    taken = [{k: r[k] for k in ("recipe", "triggered", "message", "notified")} for r in results]
+    store.update(run_id, actions=taken, status="success", error=None)
+    fill_actions(settings.layout.dashboard_path(run_id), taken)
     rows = {r["recipe"]: f"{r['message']} (notified: {', '.join(r['notified']) or 'none'})" for r in results}
     context.add_output_metadata({"triggered": sum(bool(r["triggered"]) for r in results), "channels": ", ".join(notifier.channels),
                                  "actions": dg.MetadataValue.md(_md_table(rows))})

@@ -83,9 +83,12 @@ def _settings(args):
     return AutomodelSettings.from_env(**overrides)
 
 
-def _result(store, run_id: str, error: str | None = None) -> dict:
+def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
+    from automodel.outputs.facts import read_facts
+
     row = store.get(run_id) or {}
     enrichment = row.get("enrichment") or {}
+    facts = (read_facts(layout.facts_path(run_id)) if layout is not None and not error else None) or {}
     return {
         "run_id": run_id, "status": "failed" if error else row.get("status", "unknown"), "error": error,
         "analyzer": row.get("analyzer"), "task": row.get("task"), "target": row.get("target"), "metrics": row.get("metrics") or {},
@@ -93,6 +96,10 @@ def _result(store, run_id: str, error: str | None = None) -> dict:
         "dashboard_path": row.get("dashboard_path"),
         "enrichment": {k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift")},
         "actions": row.get("actions") or [],
+        # From the run's facts, like the summary and the dashboard (automodel.outputs.facts).
+        "holdout_basis": facts.get("holdout_basis"), "trusted": facts.get("trusted"), "trust_reason": facts.get("trust_reason"),
+        "caveats": facts.get("caveats") or [], "baseline_reason": (facts.get("fallback") or {}).get("reason"),
+        "facts_path": str(layout.facts_path(run_id)) if facts else None,
     }
 
 
@@ -106,9 +113,14 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(f"  analyzer:    {result['analyzer']} ({result['task']}), target {result['target']!r}")
     metrics = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result["metrics"].items())
     print(f"  metrics:     {metrics or 'none'}")
+    if result.get("holdout_basis"):
+        print(f"  measured on: {result['holdout_basis']}")
+    if result.get("trust_reason"):
+        print(f"  verdict:     {result['trust_reason']}")
     enrichment = result["enrichment"]
     if enrichment.get("kept"):
-        print(f"  enrichment:  {enrichment['table']} on {' = '.join(enrichment['keys'] or [])} (coverage {enrichment['coverage']:.0%})")
+        lift = f", lift {enrichment['lift']:+.3f}" if isinstance(enrichment.get("lift"), (int, float)) else ""
+        print(f"  enrichment:  {enrichment['table']} on {' = '.join(enrichment['keys'] or [])} (coverage {enrichment['coverage']:.0%}{lift})")
     else:
         print("  enrichment:  none")
     print(f"  model:       {result['model_path']}")
@@ -126,7 +138,7 @@ def _materialize_new(settings, instance, store, created, as_json: bool) -> int:
     if not outcome.success:
         clear_run_outputs(settings, created.run_id)
         store.update(created.run_id, status="failed", error=outcome.error)
-    result = _result(store, created.run_id, outcome.error)
+    result = _result(store, created.run_id, outcome.error, settings.layout)
     _print_result(result, as_json)
     if outcome.error:
         raise CliError(outcome.error)
@@ -169,7 +181,7 @@ def cmd_rerun(args) -> int:
     outcome = materialize_run(settings, instance, args.run_id, args.from_asset)
     if not outcome.success:
         store.update(args.run_id, status="failed", error=outcome.error)
-    _print_result(_result(store, args.run_id, outcome.error), args.json)
+    _print_result(_result(store, args.run_id, outcome.error, settings.layout), args.json)
     if outcome.error:
         raise CliError(outcome.error)
     return 0

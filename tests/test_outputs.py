@@ -95,10 +95,13 @@ def test_classification_run_outputs_summary_and_dashboard(home, cli, tmp_path, p
     assert not re.search(r"<script[^>]+src=", html), "the report must open with no network"
     figures = figures_in_html(html)
     assert {"target_distribution", "confusion_matrix", "roc", "feature_importance", "correlation_heatmap", "missing_values"} <= set(figures)
+    # Evaluation charts are drawn from the held-out (out-of-fold) predictions the model was saved with.
     matrix = figures["confusion_matrix"]["data"][0]
-    truth = pd.crosstab(penguins["species"], predictions["prediction"]).reindex(index=matrix["y"], columns=matrix["x"], fill_value=0)
+    held_out = bundle["holdout"]
+    truth = pd.crosstab(held_out["actual"], held_out["prediction"]).reindex(index=matrix["y"], columns=matrix["x"], fill_value=0)
     assert matrix["z"] == truth.to_numpy().tolist()
-    assert sum(map(sum, matrix["z"])) == penguins["species"].notna().sum()
+    assert sum(map(sum, matrix["z"])) == len(held_out) == penguins["species"].notna().sum()
+    assert "held-out" in figures["confusion_matrix"]["layout"]["title"]["text"]
     counts = dict(zip(figures["target_distribution"]["data"][0]["x"], figures["target_distribution"]["data"][0]["y"]))
     assert counts == penguins["species"].value_counts().to_dict()
     roc_names = [t["name"] for t in figures["roc"]["data"]]
@@ -140,7 +143,9 @@ def test_regression_dashboard_figures_match_the_predictions(tmp_path, penguins):
     figures = build_figures("regression", data, "body_mass_g", predictions, None)
     path = write_dashboard(tmp_path / "r.html", "regression", {"rows": len(data)}, "summary", figures)
     parsed = figures_in_html(path.read_text())
-    assert list(parsed) == ["target_distribution", "predicted_vs_actual", "residuals", "correlation_heatmap", "missing_values"]
+    assert list(parsed) == ["target_distribution", "predicted_vs_actual", "residuals", "residuals_vs_predicted", "correlation_heatmap", "missing_values"]
+    # Without held-out predictions the charts are drawn from the training rows, and say so.
+    assert "training rows (in-sample)" in parsed["predicted_vs_actual"]["layout"]["title"]["text"]
     scatter = parsed["predicted_vs_actual"]["data"][0]
     assert scatter["x"] == pytest.approx(data["body_mass_g"].tolist()) and scatter["y"] == pytest.approx(predictions["prediction"].tolist())
     residual = data["body_mass_g"].to_numpy() - predictions["prediction"].to_numpy()

@@ -756,14 +756,15 @@ def _figure(chart: str, intent: Intent, rows: pd.DataFrame, question: str):
 
 
 def write_answer_chart(result: Answer, path: Path) -> Path | None:
-    """A self-contained HTML page with the answer and its chart (plotly.js inlined)."""
+    """A self-contained HTML page with the answer and its chart, in the run report's style (plotly.js inlined)."""
     import html as html_lib
+
+    from automodel.outputs.dashboard import figure_html, page_html, style_figure
 
     if result.figure is None:
         return None
-    body = result.figure.to_html(full_html=False, include_plotlyjs="inline", div_id="chart-answer")
-    page = (f"<html><head><meta charset='utf-8'><title>{html_lib.escape(result.question)}</title></head><body style='font-family:sans-serif'>"
-            f"<h2>{html_lib.escape(result.question)}</h2><p id='answer'>{html_lib.escape(result.text)}</p>{body}</body></html>")
-    write_text_atomic(path, page)
+    body = (f"<h1>{html_lib.escape(result.question)}</h1><p id='answer'>{html_lib.escape(result.text)}</p>"
+            + figure_html("answer", style_figure(result.figure)))
+    write_text_atomic(path, page_html(result.question, body))
     result.chart_path = str(path)
     return path

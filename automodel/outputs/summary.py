@@ -12,50 +12,43 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from automodel.outputs.facts import build_facts, caveats, metric_label, metric_text
 from automodel.outputs.llm import ChatProvider, LLMError, unsupported_numbers
 from automodel.safety import redact_pii
 
 
 def _fmt(value) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return "n/a"
-        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value)
+    return metric_text(value)
 
 
-def summary_facts(result, rows: int, columns: int, enrichment: dict | None, cleaning: dict | None, importance: list[dict] | None) -> dict:
-    """The facts a summary may state; an LLM summary is checked against exactly these."""
-    details = result.get("details") or {}
-    model_info = result.get("model_info") or {}
-    enrichment = enrichment or {}
-    return {
-        "analyzer": result["analyzer"], "task": result["task"], "target": result.get("target"), "rows": rows, "columns": columns,
-        "metrics": result.get("metrics", {}), "model": model_info.get("model"), "training_rows": model_info.get("training_rows"),
-        "candidates_tried": model_info.get("candidates"), "trusted": result.get("trusted", True), "notes": result.get("notes", []),
-        "enrichment": {k: enrichment.get(k) for k in ("table", "keys", "coverage", "kept", "added_columns") if k in enrichment},
-        "cleaning": cleaning or {},
-        "top_features": [f["feature"] for f in (importance or []) if f["importance"] > 0][:3], "excluded": result.get("excluded_columns", {}),
-        "recommendations": details.get("recommendations", []),
-        "cluster_sizes": {str(k): int(v) for k, v in (details.get("cluster_sizes") or {}).items()},
-        "top_correlations": (details.get("top_correlations") or [])[:3],
-        "reused_from": result.get("reused_from"),
-    }
+def summary_facts(result, rows: int, columns: int, enrichment: dict | None, cleaning: dict | None, importance: list[dict] | None,
+                  **more) -> dict:
+    """The facts a summary may state; an LLM summary is checked against exactly these. They are the run's one
+    facts object (automodel.outputs.facts), which the dashboard, the run JSON and the assets' metadata also use."""
+    return build_facts(result, rows=rows, columns=columns, enrichment=enrichment, cleaning=cleaning, importance=importance, **more)
+
+
+def _basis(facts: dict) -> str:
+    return f" ({facts['holdout_basis']})" if facts.get("holdout_basis") else ""
 
 
 def _headline(facts: dict) -> list[str]:
     task, metrics = facts["task"], facts["metrics"]
+    if task in ("regression", "classification") and not metrics:
+        return [f"The model ({facts['model']}) of run {facts['reused_from']} scored these rows; the file has no {facts['target']!r} values to check it against."]
+    if task in ("regression", "classification") and facts.get("fallback"):
+        shown = ", ".join(f"{metric_label(k)} {_fmt(metrics[k])}" for k in (("r2", "rmse", "mae") if task == "regression" else ("accuracy", "f1")) if k in metrics)
+        what = "the mean of" if task == "regression" else "the class shares of"
+        return [f"No learned model was good enough, so the predictions of {facts['target']!r} are {what} the training rows "
+                f"({facts['model']}; {shown} on training rows)."]
+    where = " on held-out rows" + _basis(facts) if not facts.get("reused_from") else " on these rows"
     if task == "regression":
-        if not metrics:
-            return [f"The model ({facts['model']}) of run {facts['reused_from']} scored these rows; the file has no {facts['target']!r} values to check it against."]
         return [f"The best model ({facts['model']}) predicts {facts['target']!r} with R² {_fmt(metrics.get('r2'))}, "
-                f"RMSE {_fmt(metrics.get('rmse'))}, MAE {_fmt(metrics.get('mae'))} and MAPE {_fmt(metrics.get('mape'))} on held-out rows."]
+                f"RMSE {_fmt(metrics.get('rmse'))}, MAE {_fmt(metrics.get('mae'))} and MAPE {_fmt(metrics.get('mape'))}{where}."]
     if task == "classification":
-        if not metrics:
-            return [f"The model ({facts['model']}) of run {facts['reused_from']} scored these rows; the file has no {facts['target']!r} values to check it against."]
         auc = f", ROC-AUC {_fmt(metrics['roc_auc'])}" if "roc_auc" in metrics else ""
         return [f"The best model ({facts['model']}) predicts {facts['target']!r} with accuracy {_fmt(metrics.get('accuracy'))}, "
-                f"macro F1 {_fmt(metrics.get('f1'))}{auc} on held-out rows."]
+                f"macro F1 {_fmt(metrics.get('f1'))}{auc}{where}."]
     if task == "clustering":
         lines = [f"The rows fall into {int(metrics.get('clusters', 0))} clusters (silhouette {_fmt(metrics.get('silhouette'))})."]
         sizes = facts.get("cluster_sizes") or {}
@@ -72,20 +65,25 @@ def _headline(facts: dict) -> list[str]:
     return lines
 
 
+def enrichment_sentence(facts: dict) -> str | None:
+    enrichment = facts.get("enrichment") or {}
+    if not enrichment.get("kept"):
+        return None
+    lift = enrichment.get("lift")
+    gain = f", which raised held-out {metric_label(enrichment.get('metric') or facts.get('metric') or '')} by {_fmt(float(lift))}".replace("  ", " ") \
+        if isinstance(lift, (int, float)) and lift > 0 else ""
+    return f"The data was enriched with the lake table {enrichment['table']!r} ({enrichment['coverage']:.0%} of rows matched){gain}."
+
+
 def template_summary(facts: dict) -> str:
     lines = [f"automodel analysed {facts['rows']:,} rows and {facts['columns']} columns with the {facts['analyzer']}."]
     lines += _headline(facts)
-    if facts["top_features"]:
+    if facts["top_features"] and not facts.get("fallback"):
         lines.append("The most influential features are " + ", ".join(repr(f) for f in facts["top_features"]) + ".")
-    enrichment = facts["enrichment"]
-    if enrichment.get("kept"):
-        lines.append(f"The data was enriched with the lake table {enrichment['table']!r} ({enrichment['coverage']:.0%} of rows matched).")
-    if not facts["trusted"]:
-        lines.append("Caveat: the model is below the quality thresholds (" + "; ".join(facts["notes"][-2:]) + "), so treat its predictions with care.")
-    if facts["task"] in ("regression", "classification") and facts["rows"] < 200 and facts["metrics"]:
-        lines.append(f"Caveat: with only {facts['rows']:,} rows the held-out metrics are noisy.")
-    if facts["excluded"]:
-        lines.append(f"{len(facts['excluded'])} column(s) were left out of the model (identifiers, free text or leakage).")
+    enriched = enrichment_sentence(facts)
+    if enriched:
+        lines.append(enriched)
+    lines += [f"Caveat: {c}" for c in facts.get("caveats") or caveats(facts)]
     lines.append("Recommendations: " + " ".join(recommendations(facts)))
     return redact_pii(" ".join(lines))
 
@@ -93,7 +91,9 @@ def template_summary(facts: dict) -> str:
 def recommendations(facts: dict) -> list[str]:
     out = list(facts.get("recommendations", []))
     task, metrics = facts["task"], facts["metrics"]
-    if task == "regression" and metrics.get("r2", 1) < 0.5:
+    if facts.get("fallback"):
+        out.append("Look for data that drives the target (the lake's tables, more columns) before acting on these predictions.")
+    elif task == "regression" and metrics.get("r2", 1) < 0.5:
         out.append("Add features that drive the target, or check the target for data-entry errors.")
     if task == "classification" and metrics.get("f1", 1) < 0.7:
         out.append("Collect more examples of the rarer classes or add more informative features.")

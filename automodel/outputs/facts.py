@@ -1,0 +1,187 @@
+"""One set of facts per run, from which the summary, its caveats, the dashboard, the run JSON and the
+assets' metadata are all written, so no number in one contradicts another.
+
+``build_facts`` gathers them from the model's outcome (its held-out metrics and the basis they were
+measured on), the data (rows, columns, roles, cleaning changes, missing values), the enrichment
+decision and the explanations. ``metric_text`` is the one way a metric is written for a person.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from automodel.atomic import write_text_atomic
+
+METRIC_LABELS = {
+    "r2": "R²", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "accuracy": "accuracy", "precision": "macro precision",
+    "recall": "macro recall", "f1": "macro F1", "roc_auc": "ROC-AUC", "silhouette": "silhouette", "clusters": "clusters",
+    "anomalies": "anomalies", "anomaly_rate": "anomaly rate", "missing_cells_pct": "% cells empty",
+}
+HEADLINE_METRIC = {"regression": "r2", "classification": "f1", "clustering": "silhouette", "anomaly": "anomaly_rate",
+                   "descriptive": "missing_cells_pct"}
+SUPERVISED = ("regression", "classification")
+
+
+def metric_text(value) -> str:
+    """How every metric is written for a person: three decimals below 1,000, thousands separated above."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:
+            return "n/a"
+        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
+def is_baseline(model_name: str | None) -> bool:
+    return str(model_name or "").startswith("baseline")
+
+
+def _leaderboard(rows: list[dict], metric: str | None) -> list[dict]:
+    out = []
+    for row in rows or []:
+        score = row.get(metric) if metric else None
+        if score is None:  # other backends name their columns differently (PyCaret: R2, F1, ...)
+            score = next((v for k, v in row.items() if k.lower() in (metric or "", "r2", "f1") and isinstance(v, (int, float))), None)
+        out.append({"model": str(row.get("model")), "score": score, "rows": row.get("rows"), "seconds": row.get("seconds", row.get("TT (Sec)")),
+                    "error": row.get("error")})
+    return out
+
+
+def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict]) -> dict | None:
+    """Why a baseline stands in for a model, with the rejected model's own (held-out) score named as such."""
+    model = (outcome.get("model_info") or {}).get("model")
+    if not is_baseline(model):
+        return None
+    details = outcome.get("details") or {}
+    baseline = details.get("baseline") or {}
+    notes = [str(n) for n in outcome.get("notes") or []]
+    scored = [r for r in leaderboard if isinstance(r.get("score"), (int, float)) and not r.get("error")]
+    best = max(scored, key=lambda r: r["score"]) if scored else None
+    if baseline and best is not None:
+        from analyzers.selection import BASELINE_MARGIN
+
+        margin = BASELINE_MARGIN.get(outcome.get("task"), 0.0)
+        label = metric_label(baseline.get("metric", metric))
+        reason = (f"no candidate model beat the {baseline.get('model', 'baseline')} baseline by enough: the best, {best['model']}, scored "
+                  f"held-out {label} {metric_text(float(best['score']))}, while the baseline scores {metric_text(float(baseline.get('score', 0.0)))} "
+                  f"and a model must beat it by {metric_text(float(margin))}")
+        return {"reason": reason, "rejected_model": best["model"], "rejected_score": float(best["score"]), "metric": baseline.get("metric", metric),
+                "baseline_score": float(baseline.get("score", 0.0)), "margin": float(margin)}
+    failed = next((n for n in notes if " failed (" in n), None)
+    reason = f"the model search failed ({failed.split(' failed (', 1)[1].rstrip(')')})" if failed else "no candidate model could be trained"
+    return {"reason": reason, "rejected_model": None, "rejected_score": None, "metric": metric, "baseline_score": None, "margin": None}
+
+
+def _trust_reason(outcome: dict, fallback: dict | None, metric: str | None, basis: str | None) -> str:
+    if outcome.get("reused_from"):
+        return f"reused the model of run {outcome['reused_from']}; it was judged when it was trained"
+    if fallback:
+        return f"not trusted: {fallback['reason']}"
+    task = outcome.get("task")
+    if task not in SUPERVISED:
+        return "no predictive model; nothing to trust or distrust"
+    metrics = outcome.get("metrics") or {}
+    value = metrics.get(metric)
+    measured = f"held-out {metric_label(metric)} {metric_text(value)}" if value is not None else "its held-out metrics"
+    if outcome.get("trusted", True):
+        return f"trusted: {measured} ({basis}) clears the quality thresholds" if basis else f"trusted: {measured} clears the quality thresholds"
+    # The analyzer's own threshold notes for this model (they name the metric and the threshold it missed).
+    misses = [n for n in outcome.get("notes") or [] if "below MIN_" in n or "above MAX_" in n or "barely beats" in n or "close to chance" in n]
+    return "not trusted: " + ("; ".join(misses) if misses else f"{measured} misses the quality thresholds")
+
+
+def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | None = None, cleaning: dict | None = None,
+                importance: list[dict] | None = None, roles: dict | None = None, missing: dict | None = None,
+                predictions_path: str | None = None, holdout_rows: int | None = None) -> dict:
+    """Everything a person is told about a run. ``outcome`` is ``ModelOutcome.to_dict()`` (or the same keys)."""
+    details = outcome.get("details") or {}
+    model_info = outcome.get("model_info") or {}
+    task = outcome["task"]
+    metrics = {k: float(v) for k, v in (outcome.get("metrics") or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metric = HEADLINE_METRIC.get(task)
+    if metric not in metrics:
+        metric = next(iter(metrics), None)
+    leaderboard = _leaderboard(outcome.get("leaderboard") or [], (details.get("search") or {}).get("metric") or metric)
+    fallback = _fallback(outcome, metric, leaderboard) if task in SUPERVISED else None
+    if outcome.get("reused_from"):
+        basis = "the rows of this file, scored by a model trained on another run" if metrics else None
+    elif fallback:
+        basis = "training rows (a baseline model has no held-out evaluation)"
+    elif task in SUPERVISED:
+        basis = details.get("holdout_basis")
+    else:
+        basis = None
+    enrichment = enrichment or {}
+    kept_enrichment = {k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift", "added_columns", "reason",
+                                                       "metric", "plain_score", "enriched_score") if k in enrichment}
+    kept_enrichment["candidates"] = [
+        {k: c.get(k) for k in ("table", "score", "coverage", "lift", "strategy", "tried", "user_columns", "lake_columns") if k in c}
+        for c in enrichment.get("candidates") or []
+    ]
+    facts = {
+        "analyzer": outcome["analyzer"], "task": task, "target": outcome.get("target"), "rows": int(rows), "columns": int(columns),
+        "metrics": metrics, "metric": metric, "metric_label": metric_label(metric) if metric else None,
+        "holdout_basis": basis, "holdout_rows": holdout_rows,
+        "model": model_info.get("model"), "training_rows": model_info.get("training_rows"), "candidates_tried": model_info.get("candidates"),
+        "validation": model_info.get("validation"), "trusted": bool(outcome.get("trusted", True)) and fallback is None,
+        "trust_reason": _trust_reason(outcome, fallback, metric, basis), "fallback": fallback,
+        "notes": [str(n) for n in outcome.get("notes") or []], "leaderboard": leaderboard,
+        "enrichment": kept_enrichment, "cleaning": cleaning or {}, "roles": dict(roles or {}),
+        "missing": {str(k): int(v) for k, v in (missing or {}).items() if v},
+        "top_features": [f["feature"] for f in (importance or []) if f.get("importance", 0) > 0][:3],
+        "importance_method": (importance or [{}])[0].get("method") if importance else None,
+        "excluded": dict(outcome.get("excluded_columns") or {}),
+        "recommendations": details.get("recommendations", []),
+        "cluster_sizes": {str(k): int(v) for k, v in (details.get("cluster_sizes") or {}).items()},
+        "top_correlations": (details.get("top_correlations") or [])[:3],
+        "reused_from": outcome.get("reused_from"), "predictions_path": predictions_path,
+        "training_seconds": outcome.get("training_seconds"),
+    }
+    facts["caveats"] = caveats(facts)
+    return facts
+
+
+def caveats(facts: dict) -> list[str]:
+    """What a reader must know before using the result; the summary and the dashboard both print exactly these."""
+    out = []
+    task = facts["task"]
+    if facts.get("fallback"):
+        out.append(f"The predictions come from a baseline model ({facts['model']}), not a learned one: {facts['fallback']['reason']}.")
+    elif task in SUPERVISED and not facts["trusted"] and not facts.get("reused_from"):
+        out.append(f"The model is below the quality thresholds ({facts['trust_reason'].removeprefix('not trusted: ')}), "
+                   "so treat its predictions with care.")
+    if task in SUPERVISED and facts["metrics"] and facts["rows"] < 200:
+        out.append(f"With only {facts['rows']:,} rows the held-out metrics are noisy.")
+    if facts.get("excluded"):
+        out.append(f"{len(facts['excluded'])} column(s) were left out of the model (identifiers, free text or leakage).")
+    return out
+
+
+def headline_metric_text(facts: dict) -> str | None:
+    """'held-out R² 0.812 (5-fold out-of-fold predictions, 344 rows)': the metric with the basis it was measured on."""
+    metric = facts.get("metric")
+    if not metric or metric not in facts["metrics"]:
+        return None
+    text = f"{facts['metric_label']} {metric_text(facts['metrics'][metric])}"
+    return f"{text} ({facts['holdout_basis']})" if facts.get("holdout_basis") else text
+
+
+def write_facts(path: Path, facts: dict) -> Path:
+    return write_text_atomic(Path(path), json.dumps(facts, default=str, indent=1))
+
+
+def read_facts(path: Path | str | None) -> dict | None:
+    if not path or not Path(path).exists():
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
