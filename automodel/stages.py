@@ -24,8 +24,9 @@ from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target,
 
 # ---- stage 1: load, clean, profile -------------------------------------------------------------
 
-def load_raw(name: str, data: bytes, source: str) -> tuple[pd.DataFrame, LoadInfo]:
-    return load_bytes(name, data, source=source)
+def load_raw(name: str, data: bytes, source: str, limits=None) -> tuple[pd.DataFrame, LoadInfo]:
+    """``limits`` (automodel.ingest.archive.InputLimits): inflated size, expansion ratio, columns; the environment's when None."""
+    return load_bytes(name, data, source=source, limits=limits)
 
 
 def clean_frame(raw: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, CleaningReport]:

@@ -89,10 +89,13 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     manifest = _manifest(settings, context.partition_key)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, status="running", error=None)
     data = storage.read_bytes(manifest.source_uri)
-    frame, info = stages.load_raw(manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1], data, manifest.source_uri)
+    from automodel_assets.runs import input_limits
+
+    frame, info = stages.load_raw(manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1], data, manifest.source_uri,
+                                  limits=input_limits(settings, manifest.user_id))
     context.add_output_metadata({
         "source": manifest.source_uri, "user": manifest.user_id, "size_bytes": info.size_bytes, "sha256": info.sha256,
-        "format": info.format, "encoding": str(info.encoding), "delimiter": repr(info.delimiter), "dagster/row_count": info.rows,
+        "format": info.format, "encoding": str(info.encoding), "encoding_confidence": info.encoding_confidence, "delimiter": repr(info.delimiter), "dagster/row_count": info.rows,
         "columns": info.columns, "problems": "; ".join(info.problems) or "none", "dialect": dg.MetadataValue.md(info.dialect_markdown()),
     })
     return frame

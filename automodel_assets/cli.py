@@ -225,11 +225,11 @@ def cmd_index(args) -> int:
 def cmd_inspect(args) -> int:
     from automodel import stages
     from automodel.atomic import write_with_atomic
-    from automodel_assets.runs import validate_source
+    from automodel_assets.runs import input_limits, validate_source
     from resources.storage import get_backend
 
     name, _ = validate_source(args.source)
-    raw, info = stages.load_raw(name, get_backend(args.source).read_bytes(args.source), args.source)
+    raw, info = stages.load_raw(name, get_backend(args.source).read_bytes(args.source), args.source, limits=input_limits(_settings(args)))
     frame, report = stages.clean_frame(raw, None)
     profile = stages.profile_frame(frame, raw, None, None)
     if args.export:
@@ -242,7 +242,7 @@ def cmd_inspect(args) -> int:
     problems += [f"column {c!r} mixes types: {n} values that are not like the rest became missing"
                  for c, n in report.steps.get("mixed_type_to_missing", {}).items()]
     out = {
-        "source": args.source, "format": info.format, "encoding": info.encoding, "delimiter": info.delimiter, "quotechar": info.quotechar,
+        "source": args.source, "format": info.format, "encoding": info.encoding, "encoding_confidence": info.encoding_confidence, "delimiter": info.delimiter, "quotechar": info.quotechar,
         "escapechar": info.escapechar, "has_header": info.has_header, "size_bytes": info.size_bytes, "sha256": info.sha256,
         "compression": info.compression, "skipped_preamble_rows": info.skipped_preamble_rows, "rows": info.rows, "columns": info.columns,
         "cleaning": report.to_dict(),

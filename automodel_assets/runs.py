@@ -17,6 +17,7 @@ import dagster as dg
 
 from automodel.atomic import file_lock
 from automodel.errors import AutomodelError, InputFileError
+from automodel.ingest.archive import inflated_size, is_compressed
 from automodel.ingest.loader import is_supported
 from automodel.layout import Layout
 from automodel.quotas import Tier, check_quota, parse_tiers
@@ -63,6 +64,17 @@ def user_tier(settings: AutomodelSettings, user_id: str | None = None) -> Tier:
 def user_stored_bytes(layout: Layout, user_id: str) -> int:
     folder = layout.user_dir(user_id)
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def input_limits(settings: AutomodelSettings, user_id: str | None = None):
+    """Bounds on a run's input: the settings' inflated size, expansion ratio and column limits; with a user, what is
+    left of their storage quota too (a compressed upload counts at its inflated size)."""
+    from automodel.ingest.archive import InputLimits
+
+    if user_id is None:
+        return InputLimits.from_settings(settings)
+    left = int(user_tier(settings, user_id).max_gb * 1024**3) - user_stored_bytes(settings.layout, user_id)
+    return InputLimits.from_settings(settings, quota_left_bytes=max(0, left))
 
 
 def validate_source(source: str) -> tuple[str, int]:
@@ -119,6 +131,8 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     # MAX_REQUESTS_FREE counts the runs of the last 24 hours, so a quota refills rather than ending the account.
     recent_runs = store.count_for_user(user_id, since=time.time() - QUOTA_WINDOW_S)
     check_quota(user_tier(settings, user_id), recent_runs, user_stored_bytes(layout, user_id), size)
+    if not source.startswith("s3://") and is_compressed(name):  # counted at its inflated size, streamed, never held
+        inflated_size(name, Path(source).read_bytes(), input_limits(settings, user_id))
     if model_run_id:
         previous = store.get(model_run_id)
         if previous is None or previous["user_id"] != user_id:  # another user's model is reported exactly like a missing one

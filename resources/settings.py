@@ -55,6 +55,10 @@ class AutomodelSettings(dg.ConfigurableResource):
     max_gb_free: float = 1.0
     # More tiers and who is in them, as JSON (automodel.quotas.parse_tiers); empty: everyone is on the free tier.
     quota_tiers: str = ""
+    # Input bounds (automodel.ingest.archive): inflated size and expansion ratio of compressed files, table width.
+    max_inflated_mb: float = 2048.0
+    max_expansion_ratio: float = 100.0
+    max_columns: int = 5_000
     # Feature flags.
     enable_llm_preprocessing: bool = False
     enable_shap_explanations: bool = True
@@ -103,6 +107,9 @@ class AutomodelSettings(dg.ConfigurableResource):
             max_requests_free=int(env.get("MAX_REQUESTS_FREE", 20)),
             max_gb_free=float(env.get("MAX_GB_FREE", 1.0)),
             quota_tiers=env.get("AUTOMODEL_QUOTA_TIERS", ""),
+            max_inflated_mb=float(env.get("AUTOMODEL_MAX_INFLATED_MB", 2048.0)),
+            max_expansion_ratio=float(env.get("AUTOMODEL_MAX_EXPANSION_RATIO", 100.0)),
+            max_columns=int(env.get("AUTOMODEL_MAX_COLUMNS", 5_000)),
             enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
             enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),

@@ -7,23 +7,22 @@ cleaning stage's job) so the raw dataset keeps the original cells.
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 import json
 import re
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from automodel.errors import InputFileError
+from automodel.ingest.archive import COMPRESSED_SUFFIXES, InputLimits, check_columns, check_workbook, inflate
+from automodel.ingest.encoding import detect_encoding, guess_encoding  # noqa: F401  (detect_encoding: the loader's API)
 
 SUPPORTED_SUFFIXES = (
     ".csv", ".tsv", ".txt", ".psv", ".dat", ".parquet", ".pq", ".xlsx", ".json", ".jsonl", ".ndjson",
-    ".gz", ".zip",
-)
+) + COMPRESSED_SUFFIXES
 _SNIFF_BYTES = 64 * 1024
 # Delimited cells are kept as Arrow-backed text: a tenth of the memory of Python strings and fast string kernels.
 TEXT_DTYPE = pd.StringDtype("pyarrow")
@@ -38,6 +37,7 @@ class LoadInfo:
     size_bytes: int
     sha256: str
     encoding: str | None = None
+    encoding_confidence: float | None = None
     delimiter: str | None = None
     quotechar: str | None = None
     escapechar: str | None = None
@@ -53,7 +53,8 @@ class LoadInfo:
 
     def dialect_markdown(self) -> str:
         """How the file was read, for the Dagster UI."""
-        rows = {"format": self.format, "compression": self.compression or "none", "encoding": self.encoding,
+        rows = {"format": self.format, "compression": self.compression or "none",
+                "encoding": self.encoding if self.encoding_confidence in (None, 1.0) else f"{self.encoding} (confidence {self.encoding_confidence:.2f})",
                 "delimiter": repr(self.delimiter), "quote": repr(self.quotechar), "escape": repr(self.escapechar),
                 "header row": "yes" if self.has_header else "no (columns named column_1...)",
                 "lines skipped before the table": self.skipped_preamble_rows}
@@ -63,51 +64,6 @@ class LoadInfo:
 
 def is_supported(name: str) -> bool:
     return name.lower().endswith(SUPPORTED_SUFFIXES)
-
-
-def _decompress(name: str, data: bytes) -> tuple[str, bytes, str | None]:
-    lower = name.lower()
-    if lower.endswith(".gz") or data[:2] == b"\x1f\x8b":
-        try:
-            return (name[:-3] if lower.endswith(".gz") else name), gzip.decompress(data), "gzip"
-        except (OSError, EOFError) as exc:
-            raise InputFileError(f"{name} is not a readable gzip file ({exc}); re-compress it or upload it uncompressed.") from exc
-    if lower.endswith(".zip") or data[:4] == b"PK\x03\x04" and not lower.endswith(".xlsx"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                members = [m for m in archive.namelist() if not m.endswith("/") and is_supported(m) and not m.startswith("__MACOSX")]
-                if len(members) != 1:
-                    raise InputFileError(
-                        f"{name} holds {len(members)} tabular files; put exactly one CSV, Parquet, Excel or JSON file in the zip."
-                    )
-                return members[0], archive.read(members[0]), "zip"
-        except zipfile.BadZipFile as exc:
-            raise InputFileError(f"{name} is not a readable zip file; re-create the archive or upload the file itself.") from exc
-    return name, data, None
-
-
-def detect_encoding(data: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 (BOM or NUL-pattern), else CP1252, else Latin-1 (decodes any byte)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
-    head = data[:_SNIFF_BYTES]
-    # UTF-16 without a BOM shows as every other byte being NUL.
-    if len(head) >= 4 and head[1::2].count(0) > len(head) // 4:
-        return "utf-16-le"
-    if len(head) >= 4 and head[0::2].count(0) > len(head) // 4:
-        return "utf-16-be"
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        data.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:  # bytes CP1252 leaves undefined (0x81, 0x8d, ...): Latin-1 maps every byte
-        return "latin-1"
 
 
 def _looks_binary(text: str) -> bool:
@@ -247,7 +203,7 @@ def _drop_comment_lines(text: str, quote: str = '"') -> tuple[str, int]:
 
 
 def _read_delimited(name: str, data: bytes, info: LoadInfo) -> pd.DataFrame:
-    encoding = detect_encoding(data)
+    encoding = _note_encoding(data, info)
     text = data.decode(encoding, errors="replace")
     if _looks_binary(text) or "\x00" in text[:_SNIFF_BYTES]:
         raise InputFileError(f"{name} does not look like text: it may be a binary file with a .csv name; export it as CSV and try again.")
@@ -365,8 +321,16 @@ def _read_body_tolerant(body: str, delimiter: str, quote: str, escape: str | Non
     return pd.DataFrame(data, columns=header, dtype=TEXT_DTYPE)
 
 
-def _read_json(name: str, data: bytes) -> pd.DataFrame:
-    text = data.decode(detect_encoding(data), errors="replace").strip()
+def _note_encoding(data: bytes, info: LoadInfo) -> str:
+    guess = guess_encoding(data)
+    info.encoding, info.encoding_confidence = guess.encoding, guess.confidence
+    if guess.note:
+        info.problems.append(guess.note)
+    return guess.encoding
+
+
+def _read_json(name: str, data: bytes, info: LoadInfo) -> pd.DataFrame:
+    text = data.decode(_note_encoding(data, info), errors="replace").strip()
     if not text:
         raise InputFileError(f"{name} is empty; upload a file with at least one record.")
     try:
@@ -411,12 +375,13 @@ def _excel_table(name: str, sheets: dict[str, pd.DataFrame], info: LoadInfo) -> 
     return frame
 
 
-def load_bytes(name: str, data: bytes, source: str | None = None) -> tuple[pd.DataFrame, LoadInfo]:
-    """Parse a file's bytes into a DataFrame without changing any value."""
+def load_bytes(name: str, data: bytes, source: str | None = None, limits: InputLimits | None = None) -> tuple[pd.DataFrame, LoadInfo]:
+    """Parse a file's bytes into a DataFrame without changing any value; compressed files inflate within ``limits``."""
     info = LoadInfo(source=source or name, format="", size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     if not data:
         raise InputFileError(f"{name} is empty (0 bytes); upload a file with a header row and data.")
-    inner_name, payload, compression = _decompress(name, data)
+    limits = limits or InputLimits.from_env()
+    inner_name, payload, compression = inflate(name, data, limits)
     info.compression = compression
     lower = inner_name.lower()
     if lower.endswith((".parquet", ".pq")) or payload[:4] == b"PAR1":
@@ -427,6 +392,7 @@ def load_bytes(name: str, data: bytes, source: str | None = None) -> tuple[pd.Da
             raise InputFileError(f"{name} is not a readable Parquet file ({type(exc).__name__}); re-export it.") from exc
     elif lower.endswith(".xlsx") or payload[:4] == b"PK\x03\x04":
         info.format = "excel"
+        check_workbook(name, payload, limits)
         try:
             sheets = pd.read_excel(io.BytesIO(payload), sheet_name=None, header=None, dtype=str, keep_default_na=False)
         except Exception as exc:  # openpyxl raises many types for damaged workbooks
@@ -434,13 +400,14 @@ def load_bytes(name: str, data: bytes, source: str | None = None) -> tuple[pd.Da
         frame = _excel_table(name, sheets, info)
     elif lower.endswith((".json", ".jsonl", ".ndjson")):
         info.format = "json"
-        frame = _read_json(inner_name, payload)
+        frame = _read_json(inner_name, payload, info)
     else:
         info.format = "delimited"
         frame = _read_delimited(inner_name, payload, info)
     frame = _fix_column_names(frame, info)
     if frame.shape[1] == 0:
         raise InputFileError(f"{name} has no columns; check that it has a header row.")
+    check_columns(name, frame.shape[1], limits)
     if len(frame) == 0:
         raise InputFileError(f"{name} has a header but no data rows; add data and try again.")
     info.rows, info.columns = int(frame.shape[0]), int(frame.shape[1])
@@ -465,10 +432,10 @@ def _fix_column_names(frame: pd.DataFrame, info: LoadInfo) -> pd.DataFrame:
     return frame
 
 
-def load_path(path: str | Path) -> tuple[pd.DataFrame, LoadInfo]:
+def load_path(path: str | Path, limits: InputLimits | None = None) -> tuple[pd.DataFrame, LoadInfo]:
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path} does not exist; check the path and try again.")
     if not path.is_file():
         raise InputFileError(f"{path} is not a file; give the path of a CSV, Parquet, Excel or JSON file.")
-    return load_bytes(path.name, path.read_bytes(), source=str(path))
+    return load_bytes(path.name, path.read_bytes(), source=str(path), limits=limits)

@@ -1,0 +1,190 @@
+"""Hostile and degenerate inputs (issue 16, findings 4, 5 and 8): decompression bombs and damaged archives,
+very wide tables, text in non-Latin code pages, formula cells in exports, and targets or tables too
+degenerate to model. Bombs are generated here, never committed."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import tracemalloc
+import zipfile
+
+import pandas as pd
+import pytest
+
+from automodel.errors import InputFileError
+from automodel.ingest.archive import InputLimits, inflate, inflated_size
+from automodel.ingest.encoding import guess_encoding
+from automodel.ingest.loader import load_bytes
+
+_MB = 1024 * 1024
+_LINE = b"0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n"
+
+
+def make_bomb(kind: str, inflated: int) -> tuple[str, bytes]:
+    """A CSV of zeros compressed as ``kind``: a few hundred KB that inflate to ``inflated`` bytes.
+
+    gzip, bzip2 and xz readers take concatenated streams as one file, so one compressed megabyte repeated
+    makes the bomb without compressing it all (bzip2 is slow on repetitive input)."""
+    block = _LINE * (_MB // len(_LINE))
+    if kind == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("zeros.csv", "w", force_zip64=True) as member:
+            member.write(b"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p\n")
+            for _ in range(inflated // len(block)):
+                member.write(block)
+        return "zeros.zip", buffer.getvalue()
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lambda b: lzma.compress(b, preset=0)}[kind]
+    return f"zeros.csv.{kind}", compress(b"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p\n") + compress(block) * (inflated // len(block))
+
+
+# ---- finding 4: decompression bombs and damaged archives ---------------------------------------
+
+@pytest.mark.parametrize("kind", ["gz", "zip", "bz2", "xz"])
+def test_bombs_are_refused_by_ratio_with_bounded_memory(kind):
+    name, data = make_bomb(kind, 48 * _MB)
+    assert len(data) < _MB
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputFileError) as refused:
+            load_bytes(name, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(refused.value)
+    assert "expands more than 100 times" in message and "AUTOMODEL_MAX_EXPANSION_RATIO" in message and "\n" not in message
+    # The ratio is checked past 16 MB of output, in 64 KB reads: the other 32 MB are never held.
+    assert peak < 28 * _MB, f"{kind}: {peak / _MB:.1f} MB held while refusing"
+
+
+def test_absolute_inflated_limit_refuses_a_file_that_compresses_normally(penguins):
+    text = pd.concat([penguins] * 40).to_csv(index=False).encode()  # ~650 KB of real rows: compresses only ~10 times
+    data = gzip.compress(text)
+    limits = InputLimits(max_bytes=256 * 1024)
+    with pytest.raises(InputFileError, match=r"inflates to more than 256\.0 KB \(the AUTOMODEL_MAX_INFLATED_MB limit\)"):
+        load_bytes("penguins.csv.gz", data, limits=limits)
+    assert inflated_size("penguins.csv.gz", data) == len(text)
+    frame, info = load_bytes("penguins.csv.gz", data)  # the default limits let a genuine file through
+    assert info.compression == "gzip" and len(frame) == 40 * len(penguins)
+
+
+@pytest.mark.parametrize("kind", ["gz", "zip", "bz2", "xz"])
+def test_genuine_archives_of_every_kind_load(kind, penguins):
+    text = penguins.to_csv(index=False).encode()
+    buffer = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("penguins.csv", text)
+    else:
+        buffer.write({"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](text))
+    inner, payload, compression = inflate(f"penguins.csv.{kind}" if kind != "zip" else "penguins.zip", buffer.getvalue())
+    assert payload == text and inner == "penguins.csv" and compression
+    frame, _ = load_bytes(inner if kind == "zip" else f"penguins.csv.{kind}", buffer.getvalue()) if kind != "zip" else load_bytes("penguins.zip", buffer.getvalue())
+    assert frame["species"].tolist() == penguins["species"].tolist()
+
+
+def _damaged(penguins) -> dict[str, tuple[bytes, str]]:
+    text = penguins.to_csv(index=False).encode()
+    packed = gzip.compress(text)
+    garbled = bytearray(packed)
+    garbled[40:60] = b"\xff" * 20
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("penguins.csv", text)
+    return {
+        "truncated.csv.gz": (packed[: len(packed) // 2], "ends before the end of its compressed data"),
+        "garbled.csv.gz": (bytes(garbled), "compressed data is damaged"),
+        "truncated.zip": (zipped.getvalue()[: len(zipped.getvalue()) // 2], "not a readable zip file"),
+        "truncated.csv.xz": (lzma.compress(text)[:500], "ends before the end of its compressed data"),
+    }
+
+
+def test_damaged_archives_are_one_sentence_and_exit_2_in_inspect_run_and_score(cli, home, tmp_path, penguins):
+    for name, (data, expected) in _damaged(penguins).items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        for args in (["inspect", path], ["run", path, "--json"], ["score", path, "--model", "run-that-does-not-matter"]):
+            result = cli(*args)
+            assert result.code == 2, (name, args[0], result.err)
+            assert expected in result.err and result.err.count("\n") == 1, (name, args[0], result.err)
+            assert "Traceback" not in result.err and "unexpected" not in result.err
+        assert path.read_bytes() == data  # the user's file is left as it was
+
+
+def test_a_bomb_counts_against_the_storage_quota_at_its_inflated_size(cli, home, tmp_path, monkeypatch, penguins):
+    text = pd.concat([penguins] * 100).to_csv(index=False).encode()  # ~1.6 MB of real rows, ~160 KB compressed
+    path = tmp_path / "penguins.csv.gz"
+    path.write_bytes(gzip.compress(text))
+    monkeypatch.setenv("MAX_GB_FREE", str(1.0 / 1024))  # 1 MB: the upload fits, what it inflates to does not
+    result = cli("run", path, "--json")
+    assert result.code == 2
+    assert "left of this user's storage quota" in result.err and "inflated size" in result.err
+    assert not (home / "users").exists() or not any((home / "users").rglob("*.gz"))  # refused before staging
+
+
+# ---- finding 8: encodings that are not Latin ---------------------------------------------------
+
+PLACES = {
+    "shift_jis": ("都道府県,県庁所在地,地方", [("北海道", "札幌市", "北海道"), ("青森県", "青森市", "東北"), ("岩手県", "盛岡市", "東北"),
+                  ("宮城県", "仙台市", "東北"), ("東京都", "新宿区", "関東"), ("神奈川県", "横浜市", "関東"), ("愛知県", "名古屋市", "中部"),
+                  ("京都府", "京都市", "近畿"), ("大阪府", "大阪市", "近畿"), ("兵庫県", "神戸市", "近畿"), ("広島県", "広島市", "中国"),
+                  ("福岡県", "福岡市", "九州"), ("沖縄県", "那覇市", "沖縄")]),
+    "gb18030": ("省份,省会,地区", [("广东省", "广州市", "华南"), ("四川省", "成都市", "西南"), ("浙江省", "杭州市", "华东"), ("江苏省", "南京市", "华东"),
+                ("湖北省", "武汉市", "华中"), ("湖南省", "长沙市", "华中"), ("河南省", "郑州市", "华中"), ("山东省", "济南市", "华东"),
+                ("陕西省", "西安市", "西北"), ("云南省", "昆明市", "西南"), ("辽宁省", "沈阳市", "东北"), ("福建省", "福州市", "华东")]),
+    "euc_kr": ("도,도청 소재지,지역", [("경기도", "수원시", "수도권"), ("강원도", "춘천시", "강원"), ("충청북도", "청주시", "충청"),
+               ("충청남도", "홍성군", "충청"), ("전라북도", "전주시", "호남"), ("전라남도", "무안군", "호남"), ("경상북도", "안동시", "영남"),
+               ("경상남도", "창원시", "영남"), ("제주특별자치도", "제주시", "제주")]),
+    "big5": ("縣市,縣市政府所在地,區域", [("臺北市", "信義區", "北部"), ("新北市", "板橋區", "北部"), ("桃園市", "桃園區", "北部"),
+             ("臺中市", "西屯區", "中部"), ("臺南市", "安平區", "南部"), ("高雄市", "苓雅區", "南部"), ("新竹縣", "竹北市", "北部"),
+             ("彰化縣", "彰化市", "中部"), ("嘉義縣", "太保市", "南部"), ("屏東縣", "屏東市", "南部"), ("宜蘭縣", "宜蘭市", "東部")]),
+    "cp1251": ("область,центр,округ", [("Московская", "Красногорск", "Центральный"), ("Ленинградская", "Гатчина", "Северо-Западный"),
+               ("Свердловская", "Екатеринбург", "Уральский"), ("Новосибирская", "Новосибирск", "Сибирский"),
+               ("Нижегородская", "Нижний Новгород", "Приволжский"), ("Ростовская", "Ростов-на-Дону", "Южный"),
+               ("Самарская", "Самара", "Приволжский"), ("Омская", "Омск", "Сибирский"), ("Воронежская", "Воронеж", "Центральный")]),
+}
+# Code pages a detector may name for the same bytes (Shift-JIS is a subset of cp932, GBK of GB18030, EUC-KR of cp949).
+SAME_TEXT = {"shift_jis": {"shift_jis", "cp932"}, "gbk": {"gbk", "gb18030"}, "gb18030": {"gb18030"}, "euc_kr": {"euc_kr", "cp949"},
+             "big5": {"big5", "big5hkscs", "cp950"}, "cp1251": {"cp1251"}, "koi8_r": {"koi8_r"}, "euc_jp": {"euc_jp", "euc_jis_2004", "euc_jisx0213"}}
+
+
+def _places_csv(encoding: str) -> tuple[str, list[tuple], bytes]:
+    family = {"gbk": "gb18030", "koi8_r": "cp1251", "euc_jp": "shift_jis"}.get(encoding, encoding)
+    header, rows = PLACES[family]
+    text = header + ",順位\n" if family == "shift_jis" else header + ",n\n"
+    text += "".join(f"{a},{b},{c},{i + 1}\n" for i, (a, b, c) in enumerate(rows))
+    return header, rows, text.encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["shift_jis", "euc_jp", "gb18030", "gbk", "euc_kr", "big5", "cp1251", "koi8_r"])
+def test_non_latin_code_pages_are_detected_and_text_survives(encoding):
+    header, rows, data = _places_csv(encoding)
+    frame, info = load_bytes("places.csv", data)
+    assert info.encoding in SAME_TEXT[encoding], info.encoding
+    assert info.encoding_confidence >= 0.8
+    assert list(frame.columns)[:3] == header.split(",")
+    assert frame.iloc[:, 1].tolist() == [r[1] for r in rows]
+
+
+def test_utf16_and_a_latin_guess_carry_their_confidence():
+    header, rows, _ = _places_csv("shift_jis")
+    text = header + "\n" + "".join(",".join(r) + "\n" for r in rows)
+    frame, info = load_bytes("places.csv", text.encode("utf-16"))
+    assert (info.encoding, info.encoding_confidence) == ("utf-16", 1.0)
+    assert frame.iloc[:, 0].tolist() == [r[0] for r in rows]
+    latin = "ville,pays\nMontréal,Canada\nZürich,Schweiz\nSão Paulo,Brasil\nKraków,Polska\n".encode("cp1252")
+    guess = guess_encoding(latin)
+    assert guess.encoding == "cp1252" and 0 < guess.confidence < 1
+
+
+def test_an_unsure_guess_is_flagged_in_inspect(cli, home, tmp_path):
+    # Two-letter Cyrillic words: too little text for any detector to be sure which code page it is.
+    path = tmp_path / "short.csv"
+    path.write_bytes("код,имя\nаб,вг\nде,жз\n".encode("cp1251"))
+    result = cli("inspect", path, "--json")
+    assert result.code == 0, result.err
+    out = result.json
+    assert out["encoding_confidence"] < 0.8
+    assert any(f"encoding was guessed as {out['encoding']} with confidence" in p and "save the file as UTF-8" in p for p in out["problems"])
