@@ -17,7 +17,7 @@ from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
 from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
 from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
-from automodel.lake.enrich import EnrichmentSpec, MergeReport, apply_join, rank_and_merge
+from automodel.lake.enrich import MAX_TABLES, MergeReport, apply_specs, rank_and_merge, spec_user_columns
 from automodel.errors import ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
 from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
@@ -81,21 +81,26 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
                  reuse_spec: dict | None = None, category: str | None = None,
-                 reusing_model: bool = False) -> tuple[pd.DataFrame, MergeReport]:
+                 reusing_model: bool = False, max_tables: int = MAX_TABLES) -> tuple[pd.DataFrame, MergeReport]:
     if reusing_model and not reuse_spec:
         return frame, MergeReport(reason="the reused model was trained without enrichment")
     if reuse_spec:
-        spec = EnrichmentSpec(**reuse_spec)
-        missing = [c for c in spec.user_columns if c not in frame.columns]
+        missing = [c for c in spec_user_columns(reuse_spec) if c not in frame.columns]
         if missing:
             raise ScoringError(f"The model was trained on data enriched through column {missing[0]!r}, which this file lacks; add it.")
-        enriched, coverage = apply_join(frame, lake_dir, spec)
-        return enriched, MergeReport(table=spec.table, keys=["+".join(spec.user_columns), "+".join(spec.lake_columns)], strategy="reused from the model's run",
-                                     coverage=round(coverage, 4), kept=True, added_columns=spec.added_columns, spec=reuse_spec,
-                                     reason="same enrichment as the run whose model is reused")
+        enriched, coverages = apply_specs(frame, lake_dir, reuse_spec)
+        specs = reuse_spec.get("tables", [reuse_spec])
+        tables = [{"table": one["table"], "keys": ["+".join(one.get("user_columns") or [one["user_column"]]),
+                                                   "+".join(one.get("lake_columns") or [one["lake_column"]])],
+                   "strategy": "reused from the model's run", "coverage": round(coverage, 4), "kept": True, "lift": None,
+                   "added_columns": one["added_columns"]} for one, coverage in zip(specs, coverages)]
+        first = tables[0]
+        return enriched, MergeReport(table=first["table"], keys=first["keys"], strategy="reused from the model's run",
+                                     coverage=first["coverage"], kept=True, added_columns=[c for t in tables for c in t["added_columns"]],
+                                     spec=reuse_spec, tables=tables, reason="same enrichment as the run whose model is reused")
     if not enabled:
         return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off")
-    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category)
+    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category, max_tables=max_tables)
 
 
 def enriched_metas(frame: pd.DataFrame, profile: Profile) -> list[ColumnMeta]:

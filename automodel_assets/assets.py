@@ -40,7 +40,18 @@ def _candidates_md(candidates: list[dict]) -> str:
     for c in candidates:
         key = f"{'+'.join(c['user_columns'])} = {'+'.join(c['lake_columns'])} ({c['strategy']})" if c.get("user_columns") else "none"
         lines.append(f"| {c['table']} | {c['score']:.3f} | {c['name_similarity']:.3f} | {c['containment']:.0%} | {key} | "
-                     f"{_fmt(c.get('coverage', ''))} | {_fmt(c.get('lift', ''))} |")
+                     f"{_fmt(c.get('coverage', ''))} | {_fmt(c.get('lift', c.get('refused', '')))} |")
+    return "\n".join(lines)
+
+
+def _kept_md(tables: list[dict]) -> str:
+    if not tables:
+        return "No lake table was kept."
+    lines = ["| table | key | grain | aggregation | coverage | lift | columns |", "|---|---|---|---|---|---|---|"]
+    for t in tables:
+        lift = "n/a" if t.get("lift") is None else f"{t['lift']:+.4f}"
+        lines.append(f"| {t['table']} | {' = '.join(t['keys'])} | {t.get('grain', '')} | {t.get('aggregation', '')} | "
+                     f"{t['coverage']:.0%} | {lift} | {len(t['added_columns'])} |")
     return "\n".join(lines)
 
 
@@ -53,7 +64,8 @@ def _manifest(settings: AutomodelSettings, run_id: str):
 
 public_datasets = dg.AssetSpec(
     "public_datasets",
-    description="The data lake folder (datasets/ or AUTOMODEL_LAKE): public tables listed in manifest.json. Observed by the lake sensor.",
+    description="The data lake (AUTOMODEL_LAKE: a folder or an s3:// prefix; datasets/ by default): every table file in it, "
+                "manifest.json optional metadata. Observed by the lake sensor.",
     group_name="lake", kinds={"csv"}, owners=OWNERS,
 )
 
@@ -61,7 +73,8 @@ public_datasets = dg.AssetSpec(
 @dg.asset(
     deps=[public_datasets], group_name="lake", kinds={"duckdb"}, owners=OWNERS,
     description="Every lake table and column in the DuckDB catalog: role, type, statistics, samples, a MiniLM sentence embedding, "
-                "and a MinHash sketch plus the hashed normalised values of each join key (state, county FIPS, zip, city + state, code + hour). "
+                "and a MinHash sketch plus the hashed normalised values of each join key (any code or name column, state, county FIPS, zip, "
+                "city + state, moments at hour/day/month/year grain, and pairs of them). Unreadable files are skipped with the reason. "
                 "Re-profiles only changed tables.",
     automation_condition=dg.AutomationCondition.eager(),
 )
@@ -155,7 +168,8 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
 
 @dg.asset(
     partitions_def=runs_partitions, group_name="enrich", kinds={"pandas", "duckdb"}, owners=OWNERS, deps=[semantic_index],
-    description="The cleaned frame left-joined (many-to-one) with the lake table whose keys best contain the run's key values; the merge report.",
+    description="The cleaned frame left-joined with the lake tables that share its keys and lift a cross-validated model (forward selection, "
+                "finer-grained tables aggregated to one row per user row, leaking tables refused); the merge report.",
 )
 def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
@@ -165,13 +179,15 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
         reuse_spec = ((store.get(manifest.model_run_id) or {}).get("enrichment") or {}).get("spec")
     frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
-                                        reusing_model=bool(manifest.model_run_id))
+                                        reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables)
     store.update(context.partition_key, enrichment=report.to_dict())
     context.add_output_metadata({
         "dagster/row_count": len(frame), "table": str(report.table), "keys": " = ".join(report.keys) or "none",
         "strategy": str(report.strategy), "coverage": report.coverage, "kept": report.kept,
         "lift": report.lift if report.lift is not None else "n/a", "added_columns": len(report.added_columns), "reason": report.reason,
         "candidates": dg.MetadataValue.md(_candidates_md(report.candidates)),
+        "tables_kept": dg.MetadataValue.md(_kept_md(report.tables)),
+        "refused": "; ".join(f"{r['table']}: {r['reason']}" for r in report.refused) or "none",
         "merge_report": dg.MetadataValue.json(report.to_dict()),
     })
     return frame

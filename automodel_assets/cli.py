@@ -75,10 +75,13 @@ def _settings(args):
 
     overrides = {}
     if getattr(args, "lake", None):
-        lake = Path(args.lake)
-        if not (lake / "manifest.json").exists():
-            raise CliError(f"{args.lake} is not a lake folder (it has no manifest.json); point --lake at a folder like datasets/.")
-        overrides["lake_dir"] = str(lake.resolve())
+        if args.lake.startswith("s3://"):
+            overrides["lake_dir"] = args.lake  # mirrored locally by settings.lake_path
+        else:
+            lake = Path(args.lake).expanduser()
+            if not lake.is_dir():
+                raise CliError(f"{args.lake} is not a folder; point --lake at a folder or an s3:// prefix of table files (csv, parquet, json, xlsx).")
+            overrides["lake_dir"] = str(lake.resolve())
         os.environ["AUTOMODEL_LAKE"] = overrides["lake_dir"]  # step processes of out-of-process executors read it too
     return AutomodelSettings.from_env(**overrides)
 
@@ -94,7 +97,9 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         "analyzer": row.get("analyzer"), "task": row.get("task"), "target": row.get("target"), "metrics": row.get("metrics") or {},
         "model_path": row.get("model_path"), "predictions_path": row.get("predictions_path"), "summary": row.get("summary"),
         "dashboard_path": row.get("dashboard_path"),
-        "enrichment": {k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift")},
+        "enrichment": {**{k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift")},
+                       "tables": [{k: t.get(k) for k in ("table", "keys", "strategy", "grain", "aggregation", "coverage", "kept", "lift")}
+                                  for t in enrichment.get("tables") or []]},
         "actions": row.get("actions") or [],
         # From the run's facts, like the summary and the dashboard (automodel.outputs.facts).
         "holdout_basis": facts.get("holdout_basis"), "trusted": facts.get("trusted"), "trust_reason": facts.get("trust_reason"),

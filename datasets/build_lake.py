@@ -222,6 +222,7 @@ def main() -> None:
         if "crosswalk" in spec:
             entry["crosswalk"] = spec["crosswalk"]
         manifest["tables"].append(entry)
+    manifest["ignore"] = ["samples/*"]  # demo inputs live beside the lake; they are not lake tables
     (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     samples = {"samples": []}
     for name, spec in SAMPLES.items():

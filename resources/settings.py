@@ -64,6 +64,7 @@ class AutomodelSettings(dg.ConfigurableResource):
     enable_shap_explanations: bool = True
     enable_semantic_merge: bool = True
     enable_agent_actions: bool = True
+    enrich_max_tables: int = 3  # forward selection of lake tables stops at this many kept tables
     search_time_budget_s: float = 60.0
     search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
     # LLM endpoint details, SMTP notifications and recipe selection (issue 6).
@@ -114,6 +115,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
             enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
+            enrich_max_tables=int(env.get("AUTOMODEL_ENRICH_MAX_TABLES", 3)),
             search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
             search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),
             llm_api_key=_secret("AUTOMODEL_LLM_API_KEY"),
@@ -139,4 +141,7 @@ class AutomodelSettings(dg.ConfigurableResource):
 
     @property
     def lake_path(self) -> Path:
-        return Path(self.lake_dir).expanduser().resolve()
+        """The lake as a local folder; an s3:// lake is mirrored under AUTOMODEL_HOME (re-listed at most every few seconds)."""
+        from automodel.lake.source import resolve_lake
+
+        return resolve_lake(self.lake_dir, self.home)

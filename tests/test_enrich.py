@@ -19,20 +19,28 @@ def _merge(user: pd.DataFrame, target: str | None, **kwargs):
     return frame, enriched, report
 
 
-def test_state_crime_is_found_joined_and_kept_for_murder_rates():
+def test_state_tables_are_found_joined_and_the_helpful_ones_kept_for_murder_rates():
     frame, enriched, report = _merge(us_arrests(), "Murder")
-    assert report.table == "state_crime" and report.keys == ["State", "state_name"]
-    assert report.strategy.startswith("state match") and report.coverage == 1.0
+    assert report.candidates[0]["table"] == "state_crime" and report.candidates[0]["lake_columns"] == ["state_name"]
     assert report.kept and report.lift >= MIN_LIFT and report.enriched_score - report.plain_score == pytest.approx(report.lift, abs=1e-3)
+    assert 1 <= len(report.tables) <= 3 and report.tables[0]["table"] == report.table
+    for kept in report.tables:  # forward selection: every kept table raised the score on top of the ones before
+        assert kept["lift"] >= MIN_LIFT and kept["coverage"] == 1.0 and kept["keys"][0] == "State"
+        assert kept["strategy"].startswith("state match") and kept["grain"] and kept["aggregation"]
+        assert all(c.startswith(kept["table"] + "__") for c in kept["added_columns"])
     assert len(enriched) == len(frame) and list(enriched.columns[: frame.shape[1]]) == list(frame.columns)
     assert report.added_columns == [c for c in enriched.columns if c not in frame.columns]
-    assert all(c.startswith("state_crime__") for c in report.added_columns)
-    # The joined values are the lake's own, row by row.
-    crime = pd.read_csv(LAKE / "lake" / "state_crime.csv").set_index("state_name")
-    assert enriched.set_index("State")["state_crime__murder"].to_dict() == pytest.approx(crime.loc[frame["State"], "murder"].to_dict())
+    assert sorted(report.added_columns) == sorted(c for t in report.tables for c in t["added_columns"])
     tried = [c for c in report.candidates if c.get("tried")]
-    assert tried[0]["table"] == "state_crime" and tried[0]["lift"] == report.lift
+    assert {"state_crime", "us_states"} <= {c["table"] for c in tried} and all("lift" in c for c in tried)
     assert {"score", "name_similarity", "containment"} <= set(report.candidates[0])
+    # The state crime table joins row to row with the lake's own values.
+    hit = next(h for h in search_datasets(profile(us_arrests())[1], 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE) if h.table == "state_crime")
+    _, _, spec = synthesise_join_keys(frame, load_lake_table(LAKE, table_entry(LAKE, "state_crime")), hit.key, LAKE)
+    spec.table = "state_crime"
+    joined, coverage = apply_join(frame, LAKE, spec)
+    crime = pd.read_csv(LAKE / "lake" / "state_crime.csv").set_index("state_name")
+    assert coverage == 1.0 and joined.set_index("State")["state_crime__murder"].to_dict() == pytest.approx(crime.loc[frame["State"], "murder"].to_dict())
 
 
 def test_a_table_that_does_not_help_is_not_kept():
@@ -50,18 +58,18 @@ def test_a_table_that_does_not_help_is_not_kept():
 def test_county_fips_integers_join_the_county_table_without_changing_rows():
     user = county_murders_1996()
     frame, metas = profile(user)
-    _, report = rank_and_merge(frame, metas, LAKE, shared_catalog(), target="murdrate")
-    assert report.table in ("county_postal_profile", "us_counties") and report.keys[0] == "countyid"
-    assert report.strategy == "county FIPS match"
-    hit = next(h for h in search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE) if h.table == report.table)
+    hits = search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)
+    assert hits[0].table in ("county_postal_profile", "us_counties") and hits[0].key.user_columns == ["countyid"]
+    assert hits[0].key.kind == "fips_code" and hits[0].key.strategy == "direct"
+    hit = hits[0]
     _, _, spec = synthesise_join_keys(frame, load_lake_table(LAKE, table_entry(LAKE, hit.table)), hit.key, LAKE)
     spec.table = hit.table
     joined, coverage = apply_join(frame, LAKE, spec)
     spec.added_columns = [c for c in joined.columns if c not in frame.columns]
     assert len(joined) == len(frame) and joined.index.equals(frame.index)
-    lake = pd.read_csv(LAKE / table_entry(LAKE, report.table)["file"], dtype=str)
+    lake = pd.read_csv(LAKE / table_entry(LAKE, hit.table)["file"], dtype=str)
     expected = user["countyid"].map(lambda v: f"{v:05d}").isin(lake["county_fips"]).mean()
-    assert coverage == pytest.approx(expected) and report.coverage == pytest.approx(round(expected, 4))
+    assert coverage == pytest.approx(expected)
     # Autauga County, Alabama is 01001 in the lake and 1001 in the user's file.
     row = joined[frame["countyid"] == 1001].iloc[0]
     lake_row = lake[lake["county_fips"] == "01001"].iloc[0]
@@ -109,17 +117,20 @@ def test_city_and_state_written_differently_form_a_composite_key():
 def test_flights_get_the_weather_of_their_airport_and_hour():
     user = flights_sample(2000)
     frame, _, report = _merge(user, "dep_delay")
-    assert report.table == "nyc_weather_hourly" and report.keys == ["origin+date+hour", "airport+local_hour"]
-    assert report.strategy == "code + clock hour match" and report.coverage > 0.98
+    weather = next(c for c in report.candidates if c["table"] == "nyc_weather_hourly")
+    assert report.candidates[0] is weather and weather["user_columns"] == ["origin", "date", "hour"]
+    assert weather["lake_columns"] == ["airport", "local_hour"] and weather["strategy"] == "code + clock hour match"
+    assert weather["coverage"] > 0.98 and weather["lake_rows_per_row"] == 1.0
     assert report.lift is not None and report.kept == (report.lift >= MIN_LIFT)
+    kept_weather = next((EnrichmentSpec(**t) for t in (report.spec or {}).get("tables", []) if t["table"] == "nyc_weather_hourly"), None)
     weather = pd.read_csv(LAKE / "lake" / "nyc_weather_hourly.csv.gz").set_index(["airport", "local_hour"])
     row = user.iloc[0]
     expected = weather.loc[(row["origin"], f"{row['date']} {int(row['hour']):02d}:00"), "temp"]
     hit = search_datasets(profile(user)[1], 1, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)[0]
     _, _, spec = synthesise_join_keys(frame, load_lake_table(LAKE, table_entry(LAKE, hit.table)), hit.key, LAKE)
     spec.table = hit.table
-    if report.kept:
-        saved = EnrichmentSpec(**report.spec)
+    if kept_weather:
+        saved = kept_weather
         assert (saved.user_columns, saved.lake_columns, saved.user_recipe, saved.lake_recipe) == (
             spec.user_columns, spec.lake_columns, spec.user_recipe, spec.lake_recipe)
     joined, _ = apply_join(frame, LAKE, spec)
@@ -130,6 +141,7 @@ def test_flights_get_the_weather_of_their_airport_and_hour():
     frame2, metas2 = profile(stamped)
     top = search_datasets(metas2, 3, frame=frame2, db_path=shared_catalog(), lake_dir=LAKE)[0]
     assert top.table == "nyc_weather_hourly" and top.key.user_columns == ["origin", "scheduled"] and top.containment > 0.98
+    assert top.key.kind == "generic+hour"
 
 
 def test_many_to_one_aggregates_a_repeating_lake_key():
@@ -169,8 +181,10 @@ def test_flag_category_and_reuse_through_the_stage_function():
     assert list(again.columns) == list(enriched.columns) and len(again) == 10 and again_report.coverage == 1.0
     unenriched, unenriched_report = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reusing_model=True)
     assert unenriched is new_rows and unenriched_report.table is None and "without enrichment" in unenriched_report.reason
-    # A spec saved before composite keys existed still applies.
-    legacy = {k: report.spec[k] for k in ("table", "lake_column", "user_column", "key_kind", "added_columns")}
+    # A spec saved before composite keys and several tables existed still applies.
+    first = report.spec["tables"][0]
+    legacy = {k: first[k] for k in ("table", "lake_column", "user_column", "key_kind", "added_columns")}
+    again = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reuse_spec={"tables": [first]})[0]
     legacy_frame, _ = stages.enrich_frame(new_rows, prof, LAKE, shared_catalog(), enabled=True, reuse_spec=legacy)
     assert legacy_frame.equals(again)
 

@@ -42,7 +42,11 @@ def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_colu
     assert (("state_name",), "state") in by_table["state_crime"]
     assert (("county_fips",), "fips_code") in by_table["county_postal_profile"]
     assert (("city", "state_abbr"), "city_state") in by_table["city_postal_profile"]
-    assert (("airport", "local_hour"), "code_hour") in by_table["nyc_weather_hourly"]
+    assert (("airport", "local_hour"), "generic+hour") in by_table["nyc_weather_hourly"]
+    # An hourly table also keys its days and months (to meet daily and monthly user tables), and any
+    # code or name column is a key: the county names of us_counties, alone and with their state.
+    assert {(("airport", "local_hour"), "generic+date"), (("local_hour",), "date"), (("local_hour",), "month")} <= by_table["nyc_weather_hourly"]
+    assert {(("county_name",), "generic"), (("state_abbr", "county_name"), "state+generic")} <= by_table["us_counties"]
     # Zip and county codes keep their leading zeros in the catalog.
     zips = pd.read_csv(LAKE / "lake" / "zip_county.csv.gz", dtype=str)
     assert zips["zip"].str.len().eq(5).all() and zips["county_fips"].str.len().eq(5).all()
@@ -75,6 +79,7 @@ def test_rebuild_reprofiles_only_changed_tables_and_drops_removed_ones(tmp_path)
     assert changed.profiled == ["state_crime"] and index_is_current(lake, db)
 
     (lake / "manifest.json").write_text(json.dumps({"tables": [e for e in entries if e["name"] != "us_counties"]}))
+    (lake / "lake" / "us_counties.csv").unlink()
     removed = build_index(lake, db)
     assert removed.removed == ["us_counties"] and removed.profiled == []
     con = duckdb.connect(str(db), read_only=True)
@@ -147,7 +152,7 @@ def test_airport_plus_date_and_hour_find_the_hourly_weather():
     frame, metas = profile(flights_sample(1500))
     top = search_datasets(metas, 3, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)[0]
     assert top.table == "nyc_weather_hourly"
-    assert top.key.kind == "code_hour" and top.key.user_columns == ["origin", "date", "hour"] and top.containment > 0.98
+    assert top.key.kind == "generic+hour" and top.key.user_columns == ["origin", "date", "hour"] and top.containment > 0.98
 
 
 def test_category_filter_limits_the_search():
@@ -172,12 +177,22 @@ def test_lsh_candidates_are_reranked_by_exact_containment():
 def test_a_bad_lake_table_is_skipped_with_a_reason_and_the_rest_indexed(tmp_path):
     lake, entries = _small_lake(tmp_path)
     (lake / "lake" / "broken.csv").write_bytes(b"")
+    (lake / "lake" / "not_parquet.parquet").write_bytes(b"PAR1 this is no parquet file")
     entries = [*entries, {"name": "broken", "file": "lake/broken.csv", "columns": []},
                {"name": "gone", "file": "lake/gone.csv", "columns": []}]
     (lake / "manifest.json").write_text(json.dumps({"tables": entries}))
-    report = build_index(lake, tmp_path / "catalog.duckdb")
+    db = tmp_path / "catalog.duckdb"
+    report = build_index(lake, db)
     assert sorted(report.profiled) == ["state_crime", "us_counties", "us_states"]
-    assert set(report.skipped) == {"broken", "gone"} and "missing" in report.skipped["gone"]
+    assert set(report.skipped) == {"broken", "gone", "not_parquet"} and "missing" in report.skipped["gone"]
+    assert "empty" in report.skipped["broken"] and "Parquet" in report.skipped["not_parquet"]
+    # The unreadable files are not read again until they change, and the index counts as current meanwhile.
+    assert set(build_index(lake, db).skipped) == {"broken", "gone", "not_parquet"}
+    (lake / "manifest.json").write_text(json.dumps({"tables": entries[:-1]}))
+    assert index_is_current(lake, db)
+    (lake / "lake" / "broken.csv").write_text("state,value\nOhio,1\nIowa,2\n")
+    assert not index_is_current(lake, db)
+    assert "broken" in build_index(lake, db).profiled
     (lake / "manifest.json").write_text("{not json")
     from automodel.errors import AutomodelError
 

@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 
 from automodel.atomic import file_lock
-from automodel.ingest.cleaning import clean
 from automodel.embedder import EMBEDDING_DIM, embed, embed_one
-from automodel.errors import AutomodelError
-from automodel.lake.keys import KeyColumns, crosswalk_mapping, lake_keys, user_keys
+from automodel.errors import AutomodelError, InputFileError
+from automodel.ingest.cleaning import clean
+from automodel.ingest.loader import load_bytes
 from automodel.ingest.roles import categorize_dataset, infer_column_meta
+from automodel.lake.keys import KeyColumns, crosswalk_mapping, kind_is_time, lake_keys, user_keys
 from automodel.lake.sketches import SketchIndex, signature_bytes, value_hashes
+from automodel.lake.source import lake_entries, lake_fingerprint
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, description VARCHAR, source VARCHAR,
@@ -41,11 +43,11 @@ CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, 
 CREATE TABLE IF NOT EXISTS lake_columns (table_name VARCHAR, column_name VARCHAR, role VARCHAR, dtype VARCHAR,
     unique_count BIGINT, missing_count BIGINT, stats VARCHAR, sample_values VARCHAR, embedding FLOAT[{EMBEDDING_DIM}]);
 CREATE TABLE IF NOT EXISTS lake_keys (key_id VARCHAR PRIMARY KEY, table_name VARCHAR, columns VARCHAR, key_kind VARCHAR,
-    distinct_count BIGINT, signature BLOB, value_hashes BLOB, sample_values VARCHAR);
+    distinct_count BIGINT, signature BLOB, value_hashes BLOB, sample_values VARCHAR, recipe VARCHAR);
 CREATE TABLE IF NOT EXISTS lake_meta (k VARCHAR PRIMARY KEY, v VARCHAR);
 """
 _TABLES = ("lake_tables", "lake_columns", "lake_keys")
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 # Score blend: value overlap decides joinability, names and descriptions break ties between tables
 # that share the same keys (a state-keyed crime table versus a state-keyed list of capitals).
@@ -74,27 +76,8 @@ class IndexReport:
 
 
 def read_manifest(lake_dir: Path) -> list[dict]:
-    path = Path(lake_dir) / "manifest.json"
-    if not path.exists():
-        return []
-    try:
-        tables = json.loads(path.read_text())["tables"]
-        if not all(isinstance(t, dict) and t.get("name") and t.get("file") for t in tables):
-            raise ValueError("every table needs a name and a file")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AutomodelError(f"The lake manifest {path} cannot be read ({exc}); fix it so it lists tables with a name and a file.") from None
-    return tables
-
-
-def lake_fingerprint(lake_dir: Path) -> str:
-    """Names, sizes and modification times of the lake's files: changes when the lake changes."""
-    lake_dir = Path(lake_dir)
-    parts = []
-    for path in sorted(lake_dir.rglob("*")):
-        if path.is_file() and not path.name.startswith(".") and "samples" not in path.relative_to(lake_dir).parts:
-            stat = path.stat()
-            parts.append(f"{path.relative_to(lake_dir)}:{stat.st_size}:{int(stat.st_mtime)}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    """Every table of the lake: manifest entries where the manifest names a file, the rest found as files."""
+    return lake_entries(Path(lake_dir))
 
 
 def _file_hash(path: Path, entry: dict) -> str:
@@ -132,12 +115,41 @@ def _migrate(con) -> None:
 
 
 def read_lake_text(lake_dir: Path, entry: dict) -> pd.DataFrame:
-    """A lake table exactly as written: every cell text, so codes keep their leading zeros."""
-    return pd.read_csv(Path(lake_dir) / entry["file"], dtype=str, keep_default_na=False)
+    """A lake table exactly as written, read by the same loader as a user's file (csv, tsv, parquet, json,
+    xlsx, gzipped): every cell text, so codes keep their leading zeros."""
+    path = Path(lake_dir) / entry["file"]
+    frame, _ = load_bytes(path.name, path.read_bytes(), source=str(path))
+    return _as_text(frame)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_string_dtype(series) and not pd.api.types.is_object_dtype(series):
+            out[column] = series.fillna("")
+            continue
+        if pd.api.types.is_float_dtype(series) and series.notna().any() and (series.dropna() % 1 == 0).all():
+            series = series.astype("Int64")  # whole numbers read from parquet or json: 1001, not 1001.0
+        text = series.astype(str)
+        out[column] = text.where(series.notna(), "")
+    return pd.DataFrame(out, index=frame.index)
+
+
+_TABLE_CACHE: dict[tuple, pd.DataFrame] = {}
+_TABLE_CACHE_LIMIT = 8
 
 
 def load_lake_table(lake_dir: Path, entry: dict) -> pd.DataFrame:
-    return clean(read_lake_text(lake_dir, entry)).frame
+    """A lake table typed and cleaned like a user's file; read once per file version per process."""
+    path = Path(lake_dir) / entry["file"]
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _TABLE_CACHE:
+        if len(_TABLE_CACHE) >= _TABLE_CACHE_LIMIT:
+            _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
+        _TABLE_CACHE[key] = clean(read_lake_text(lake_dir, entry)).frame
+    return _TABLE_CACHE[key].copy()
 
 
 def declared_roles(entry: dict) -> dict[str, str]:
@@ -156,18 +168,21 @@ def index_is_current(lake_dir: Path, db_path: Path) -> bool:
     try:
         version = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
         indexed = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
+        skipped_row = con.execute("SELECT v FROM lake_meta WHERE k = 'skipped'").fetchone()
     except duckdb.Error:
         return False
     finally:
         con.close()
     if not version or version[0] != SCHEMA_VERSION:
         return False
-    entries = read_manifest(lake_dir)
     try:
+        entries = read_manifest(lake_dir)
         current = {e["name"]: _file_hash(Path(lake_dir) / e["file"], e) for e in entries}
-    except OSError:
+    except (OSError, AutomodelError):
         return False
-    return current == indexed
+    # Tables skipped as unreadable are not in the catalog: the index is current when it holds the readable rest.
+    skipped = json.loads(skipped_row[0]) if skipped_row else {}
+    return {n: f for n, f in current.items() if (skipped.get(n) or [None])[0] != f} == indexed
 
 
 def build_index(lake_dir: Path, db_path: Path, rebuild: bool = False) -> IndexReport:
@@ -182,7 +197,9 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
     con = connect(db_path)
     try:
         known = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
-        profiled, unchanged, pending, skipped = [], [], [], {}
+        # Tables that could not be read, with the file version that failed: not read again until it changes.
+        skipped_before = json.loads((con.execute("SELECT v FROM lake_meta WHERE k = 'skipped'").fetchone() or ["{}"])[0])
+        profiled, unchanged, pending, skipped, skipped_at = [], [], [], {}, {}
         for entry in entries:
             try:
                 fingerprint = _file_hash(lake_dir / entry["file"], entry)
@@ -191,6 +208,10 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
                 continue
             if not rebuild and known.get(entry["name"]) == fingerprint:
                 unchanged.append(entry["name"])
+                continue
+            failed = skipped_before.get(entry["name"])
+            if not rebuild and failed and failed[0] == fingerprint:
+                skipped[entry["name"]], skipped_at[entry["name"]] = failed[1], failed
                 continue
             pending.append((entry, fingerprint))
         # Tables are profiled in batches so their texts share embedding batches (one text at a
@@ -203,20 +224,23 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
                     if text.empty or not len(text.columns):
                         raise ValueError("it has no rows")
                     batch.append((entry, fingerprint, profile_table(text, entry, embed_now=False)))
-                except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+                except (ValueError, pd.errors.ParserError, UnicodeDecodeError, InputFileError, OSError) as exc:
                     # One bad table must not keep the rest of the lake out of the index.
-                    skipped[entry["name"]] = f"{entry['file']} could not be read as a table ({str(exc).splitlines()[0][:120]})"
+                    why = exc.message if isinstance(exc, AutomodelError) else str(exc)
+                    skipped[entry["name"]] = f"{entry['file']} could not be read as a table ({(why.splitlines() or [''])[0][:160]})"
+                    skipped_at[entry["name"]] = [fingerprint, skipped[entry["name"]]]
             _attach_embeddings([profile for _, _, profile in batch])
             for entry, fingerprint, profile in batch:
                 _write_profile(con, entry, fingerprint, profile)
                 profiled.append(entry["name"])
         names = {e["name"] for e in entries} - set(skipped)
         removed = [n for n in known if n not in names]
-        if removed or profiled:
+        if removed or profiled or skipped_before != skipped_at:
             con.execute("BEGIN TRANSACTION")
             for name in removed:
                 _delete_table(con, name)
             con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('version', ?)", [f"{time.time_ns()}"])
+            con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('skipped', ?)", [json.dumps(skipped_at, sort_keys=True)])
             con.execute("COMMIT")
         columns = con.execute("SELECT count(*) FROM lake_columns").fetchone()[0]
         keys = con.execute("SELECT count(*) FROM lake_keys").fetchone()[0]
@@ -270,7 +294,7 @@ def profile_table(text: pd.DataFrame, entry: dict, embed_now: bool = True) -> di
             continue
         key_id = f"{entry['name']}::{'+'.join(key.columns)}::{key.kind}"
         keys.append((key_id, entry["name"], json.dumps(key.columns), key.kind, len(distinct), signature_bytes(distinct),
-                     value_hashes(distinct).tobytes(), json.dumps([str(v) for v in distinct[:5]])))
+                     value_hashes(distinct).tobytes(), json.dumps([str(v) for v in distinct[:5]]), key.recipe))
     tags = sorted(set(entry.get("tags", [])) | set(categorize_dataset(typed, metas)))
     texts = [table_text(entry, list(text.columns)), *(column_text(m.name, m.role, m.sample_values) for m in metas)]
     profile = {"rows": len(text), "columns": columns, "keys": keys, "tags": tags, "texts": texts, "embedding": None}
@@ -299,7 +323,7 @@ def _write_profile(con, entry: dict, fingerprint: str, profile: dict) -> None:
         if profile["columns"]:
             con.executemany("INSERT INTO lake_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", profile["columns"])
         if profile["keys"]:
-            con.executemany("INSERT INTO lake_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)", profile["keys"])
+            con.executemany("INSERT INTO lake_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", profile["keys"])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -325,6 +349,9 @@ class KeyMatch:
     user_distinct: int
     lake_unique: float = 1.0  # distinct key values per lake row: 1 when the table's grain is the key, lower when it must be aggregated
     bridge: dict | None = None
+    user_recipe: str | None = None
+    lake_recipe: str | None = None
+    weight: float = 1.0  # how much a match on this key says (see key_weight)
 
 
 @dataclass
@@ -349,7 +376,7 @@ class _Snapshot:
 
     stamp: tuple
     sketches: SketchIndex
-    keys: dict[str, tuple[str, list[str], str, int]]  # key_id -> (table, columns, kind, distinct count)
+    keys: dict[str, tuple[str, list[str], str, int, str]]  # key_id -> (table, columns, kind, distinct count, recipe)
     rows: dict[str, int]
     hashes: dict[str, np.ndarray]  # key_id -> sorted 64-bit hashes of its distinct values (exact membership)
     table_names: list[str]
@@ -440,10 +467,10 @@ def _load_snapshot(con, stamp: tuple) -> _Snapshot:
     if not version or version[0] != SCHEMA_VERSION:
         raise IndexOutOfDate("The lake index was built by another version of automodel; rebuild it with "
                              "`automodel index --rebuild` or materialize semantic_index.")
-    rows = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count, signature, value_hashes FROM lake_keys").fetchall()
-    sketches = SketchIndex.build([(key_id, blob, count) for key_id, _, _, _, count, blob, _ in rows])
-    keys = {key_id: (table, json.loads(columns), kind, count) for key_id, table, columns, kind, count, _, _ in rows}
-    hashes = {key_id: np.frombuffer(blob, dtype=np.uint64) for key_id, *_, blob in rows}
+    rows = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count, signature, value_hashes, recipe FROM lake_keys").fetchall()
+    sketches = SketchIndex.build([(key_id, blob, count) for key_id, _, _, _, count, blob, _, _ in rows])
+    keys = {key_id: (table, json.loads(columns), kind, count, recipe) for key_id, table, columns, kind, count, _, _, recipe in rows}
+    hashes = {key_id: np.frombuffer(blob, dtype=np.uint64) for key_id, *_, blob, _ in rows}
     crosswalks = {name: json.loads(cross) for name, cross in con.execute(
         "SELECT name, crosswalk FROM lake_tables WHERE crosswalk IS NOT NULL AND crosswalk <> 'null'").fetchall()}
     tables = con.execute("SELECT name, rows, description, tags, embedding FROM lake_tables ORDER BY name").fetchall()
@@ -478,7 +505,8 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
     """Rank lake tables for a user's table: names and descriptions by embedding, keys by value containment.
 
     ``query_meta`` is the user's column metadata; with ``frame`` the user's key values are looked up
-    in the lake (state, county FIPS, zip, city + state, airport + hour, and zips through a crosswalk).
+    in the lake: typed keys (state, county FIPS, zip, city + state, zips through a crosswalk), any
+    code or name column (normalised), moments at every grain, and pairs of them (see ``automodel.lake.keys``).
     """
     db_path = Path(db_path)
     if not db_path.exists():
@@ -488,50 +516,102 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
     similarity = _name_similarity(snapshot, query_meta, allowed)
     best_keys: dict[str, KeyMatch] = {}
     candidates = user_keys(frame, query_meta, crosswalk=_crosswalk_loader(snapshot, lake_dir)) if frame is not None else []
+    codes = {}  # per column: factorized raw values, so distinct raw combinations are counted without sorting frames
     for candidate in candidates:
         # Containment is over the user's distinct raw values, so codes that cannot be read
         # (a misspelt state, a zip the crosswalk lacks) count as misses.
-        raw = frame[candidate.columns].assign(__key=candidate.values.to_numpy()).dropna(subset=candidate.columns)
-        raw = raw.drop_duplicates(subset=candidate.columns)
-        readable = raw["__key"].dropna().astype(str)
-        distinct = readable.unique().tolist()
-        if not distinct:
-            continue
-        user_hashes = pd.util.hash_array(readable.to_numpy(dtype=object), categorize=False).astype(np.uint64)
         index = snapshot.by_kind.get(candidate.kind)
-        found_counts = index.counts(user_hashes) if index else {}
-        if len(distinct) > EXACT_QUERY_LIMIT:
+        if index is None:
+            continue
+        firsts = _raw_firsts(frame, candidate.columns, codes)
+        raw_distinct = len(firsts)
+        # One value per distinct raw combination: two spellings of one key count twice, as two values found.
+        readable = candidate.values.iloc[firsts].dropna()
+        if not raw_distinct or not len(readable):
+            continue
+        distinct = pd.unique(readable.to_numpy(dtype=object))
+        user_hashes = pd.util.hash_array(readable.to_numpy(dtype=object).astype(str).astype(object), categorize=False).astype(np.uint64)
+        found_counts = index.counts(user_hashes)
+        if len(distinct) > EXACT_QUERY_LIMIT and found_counts:
             # Large key sets: the LSH Ensemble nominates lake keys likely to contain enough of them and
             # the exact counts re-rank its nominees (it also returns near-threshold false positives).
             nominated = snapshot.sketches.query(distinct)
             found_counts = {k: n for k, n in found_counts.items() if k in nominated}
+        weight = key_weight(candidate.kind, len(distinct))
         for key_id, hits in found_counts.items():
-            table, lake_columns, kind, lake_distinct = snapshot.keys[key_id]
+            table, lake_columns, kind, lake_distinct, lake_recipe = snapshot.keys[key_id]
             if not hits or table not in similarity:
                 continue
             unique = round(lake_distinct / max(snapshot.rows.get(table, 1), 1), 4)
             # Unreadable raw values (no key) count as misses: the denominator is every distinct raw value.
-            containment = round(hits / len(raw), 4)
-            match = KeyMatch(candidate.columns, lake_columns, kind, candidate.strategy, containment, len(raw), unique, candidate.bridge)
+            containment = round(min(hits / raw_distinct, 1.0), 4)
+            match = KeyMatch(candidate.columns, lake_columns, kind, candidate.strategy, containment, raw_distinct, unique, candidate.bridge,
+                             user_recipe=candidate.recipe, lake_recipe=lake_recipe, weight=weight)
             if _better(match, best_keys.get(table)):
                 best_keys[table] = match
     hits = []
     for table, sim in similarity.items():
         key = best_keys.get(table)
-        containment = key.containment if key else 0.0
-        # A key that is unique in the lake table joins row to row; one that repeats must be aggregated first.
-        grain = (0.8 + 0.2 * key.lake_unique) * (DERIVED_KEY_FACTOR if key.strategy != "direct" else 1.0) if key else 0.0
-        score = VALUE_WEIGHT * containment * grain + NAME_WEIGHT * max(sim, 0.0)
-        hits.append(SearchHit(table, round(score, 4), round(sim, 4), containment, snapshot.descriptions[table], snapshot.tags[table], key))
+        score = VALUE_WEIGHT * _key_score(key) + NAME_WEIGHT * max(sim, 0.0)
+        hits.append(SearchHit(table, round(score, 4), round(sim, 4), key.containment if key else 0.0, snapshot.descriptions[table],
+                              snapshot.tags[table], key))
     hits.sort(key=lambda h: (-h.score, h.table))
     return hits[:top_k]
 
 
+def _raw_firsts(frame: pd.DataFrame, columns: list[str], codes: dict) -> np.ndarray:
+    """Row positions of the first occurrence of each distinct combination of the columns' raw values (none missing)."""
+    combined = None
+    for column in columns:
+        if column not in codes:
+            codes[column] = pd.factorize(frame[column], use_na_sentinel=True)
+        values, uniques = codes[column]
+        if combined is None:
+            combined, valid = values.astype(np.int64), values >= 0
+        else:
+            combined, valid = combined * (len(uniques) + 1) + values, valid & (values >= 0)
+    if combined is None:
+        return np.zeros(0, dtype=np.int64)
+    positions = np.flatnonzero(valid)
+    _, first = np.unique(combined[valid], return_index=True)
+    return positions[np.sort(first)]
+
+
+def key_weight(kind: str, user_distinct: int) -> float:
+    """How much a match on a key says about joinability, before containment.
+
+    A handful of distinct values (three airports, two years) is contained by chance in many tables,
+    so weight grows with the number of distinct values (0.6 at 1, 0.8 at 10, 1 from 100); a moment
+    alone (a date, a year) matches any table of the same period, so it counts less than an entity
+    or an entity at a moment.
+    """
+    weight = 0.6 + 0.4 * min(1.0, np.log10(max(user_distinct, 1)) / 2)
+    if kind_is_time(kind):
+        weight *= 0.85
+    return round(float(weight), 4)
+
+
+def _key_score(key: KeyMatch | None) -> float:
+    if key is None:
+        return 0.0
+    # A key that is unique in the lake table joins row to row; one that repeats must be aggregated first.
+    grain = (0.8 + 0.2 * key.lake_unique) * (DERIVED_KEY_FACTOR if key.strategy != "direct" else 1.0)
+    return key.containment * grain * key.weight
+
+
 def _better(match: KeyMatch, current: KeyMatch | None) -> bool:
-    """Higher containment wins; on a tie a direct key beats a derived one, and a composite key beats a single column."""
+    """Higher weighted containment wins; on a tie a direct key beats a derived one, a composite key beats a
+    single column, and a finer time grain beats a coarser one."""
     if current is None:
         return True
-    rank = lambda m: (round(m.containment * (0.8 + 0.2 * m.lake_unique), 3), m.strategy == "direct", len(m.user_columns))
+    from automodel.lake.keys import GRAINS
+
+    def rank(m: KeyMatch):
+        kinds = m.kind.replace("city_state", "city+state").split("+")
+        fineness = -min((GRAINS.index(k) for k in kinds if k in GRAINS), default=len(GRAINS))
+        # Typed keys (a state, a city + state) before generic ones of the same strength: their normalisers know more.
+        return (round(_key_score(m), 3), m.strategy == "direct", len(kinds), -kinds.count("generic"), fineness, len(m.user_columns))
+
     return rank(match) > rank(current)
 
 
@@ -556,14 +636,14 @@ def load_crosswalks(lake_dir: Path, crosswalks: dict[str, dict]) -> list[tuple[s
         path = lake_dir / entry["file"]
         cache_key = (str(path), path.stat().st_mtime_ns, spec["from"], spec["to"])
         if cache_key not in _CROSSWALK_CACHE:
-            _CROSSWALK_CACHE[cache_key] = [name, spec["from"], spec["to"], read_crosswalk(path, spec["from"], spec["to"])]
+            _CROSSWALK_CACHE[cache_key] = [name, spec["from"], spec["to"], read_crosswalk(lake_dir, entry, spec["from"], spec["to"])]
         out.append(tuple(_CROSSWALK_CACHE[cache_key]))
     return out
 
 
-def read_crosswalk(path: Path, source: str, target: str) -> pd.Series:
-    """A crosswalk file as a normalised lookup (e.g. zip -> county FIPS)."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=[source, target])
+def read_crosswalk(lake_dir: Path, entry: dict, source: str, target: str) -> pd.Series:
+    """A crosswalk table as a normalised lookup (e.g. zip -> county FIPS)."""
+    frame = read_lake_text(lake_dir, entry)
     return crosswalk_mapping(frame[[source, target]])
 
 

@@ -1,10 +1,15 @@
-"""Enrichment: find the lake table that shares the user's keys, join it, and keep it only if it helps.
+"""Enrichment: find lake tables that share the user's keys, join them, and keep those that help.
 
-Many-to-one left joins only: the lake side is aggregated on the key (numbers averaged, other
-values taken from the most common row), so the user's row count and row order never change.
-Added columns are named ``<table>__<column>``. With a target, a quick cross-validated model on
-the enriched frame must beat the same model on the plain frame for the enrichment to be kept;
-the lift is reported either way.
+Joins are left joins on a synthesised key, so the user's row count and row order never change.
+A lake table whose key is unique joins row to row (added columns ``<table>__<column>``); one with
+several rows per key (a finer grain: counties for a state, hours for a day) is aggregated to one
+row per key first: numbers by mean, sum, min and max, categories by count, distinct count and most
+frequent value, plus the number of lake rows (``<table>__<column>__<aggregate>``, ``<table>__rows``).
+
+With a target, each joinable table is scored by a quick cross-validated model; tables are then
+added greedily (forward selection) while the cross-validated score keeps rising by at least
+``MIN_LIFT``, up to ``max_tables``; added columns that the model never uses are pruned. A lake
+table that holds the user's own rows or the target itself (a copy or a near copy) is never joined.
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ import numpy as np
 import pandas as pd
 
 from automodel.errors import AutomodelError
-from automodel.lake.keys import compute_key
 from automodel.lake.catalog import IndexOutOfDate, KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
+from automodel.lake.keys import GRAINS, compute_key
 
 MIN_CONTAINMENT = 0.5
-MIN_LIFT = 0.005  # the enriched model must beat the plain one by at least this much (R² or accuracy points)
-MAX_TRIED = 3
+MIN_LIFT = 0.005  # each kept table must raise the cross-validated score by at least this much (R² or accuracy points)
+MAX_TABLES = 3
+MAX_TRIED = 6
 EVAL_ROWS = 5000
+MODE_MAX_VALUES = 50  # a most-frequent value is only a feature for columns with few distinct values
+LEAK_EQUAL_SHARE = 0.95
+LEAK_CORRELATION = 0.995
 
 
 @dataclass
@@ -75,6 +84,8 @@ class MergeReport:
     metric: str | None = None
     plain_score: float | None = None
     enriched_score: float | None = None
+    tables: list[dict] = field(default_factory=list)  # every kept table: key, grain, aggregation, coverage, lift, columns
+    refused: list[dict] = field(default_factory=list)  # lake tables never joined, with the reason (leakage)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,39 +93,25 @@ class MergeReport:
 
 # ---- keys ---------------------------------------------------------------------------------------
 
-_LAKE_RECIPE = {"hour": "hour", "code_hour": "code_hour", "city_state": "city_state"}
-
-
 def synthesise_join_keys(user: pd.DataFrame, lake: pd.DataFrame, match: KeyMatch, lake_dir: Path) -> tuple[pd.Series, pd.Series, EnrichmentSpec]:
     """Canonical key values for both sides of a join that ``search_datasets`` found, and the spec that reproduces them.
 
-    Strategies: direct role match (state name/abbreviation/FIPS interchangeable, zero-padded zip and FIPS
-    codes); zip to county FIPS through the lake's crosswalk; county FIPS cut to its state; city + state;
-    a code plus a clock hour (a timestamp truncated to the hour, a date plus an hour, or date parts).
+    The recipes come with the match: typed normalisers (state name/abbreviation/FIPS interchangeable,
+    zero-padded zip and FIPS codes, zip to county through the lake's crosswalk, county cut to its state,
+    city + state), any code or name normalised (case, whitespace, punctuation, leading zeros), moments
+    at a common grain (an hourly lake table meets a user's dates at the day), and pairs of them.
     """
-    user_recipe = _user_recipe(user, match)
-    lake_recipe = _lake_recipe(lake, match)
+    user_recipe = match.user_recipe or _legacy_user_recipe(match)
+    lake_recipe = match.lake_recipe or match.kind
     spec = EnrichmentSpec(table="", lake_column=match.lake_columns[0], user_column=match.user_columns[0], key_kind=match.kind,
                           added_columns=[], user_columns=list(match.user_columns), lake_columns=list(match.lake_columns),
                           user_recipe=user_recipe, lake_recipe=lake_recipe, bridge=match.bridge)
     return user_key_values(user, spec, lake_dir), compute_key(lake, spec.lake_columns, lake_recipe), spec
 
 
-def _user_recipe(user: pd.DataFrame, match: KeyMatch) -> str:
+def _legacy_user_recipe(match: KeyMatch) -> str:
     if match.strategy != "direct":
         return "zip_to_county" if match.bridge else "county_to_state"
-    if match.kind in ("hour", "code_hour"):
-        time_columns = match.user_columns[1:] if match.kind == "code_hour" else match.user_columns
-        time_recipe = "hour" if len(time_columns) == 1 else ("date_hour" if len(time_columns) == 2 else "parts")
-        return f"code_{time_recipe}" if match.kind == "code_hour" else time_recipe
-    return match.kind
-
-
-def _lake_recipe(lake: pd.DataFrame, match: KeyMatch) -> str:
-    if match.kind in ("hour", "code_hour"):
-        time_columns = match.lake_columns[1:] if match.kind == "code_hour" else match.lake_columns
-        time_recipe = "hour" if len(time_columns) == 1 else ("date_hour" if len(time_columns) == 2 else "parts")
-        return f"code_{time_recipe}" if match.kind == "code_hour" else time_recipe
     return match.kind
 
 
@@ -132,34 +129,128 @@ def user_key_values(frame: pd.DataFrame, spec: EnrichmentSpec, lake_dir: Path) -
 
 # ---- joining ------------------------------------------------------------------------------------
 
-def _aggregate_on_key(lake: pd.DataFrame, keys: pd.Series, drop: list[str]) -> pd.DataFrame:
-    """One lake row per key value: numbers averaged, anything else from its most common value."""
+def _is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def aggregate_on_key(lake: pd.DataFrame, keys: pd.Series, drop: list[str], table: str) -> tuple[pd.DataFrame, pd.Series]:
+    """One row per key value, columns named for people; and the number of lake rows behind each key.
+
+    A unique key keeps the lake's columns as they are (``<table>__<column>``); a repeating one is
+    aggregated: numbers by mean, sum, min and max, booleans by the share that is true, other values by
+    count, distinct count and (when they have few distinct values) the most frequent one, plus ``<table>__rows``.
+    """
     data = lake.drop(columns=[c for c in drop if c in lake.columns]).assign(__key=keys.to_numpy()).dropna(subset=["__key"])
-    if not data["__key"].duplicated().any():
-        return data.set_index("__key")
-    numeric = [c for c in data.columns if c != "__key" and pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])]
-    other = [c for c in data.columns if c != "__key" and c not in numeric]
+    rows = data.groupby("__key", sort=False).size()
+    columns = [c for c in data.columns if c != "__key"]
+    if not len(rows) or rows.max() == 1:
+        right = data.set_index("__key")[columns]
+        right.columns = [f"{table}__{c}" for c in columns]
+        return right, rows
     grouped = data.groupby("__key", sort=False)
-    parts = [grouped[numeric].mean()] if numeric else []
-    if other:
-        parts.append(grouped[other].agg(lambda s: s.mode(dropna=True).iloc[0] if s.notna().any() else None))
-    return pd.concat(parts, axis=1)[[c for c in data.columns if c != "__key"]]
+    parts = []
+    for column in columns:
+        series = data[column]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        if _is_number(series):
+            stats = grouped[column].agg(["mean", "sum", "min", "max"])
+            stats.columns = [f"{table}__{column}__{s}" for s in stats.columns]
+        elif pd.api.types.is_bool_dtype(series):
+            stats = grouped[column].agg(lambda s: s.astype(float).mean()).to_frame(f"{table}__{column}__share")
+        else:
+            stats = grouped[column].agg(["count", "nunique"])
+            stats.columns = [f"{table}__{column}__count", f"{table}__{column}__distinct"]
+            if series.nunique(dropna=True) <= MODE_MAX_VALUES:
+                pairs = data[["__key", column]].dropna().value_counts()
+                top = pairs.reset_index().drop_duplicates("__key").set_index("__key")[column]
+                stats[f"{table}__{column}__most_frequent"] = top.reindex(stats.index)
+        parts.append(stats)
+    parts.append(rows.to_frame(f"{table}__rows"))
+    return pd.concat(parts, axis=1), rows
 
 
-def apply_join(frame: pd.DataFrame, lake_dir: Path, spec: EnrichmentSpec) -> tuple[pd.DataFrame, float]:
-    """Left-join one lake table on a synthesised key; return the enriched frame and the coverage (share of rows matched)."""
+@dataclass
+class JoinResult:
+    enriched: pd.DataFrame
+    added: pd.DataFrame
+    coverage: float  # share of the user's rows that found their key in the lake table
+    lake_rows_per_row: float  # mean lake rows behind a matched user row (1 for a many-to-one join)
+    aggregated: bool
+
+
+def join_table(frame: pd.DataFrame, lake_dir: Path, spec: EnrichmentSpec) -> JoinResult:
+    """Left-join one lake table on a synthesised key: the user's rows, in order, with the lake's columns beside them."""
     lake = load_lake_table(lake_dir, table_entry(lake_dir, spec.table))
     lake_keys = compute_key(lake, spec.lake_columns, spec.lake_recipe)
-    right = _aggregate_on_key(lake, lake_keys, drop=spec.lake_columns)
-    right.columns = [f"{spec.table}__{c}" for c in right.columns]
+    right, rows = aggregate_on_key(lake, lake_keys, drop=spec.lake_columns, table=spec.table)
     if spec.added_columns:
         right = right[[c for c in right.columns if c in spec.added_columns]]
     user_keys = user_key_values(frame, spec, lake_dir)
     matched = user_keys.isin(right.index) & user_keys.notna()
     added = right.reindex(user_keys.to_numpy())
     added.index = frame.index
+    behind = user_keys[matched].map(rows)
     enriched = pd.concat([frame, added], axis=1)
-    return enriched, float(matched.mean()) if len(frame) else 0.0
+    return JoinResult(enriched, added, float(matched.mean()) if len(frame) else 0.0,
+                      round(float(behind.mean()), 2) if len(behind) else 0.0, bool(len(rows) and rows.max() > 1))
+
+
+def apply_join(frame: pd.DataFrame, lake_dir: Path, spec: EnrichmentSpec) -> tuple[pd.DataFrame, float]:
+    """Left-join one lake table on a synthesised key; return the enriched frame and the coverage (share of rows matched)."""
+    result = join_table(frame, lake_dir, spec)
+    return result.enriched, result.coverage
+
+
+def apply_specs(frame: pd.DataFrame, lake_dir: Path, spec: dict) -> tuple[pd.DataFrame, list[float]]:
+    """Apply a saved enrichment (one table, or ``{"tables": [...]}``) to new rows; the coverage of each table."""
+    specs = spec.get("tables", [spec])
+    coverages = []
+    for one in specs:
+        frame, coverage = apply_join(frame, lake_dir, EnrichmentSpec(**one))
+        coverages.append(coverage)
+    return frame, coverages
+
+
+def spec_user_columns(spec: dict) -> list[str]:
+    specs = spec.get("tables", [spec])
+    return [c for one in specs for c in EnrichmentSpec(**one).user_columns]
+
+
+# ---- leakage ------------------------------------------------------------------------------------
+
+def _reproduces(added: pd.Series, original: pd.Series) -> float:
+    """How nearly a lake column repeats a user column on the rows where both have values (0 to 1)."""
+    both = added.notna() & original.notna()
+    if both.sum() < 10:
+        return 0.0
+    a, b = added[both], original[both]
+    if _is_number(a) and _is_number(b):
+        a, b = a.astype(float), b.astype(float)
+        equal = float((np.abs(a - b) <= 1e-9 + 1e-6 * np.abs(b)).mean())
+        if a.std() > 0 and b.std() > 0 and b.nunique() > 10:
+            correlation = float(np.corrcoef(a, b)[0, 1])
+            equal = max(equal, correlation if np.isfinite(correlation) else 0.0)
+        return equal
+    return float((a.astype(str).str.strip().str.lower() == b.astype(str).str.strip().str.lower()).mean())
+
+
+def leak_reason(frame: pd.DataFrame, added: pd.DataFrame, table: str, target: str | None, key_columns: list[str]) -> str | None:
+    """Why joining this lake table would leak (it holds the target or the user's own rows), or None."""
+    sample = frame.sample(EVAL_ROWS, random_state=0).index if len(frame) > EVAL_ROWS else frame.index
+    rows, lake = frame.loc[sample], added.loc[sample]
+    if target and target in frame.columns:
+        for column in lake.columns:
+            share = _reproduces(lake[column], rows[target])
+            threshold = LEAK_CORRELATION if _is_number(rows[target]) and _is_number(lake[column]) else LEAK_EQUAL_SHARE
+            if share >= threshold:
+                return (f"{column.split('__', 1)[1]!r} in {table} repeats the target {target!r} "
+                        f"({share:.1%} agreement on the joined rows): a copy of what is being predicted")
+    others = [c for c in frame.columns if c not in key_columns and c != target]
+    copied = [c for c in others if any(_reproduces(lake[a], rows[c]) >= 0.999 for a in lake.columns)]
+    if len(others) >= 2 and len(copied) >= max(2, len(others) / 2):
+        return f"{table} holds the user's own rows ({len(copied)} of {len(others)} columns repeated value for value)"
+    return None
 
 
 # ---- proving it helps ---------------------------------------------------------------------------
@@ -205,9 +296,16 @@ def quick_cv_score(frame: pd.DataFrame, target: str, folds: int = 3, seed: int =
         splitter, model, metric = KFold(folds, shuffle=True, random_state=seed), lgb.LGBMRegressor(**params), "r2"
     if X.shape[1] == 0:
         X = pd.DataFrame({"__constant": np.zeros(len(data))}, index=data.index)
+    # Small tables give noisy folds: repeating the split with other shuffles steadies the score, so that
+    # choosing among several tables does not reward the luckiest split.
+    repeats = 3 if len(data) < 1000 else 1
+    scores = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scores = cross_val_score(model, X, y, cv=splitter, scoring=metric, error_score=np.nan)
+        for repeat in range(repeats):
+            splitter.random_state = seed + repeat
+            scores.extend(cross_val_score(model, X, y, cv=splitter, scoring=metric, error_score=np.nan))
+    scores = np.asarray(scores, dtype=float)
     return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan"), metric
 
 
@@ -225,81 +323,135 @@ def _candidate(hit: SearchHit) -> JoinCandidate:
     return JoinCandidate(hit.table, "+".join(key.lake_columns), "+".join(key.user_columns), key.kind, key.containment, hit.score, key.strategy)
 
 
-def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *, target: str | None = None,
-                   category: str | None = None, min_lift: float = MIN_LIFT, max_tried: int = MAX_TRIED) -> tuple[pd.DataFrame, MergeReport]:
-    """Search the lake, join the best joinable tables in turn and keep the one that lifts a quick model the most.
+@dataclass
+class _Attempt:
+    hit: SearchHit
+    spec: EnrichmentSpec
+    join: JoinResult
+    score: float | None = None
+    lift: float | None = None
 
+
+def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *, target: str | None = None,
+                   category: str | None = None, min_lift: float = MIN_LIFT, max_tables: int = MAX_TABLES,
+                   max_tried: int = MAX_TRIED, one_to_many: bool = True) -> tuple[pd.DataFrame, MergeReport]:
+    """Search the lake, join the joinable tables, and keep those that lift a quick cross-validated model.
+
+    Tables are scored one by one against the plain frame, then added best first while each raises
+    the score by ``min_lift`` (at most ``max_tables``); columns the final model never splits on are
+    pruned. ``one_to_many=False`` allows only lake tables whose key is unique (no aggregation).
     Without a target there is nothing to prove the enrichment on, so nothing is kept (the best
     joinable table is still reported with its coverage).
     """
     lake_dir, db_path = Path(lake_dir), Path(db_path)
     try:
-        hits = search_datasets(metas, top_k=10, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
+        hits = search_datasets(metas, top_k=12, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
     except IndexOutOfDate as exc:  # enrichment is optional: the run goes on unenriched and says why
         return frame, MergeReport(reason=exc.message)
     if not hits:
         return frame, MergeReport(reason="the lake index is empty or missing; build it with `automodel index`")
     report = MergeReport(candidates=[_candidate_row(h) for h in hits])
-    joinable = [h for h in hits if h.key is not None and h.key.containment >= MIN_CONTAINMENT]
+    joinable = [h for h in hits if h.key is not None and h.key.containment >= MIN_CONTAINMENT
+                and (one_to_many or h.key.lake_unique >= 0.999)]
     if not joinable:
         has_key = any(h.key is not None for h in hits)
         scope = f" in category {category!r}" if category else ""
         report.reason = (f"no lake table{scope} contains at least {MIN_CONTAINMENT:.0%} of the key values" if has_key
-                         else f"no join key (state, county FIPS, zip, city + state, code + hour) matches a lake table{scope}")
+                         else f"no column's values match a key of a lake table{scope}")
         return frame, report
     plain_score = metric = None
     if target and target in frame.columns and frame[target].notna().sum() >= 12:
         plain_score, metric = quick_cv_score(frame, target)
-    tried = []
+    attempts: list[_Attempt] = []
     for hit in joinable[:max_tried]:
-        attempt = _try_join(frame, hit, lake_dir, target if plain_score is not None else None)
-        tried.append(attempt)
         row = next(r for r in report.candidates if r["table"] == hit.table)
-        row.update({"tried": True, "coverage": round(attempt.coverage, 4), "lift": _lift(attempt.score, plain_score)})
-        # Search order already says which table fits best; the first one that proves useful is kept.
-        if plain_score is None or (_lift(attempt.score, plain_score) or -1.0) >= min_lift:
-            break
-    chosen = tried[-1] if plain_score is None or (_lift(tried[-1].score, plain_score) or -1.0) >= min_lift else tried[0]
-    spec, hit = chosen.spec, chosen.hit
-    lift = _lift(chosen.score, plain_score)
-    report.table, report.keys = hit.table, ["+".join(spec.user_columns), "+".join(spec.lake_columns)]
-    report.strategy = _describe_strategy(hit.key)
-    report.coverage, report.lift = round(chosen.coverage, 4), lift
+        attempt = _try_join(frame, hit, lake_dir)
+        leak = leak_reason(frame, attempt.join.added, hit.table, target, attempt.spec.user_columns)
+        if leak:
+            report.refused.append({"table": hit.table, "reason": leak})
+            row.update({"tried": True, "refused": leak})
+            continue
+        if plain_score is not None:
+            attempt.score = quick_cv_score(attempt.join.enriched, target)[0]
+            attempt.lift = _lift(attempt.score, plain_score)
+        row.update({"tried": True, "coverage": round(attempt.join.coverage, 4), "lift": attempt.lift,
+                    "lake_rows_per_row": attempt.join.lake_rows_per_row})
+        attempts.append(attempt)
+        if plain_score is None:
+            break  # without a target only the best joinable table is reported
     report.metric = metric
     report.plain_score = None if plain_score is None else round(plain_score, 4)
-    report.enriched_score = None if chosen.score is None else round(chosen.score, 4)
-    matched = f"{hit.key.containment:.0%} of {'+'.join(spec.user_columns)!r} values found in {hit.table}.{'+'.join(spec.lake_columns)}"
+    if not attempts:
+        report.reason = "every joinable lake table was refused: " + "; ".join(r["reason"] for r in report.refused)
+        return frame, report
+    best = max(attempts, key=lambda a: a.lift if a.lift is not None else -np.inf) if plain_score is not None else attempts[0]
+    _describe(report, best, best.lift)
+    matched = _matched_text(best)
     if plain_score is None:
         report.reason = f"{matched}; not kept: no target to prove that it helps"
         return frame, report
-    if lift is not None and lift >= min_lift:
-        # Only a kept enrichment carries a spec: `automodel score` re-applies exactly what the model was trained on.
-        report.kept, report.added_columns, report.spec = True, spec.added_columns, asdict(spec)
-        report.reason = f"{matched}; kept: 3-fold {metric} {plain_score:.3f} -> {chosen.score:.3f}"
-        return chosen.enriched, report
-    others = f" (nor did {len(tried) - 1} other table{'s' if len(tried) > 2 else ''})" if len(tried) > 1 else ""
-    report.reason = (f"{matched}; not kept: it did not improve a quick 3-fold model ({metric} {plain_score:.3f} -> "
-                     f"{chosen.score:.3f}){others}")
-    return frame, report
+    kept, current, current_score = _forward_select(frame, target, attempts, plain_score, min_lift, max_tables)
+    if not kept:
+        report.enriched_score = None if best.score is None else round(best.score, 4)
+        others = f" (nor did {len(attempts) - 1} other table{'s' if len(attempts) > 2 else ''})" if len(attempts) > 1 else ""
+        report.reason = (f"{matched}; not kept: it did not improve a quick 3-fold model ({metric} {plain_score:.3f} -> "
+                         f"{best.score:.3f}){others}")
+        return frame, report
+    current, current_score, pruned = _prune(frame, current, current_score, target, kept, min_lift)
+    for attempt, _ in kept:
+        attempt.spec.added_columns = [c for c in attempt.join.added.columns if c in current.columns]
+    report.kept = True
+    report.added_columns = [c for c in current.columns if c not in frame.columns]
+    report.tables = [_table_row(attempt, lift, pruned) for attempt, lift in kept]
+    _describe(report, kept[0][0], _lift(current_score, plain_score))
+    report.enriched_score = round(current_score, 4)
+    # Only a kept enrichment carries a spec: `automodel score` re-applies exactly what the model was trained on.
+    report.spec = {"tables": [asdict(attempt.spec) for attempt, _ in kept]}
+    names = ", ".join(f"{a.hit.table} ({lift:+.3f})" for a, lift in kept)
+    report.reason = f"{matched}; kept {names}: 3-fold {metric} {plain_score:.3f} -> {current_score:.3f}"
+    if pruned:
+        report.reason += f"; {len(pruned)} added column{'s' if len(pruned) != 1 else ''} the model never used pruned"
+    return current, report
 
 
-@dataclass
-class _Attempt:
-    hit: SearchHit
-    spec: EnrichmentSpec
-    enriched: pd.DataFrame
-    coverage: float
-    score: float | None
+def _forward_select(frame, target, attempts, plain_score, min_lift, max_tables):
+    """Tables added best first while each raises the cross-validated score by at least ``min_lift``."""
+    kept, current, current_score = [], frame, plain_score
+    for attempt in sorted([a for a in attempts if a.lift is not None and a.lift >= min_lift], key=lambda a: -a.lift):
+        if len(kept) >= max_tables:
+            break
+        if not kept:
+            candidate, score = attempt.join.enriched, attempt.score
+        else:
+            candidate = pd.concat([current, attempt.join.added], axis=1)
+            score = quick_cv_score(candidate, target)[0]
+        if np.isfinite(score) and score - current_score >= min_lift:
+            kept.append((attempt, round(score - current_score, 4)))
+            current, current_score = candidate, score
+    return kept, current, current_score
 
 
-def _try_join(frame: pd.DataFrame, hit: SearchHit, lake_dir: Path, target: str | None) -> _Attempt:
+def _prune(frame, current, current_score, target, kept, min_lift):
+    """Drop added columns a model fitted on the enriched frame never splits on, if the score holds without them."""
+    added = [c for c in current.columns if c not in frame.columns]
+    importance = feature_splits(current, target)
+    unused = [c for c in added if importance.get(c, 0) == 0]
+    if not unused or len(unused) == len(added):
+        return current, current_score, []
+    pruned_frame = current.drop(columns=unused)
+    score = quick_cv_score(pruned_frame, target)[0]
+    if np.isfinite(score) and score >= current_score - min_lift / 2:
+        return pruned_frame, score, unused
+    return current, current_score, []
+
+
+def _try_join(frame: pd.DataFrame, hit: SearchHit, lake_dir: Path) -> _Attempt:
     lake = load_lake_table(lake_dir, table_entry(lake_dir, hit.table))
     _, _, spec = synthesise_join_keys(frame, lake, hit.key, lake_dir)
     spec.table = hit.table
-    enriched, coverage = apply_join(frame, lake_dir, spec)
-    spec.added_columns = [c for c in enriched.columns if c not in frame.columns]
-    score = quick_cv_score(enriched, target)[0] if target else None
-    return _Attempt(hit, spec, enriched, coverage, score)
+    join = join_table(frame, lake_dir, spec)
+    spec.added_columns = list(join.added.columns)
+    return _Attempt(hit, spec, join)
 
 
 def _lift(score: float | None, plain: float | None) -> float | None:
@@ -308,16 +460,70 @@ def _lift(score: float | None, plain: float | None) -> float | None:
     return round(score - plain, 4)
 
 
-def _describe_strategy(key: KeyMatch) -> str:
+def _matched_text(attempt: _Attempt) -> str:
+    spec, hit = attempt.spec, attempt.hit
+    return f"{hit.key.containment:.0%} of {'+'.join(spec.user_columns)!r} values found in {hit.table}.{'+'.join(spec.lake_columns)}"
+
+
+def _describe(report: MergeReport, attempt: _Attempt, lift: float | None) -> None:
+    spec = attempt.spec
+    report.table, report.keys = attempt.hit.table, ["+".join(spec.user_columns), "+".join(spec.lake_columns)]
+    report.strategy = describe_strategy(attempt.hit.key, attempt.join.aggregated)
+    report.coverage, report.lift = round(attempt.join.coverage, 4), lift
+
+
+def _table_row(attempt: _Attempt, lift: float, pruned: list[str]) -> dict:
+    spec, join = attempt.spec, attempt.join
+    kinds = attempt.hit.key.kind.split("+")
+    grain = next((k for k in kinds if k in GRAINS), None)
+    return {"table": spec.table, "keys": ["+".join(spec.user_columns), "+".join(spec.lake_columns)],
+            "strategy": describe_strategy(attempt.hit.key, join.aggregated), "kept": True,
+            "grain": (f"{grain}; " if grain else "") + (f"{join.lake_rows_per_row:g} lake rows per user row, aggregated"
+                                                       if join.aggregated else "one lake row per user row"),
+            "aggregation": "mean, sum, min, max; count, distinct, most frequent; rows" if join.aggregated else "none (many-to-one)",
+            "coverage": round(join.coverage, 4), "lake_rows_per_row": join.lake_rows_per_row, "lift": lift,
+            "added_columns": list(spec.added_columns), "pruned_columns": [c for c in pruned if c in join.added.columns]}
+
+
+_KIND_WORDS = {"state": "state match (name, abbreviation or FIPS)", "fips_code": "county FIPS match", "zip_code": "zip code match",
+               "country": "country match", "city_state": "city + state match", "generic": "value match (case, spaces, punctuation, leading zeros ignored)",
+               "hour": "clock hour match", "date": "day match", "month": "month match", "year": "year match"}
+_PART_WORDS = {"state": "state", "fips_code": "county FIPS", "zip_code": "zip", "country": "country", "generic": "code",
+               "hour": "clock hour", "date": "day", "month": "month", "year": "year", "city_state": "city + state"}
+
+
+def describe_strategy(key: KeyMatch, aggregated: bool = False) -> str:
     if key.strategy != "direct":
-        return key.strategy
-    return {"state": "state match (name, abbreviation or FIPS)", "fips_code": "county FIPS match", "zip_code": "zip code match",
-            "country": "country match", "city_state": "city + state match", "hour": "clock hour match",
-            "code_hour": "code + clock hour match"}.get(key.kind, f"{key.kind} match")
+        text = key.strategy
+    elif "+" in key.kind:
+        text = " + ".join(_PART_WORDS.get(k, k) for k in key.kind.split("+")) + " match"
+    else:
+        text = _KIND_WORDS.get(key.kind, f"{key.kind} match")
+    return text + ("; lake rows aggregated to the user's grain" if aggregated else "")
 
 
 def _candidate_row(hit: SearchHit) -> dict:
     row = {"table": hit.table, "score": hit.score, "name_similarity": hit.name_similarity, "containment": hit.containment}
     if hit.key:
-        row.update({"user_columns": hit.key.user_columns, "lake_columns": hit.key.lake_columns, "kind": hit.key.kind, "strategy": hit.key.strategy})
+        row.update({"user_columns": hit.key.user_columns, "lake_columns": hit.key.lake_columns, "kind": hit.key.kind,
+                    "strategy": describe_strategy(hit.key), "lake_unique": hit.key.lake_unique})
     return row
+
+
+def feature_splits(frame: pd.DataFrame, target: str, seed: int = 0) -> dict[str, int]:
+    """How often a quick LightGBM model fitted on the frame splits on each column (0: it never uses it)."""
+    import lightgbm as lgb
+
+    data = frame[frame[target].notna()]
+    if len(data) > EVAL_ROWS:
+        data = data.sample(EVAL_ROWS, random_state=seed)
+    X, y = _features(data, target), data[target]
+    if X.shape[1] == 0:
+        return {}
+    params = {"n_estimators": 80, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": max(3, min(20, len(data) // 30)),
+              "random_state": seed, "verbose": -1, "n_jobs": 1}
+    model = lgb.LGBMClassifier(**params) if is_classification(y) else lgb.LGBMRegressor(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y.astype(str) if is_classification(y) else y.astype(float))
+    return dict(zip(X.columns, (int(v) for v in model.booster_.feature_importance("split"))))

@@ -3,10 +3,14 @@
 Key kinds and their canonical form:
 - ``state``: 2-digit state FIPS (from a name, a postal abbreviation or a FIPS number);
 - ``fips_code``: 5-digit county FIPS; ``zip_code``: 5-digit zip (leading zeros restored, ZIP+4 cut);
-- ``country``, ``city``: case- and whitespace-folded names;
-- ``city_state``: folded city and state FIPS (``"springfield|17"``);
-- ``hour``: a clock hour ``"2013-01-01 05"`` (a timestamp truncated to the hour, a date plus an hour,
-  or year/month/day/hour parts); ``code_hour``: a code (an airport, a store) plus an hour.
+- ``country``: case- and whitespace-folded names; ``city_state``: folded city and state FIPS (``"springfield|17"``);
+- ``generic``: any code, name or identifier with case, whitespace, punctuation and leading zeros
+  ignored (carrier codes, station names, product ids, numeric codes);
+- ``hour``, ``date``, ``month``, ``year``: a moment at a grain (``"2013-01-01 05"``, ``"2013-01-01"``,
+  ``"2013-01"``, ``"2013"``) from a timestamp, a date, a date plus an hour, year/month/day parts or a
+  year column; every source also keys its coarser grains, so an hourly table meets a daily one;
+- composites ``A+B``: an entity at a moment (``generic+hour``, ``state+year``) or two codes together
+  (``generic+generic``), values ``"a|b"``.
 
 ``lake_keys`` lists the keys a lake table offers; ``user_keys`` lists the keys a user's table can
 be joined on, including derived ones (a zip mapped to its county through a crosswalk table, a
@@ -26,8 +30,6 @@ import pandas as pd
 
 KEY_KINDS = ("state", "fips_code", "zip_code", "city", "country")
 SINGLE_KINDS = ("state", "fips_code", "zip_code", "country")
-_HOUR_NAMES = {"hour", "hr", "hour_of_day"}
-_MAX_CODE_UNIQUE = 500
 
 
 @lru_cache(maxsize=1)
@@ -95,54 +97,113 @@ def _normalize(values: pd.Series, kind: str) -> pd.Series:
     return values.map(_fold).astype(object)
 
 
-def _to_hour(values: pd.Series) -> pd.Series:
-    """Timestamps truncated to the hour as ``YYYY-MM-DD HH``; time zones dropped (wall-clock hours are compared)."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return _hour_of(values)
-    return _on_distinct(values, _hour_of)
+# ---- generic values ------------------------------------------------------------------------------
+
+def _generic(values: pd.Series) -> pd.Series:
+    """Any code or name made comparable: case, surrounding and repeated whitespace, punctuation and the
+    leading zeros of digit strings do not count (``"N-0042 "`` meets ``"n42"``; ``1001.0`` meets ``"01001"``)."""
+    text = values.astype(str).str.strip().str.lower()
+    text = text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
+    text = text.str.replace(r"[^\w\s]|_", "", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+    digits = text.str.fullmatch(r"\d+")
+    text = text.where(~digits, text.str.lstrip("0").replace("", "0"))
+    missing = values.isna() | text.isin(["", "nan", "none", "null", "na", "nat"])
+    return text.where(~missing, None).astype(object)
 
 
-def _hour_of(values: pd.Series) -> pd.Series:
-    parsed = pd.to_datetime(values, errors="coerce", format="mixed") if not pd.api.types.is_datetime64_any_dtype(values) else values
+# ---- time at several grains ----------------------------------------------------------------------
+
+GRAINS = ("hour", "date", "month", "year")  # finest first
+_GRAIN_UNIT = {"hour": "h", "date": "D", "month": "M", "year": "Y"}
+
+
+def _parse_times(values: pd.Series) -> pd.Series:
+    parsed = values if pd.api.types.is_datetime64_any_dtype(values) else pd.to_datetime(values, errors="coerce", format="mixed")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
-    hours = np.datetime_as_string(parsed.dt.floor("h").to_numpy(dtype="datetime64[ns]"), unit="h")
-    out = pd.Series(np.char.replace(hours.astype(str), "T", " "), index=values.index, dtype=object)
+    return parsed
+
+
+def _at_grain(parsed: pd.Series, grain: str) -> pd.Series:
+    """Timestamps cut to a grain, as text: ``2013-01-01 05``, ``2013-01-01``, ``2013-01``, ``2013``."""
+    stamps = parsed.to_numpy(dtype="datetime64[ns]")
+    text = np.datetime_as_string(stamps.astype(f"datetime64[{_GRAIN_UNIT[grain]}]"), unit=_GRAIN_UNIT[grain]).astype(str)
+    out = pd.Series(np.char.replace(text, "T", " "), index=parsed.index, dtype=object)
     return out.where(parsed.notna(), None).astype(object)
 
 
-def _hour_values(frame: pd.DataFrame, columns: list[str], recipe: str) -> pd.Series:
-    if recipe == "hour":
-        return _to_hour(frame[columns[0]])
-    if recipe == "date_hour":
-        dates = pd.to_datetime(frame[columns[0]], errors="coerce", format="mixed")
-        if getattr(dates.dt, "tz", None) is not None:
-            dates = dates.dt.tz_localize(None)
+def _time_stamps(frame: pd.DataFrame, columns: list[str], source: str) -> pd.Series:
+    """Timestamps from a time source: one date or timestamp column (``ts``), a date and an hour column
+    (``date_hour``), year/month/day[/hour] parts (``parts3``/``parts4``) or a year column (``yearcol``)."""
+    if source == "ts":
+        column = frame[columns[0]]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            return _parse_times(column)
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        parsed = _parse_times(pd.Series(uniques, dtype=object)).to_numpy(dtype="datetime64[ns]")
+        stamps = parsed[np.maximum(codes, 0)] if len(parsed) else np.full(len(column), np.datetime64("NaT"), dtype="datetime64[ns]")
+        return pd.Series(np.where(codes >= 0, stamps, np.datetime64("NaT")), index=column.index, dtype="datetime64[ns]")
+    if source == "date_hour":
+        dates = _time_stamps(frame, columns[:1], "ts")
         hours = pd.to_numeric(frame[columns[1]], errors="coerce")
-        stamp = dates.dt.normalize() + pd.to_timedelta(hours, unit="h")
-        return _to_hour(stamp.where(hours.between(0, 23)))
-    if recipe == "parts":
+        return (dates.dt.normalize() + pd.to_timedelta(hours, unit="h")).where(hours.between(0, 23))
+    if source in ("parts3", "parts4"):
         parts = {name: pd.to_numeric(frame[col], errors="coerce") for name, col in zip(("year", "month", "day", "hour"), columns)}
         stamp = pd.to_datetime(pd.DataFrame({k: v for k, v in parts.items() if k != "hour"}), errors="coerce")
         if "hour" in parts:
             stamp = stamp + pd.to_timedelta(parts["hour"], unit="h")
-        return _to_hour(stamp)
-    raise ValueError(recipe)
+        return stamp
+    if source == "yearcol":
+        years = pd.to_numeric(frame[columns[0]], errors="coerce")
+        years = years.where(years.between(1000, 2300) & (years % 1 == 0))
+        return pd.to_datetime(years.astype("Int64").astype(str).where(years.notna(), None), format="%Y", errors="coerce")
+    raise ValueError(f"unknown time source {source!r}")
+
+
+_SOURCE_WIDTH = {"ts": 1, "date_hour": 2, "parts3": 3, "parts4": 4, "yearcol": 1}
+_SOURCE_FINEST = {"date_hour": "hour", "parts4": "hour", "parts3": "date", "yearcol": "year"}
+
+
+# ---- recipes -------------------------------------------------------------------------------------
+
+_LEGACY = {"hour": "hour:ts", "date_hour": "hour:date_hour", "code_hour": "code&hour:ts", "code_date_hour": "code&hour:date_hour",
+           "code_parts": "code&hour:parts4"}
+
+
+def _width(recipe: str) -> int:
+    if ":" in recipe:
+        return _SOURCE_WIDTH[recipe.split(":", 1)[1]]
+    return 2 if recipe == "city_state" else 1
 
 
 def compute_key(frame: pd.DataFrame, columns: list[str], recipe: str, crosswalk: pd.DataFrame | None = None) -> pd.Series:
-    """One canonical key value per row of ``frame`` (None where it cannot be formed), as a recipe says."""
+    """One canonical key value per row of ``frame`` (None where it cannot be formed), as a recipe says.
+
+    Recipes: a normaliser (``state``, ``fips_code``, ``zip_code``, ``country``, ``city``, ``generic``,
+    ``code``), a time grain from a source (``date:ts``, ``hour:date_hour``, ``year:yearcol``...), a
+    derived key (``county_to_state``, ``zip_to_county``), ``city_state``, or two of them joined by ``&``
+    (``generic&date:ts``: a code and a day), the columns given in the same order.
+    """
+    if recipe == "parts":  # specs saved before time grains: year/month/day[/hour] parts to the hour
+        recipe = "hour:parts4" if len(columns) == 4 else "date:parts3"
+    recipe = _LEGACY.get(recipe, recipe)
+    if "&" in recipe:
+        first, second = recipe.split("&", 1)
+        split = _width(first)
+        left, right = compute_key(frame, columns[:split], first, crosswalk), compute_key(frame, columns[split:], second, crosswalk)
+        return (left + "|" + right).where(left.notna() & right.notna(), None).astype(object)
+    if ":" in recipe:
+        grain, source = recipe.split(":", 1)
+        return _at_grain(_time_stamps(frame, columns, source), grain)
+    if recipe == "generic":
+        return _on_distinct(frame[columns[0]], _generic)
+    if recipe == "code":
+        return normalize_key(frame[columns[0]], "code")
     if recipe in SINGLE_KINDS or recipe == "city":
         return normalize_key(frame[columns[0]], recipe)
     if recipe == "city_state":
         city, state = normalize_key(frame[columns[0]], "city"), normalize_key(frame[columns[1]], "state")
         return (city + "|" + state).where(city.notna() & state.notna(), None).astype(object)
-    if recipe in ("hour", "date_hour", "parts"):
-        return _hour_values(frame, columns, recipe)
-    if recipe.startswith("code_"):
-        code = normalize_key(frame[columns[0]], "code")
-        hour = _hour_values(frame, columns[1:], recipe.removeprefix("code_"))
-        return (code + "|" + hour).where(code.notna() & hour.notna(), None).astype(object)
     if recipe == "county_to_state":
         county = normalize_key(frame[columns[0]], "fips_code")
         return county.str[:2].where(county.notna(), None).astype(object)
@@ -161,12 +222,24 @@ def crosswalk_mapping(crosswalk: pd.DataFrame) -> pd.Series:
     return mapping.dropna().drop_duplicates("zip").set_index("zip")["county"]
 
 
-RECIPE_KIND = {
-    "state": "state", "fips_code": "fips_code", "zip_code": "zip_code", "country": "country", "city": "city",
-    "city_state": "city_state", "hour": "hour", "date_hour": "hour", "parts": "hour",
-    "code_hour": "code_hour", "code_date_hour": "code_hour", "code_parts": "code_hour",
-    "county_to_state": "state", "zip_to_county": "fips_code",
-}
+_SIMPLE_KIND = {"state": "state", "fips_code": "fips_code", "zip_code": "zip_code", "country": "country", "city": "city",
+                "city_state": "city_state", "generic": "generic", "code": "generic", "county_to_state": "state", "zip_to_county": "fips_code"}
+
+
+def recipe_kind(recipe: str) -> str:
+    """The kind of values a recipe yields: keys of the same kind are compared (``generic+date``, ``state``, ``hour``)."""
+    if recipe == "parts":
+        return "hour"
+    recipe = _LEGACY.get(recipe, recipe)
+    if "&" in recipe:
+        return "+".join(recipe_kind(part) for part in recipe.split("&", 1))
+    if ":" in recipe:
+        return recipe.split(":", 1)[0]
+    return _SIMPLE_KIND[recipe]
+
+
+def kind_is_time(kind: str) -> bool:
+    return kind in GRAINS
 
 
 @dataclass
@@ -181,38 +254,178 @@ class KeyColumns:
 
     @property
     def kind(self) -> str:
-        return RECIPE_KIND[self.recipe]
+        return recipe_kind(self.recipe)
+
+    @property
+    def grain(self) -> str | None:
+        """The time grain the key carries (``hour``, ``date``, ``month``, ``year``), if any."""
+        return next((g for g in GRAINS if g in self.kind.split("+")), None)
 
 
 def _is_number_meta(meta) -> bool:
-    return str(meta.dtype).lower().startswith(("int", "float", "uint"))
+    return str(meta.dtype).lower().startswith(("int", "float", "uint", "int64[pyarrow]"))
+
+
+def _tokens(name: str) -> set[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name))
+    return {t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t}
+
+
+_HOUR_WORDS = {"hour", "hr", "hours"}
+_YEAR_WORDS = {"year", "yr", "season", "yearid"}
+_CODE_NAME_WORDS = {"id", "code", "key", "no", "num", "number", "nr", "cd", "abbr", "abbrev", "iso", "symbol", "ticker", "sku"}
+_GENERIC_ROLES = {"categorical", "identifier", "city", "country"}
+MAX_GENERIC_COLUMNS = 8
+MAX_COMPOSITE_PARTS = 6
 
 
 def _time_sources(frame: pd.DataFrame, metas) -> list[tuple[list[str], str]]:
-    """Column groups that give a clock hour: a timestamp, a date plus an hour column, or year/month/day[/hour] parts."""
+    """Column groups that give a moment: a date or timestamp column, a date plus an hour column,
+    year/month/day[/hour] parts, or a year column on its own."""
     by_lower = {str(m.name).lower(): m for m in metas}
-    hour_col = next((by_lower[n].name for n in _HOUR_NAMES if n in by_lower and _is_number_meta(by_lower[n])), None)
-    by_lower = {key: meta.name for key, meta in by_lower.items()}
+    hour_col = next((by_lower[n].name for n in _HOUR_WORDS if n in by_lower and _is_number_meta(by_lower[n])), None)
     sources = []
     for meta in metas:
-        if meta.role == "datetime":
-            sources.append(([meta.name], "hour"))
-        elif meta.role == "date" and hour_col is not None:
-            sources.append(([meta.name, hour_col], "date_hour"))
-    if not sources and all(n in by_lower for n in ("year", "month", "day")):
-        parts = [by_lower["year"], by_lower["month"], by_lower["day"]] + ([hour_col] if hour_col is not None else [])
-        if hour_col is not None:
-            sources.append((parts, "parts"))
-    return sources
+        if meta.role in ("datetime", "date"):
+            sources.append(([meta.name], "ts"))
+            if meta.role == "date" and hour_col is not None:
+                sources.append(([meta.name, hour_col], "date_hour"))
+    names = {key: meta.name for key, meta in by_lower.items()}
+    if not sources and all(n in names for n in ("year", "month", "day")):
+        parts = [names["year"], names["month"], names["day"]]
+        sources.append((parts + [hour_col], "parts4") if hour_col is not None else (parts, "parts3"))
+    if not sources:
+        for meta in metas:
+            if _tokens(meta.name) & _YEAR_WORDS and _is_number_meta(meta):
+                values = pd.to_numeric(frame[meta.name], errors="coerce").dropna()
+                if len(values) and (values % 1 == 0).all() and values.between(1000, 2300).all():
+                    sources.append(([meta.name], "yearcol"))
+                    break
+    return sources[:3]
 
 
-def _code_columns(frame: pd.DataFrame, metas) -> list[str]:
-    """Short text codes (an airport, a store, a region) that can pair with a time to key a row."""
-    codes = []
+def _time_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
+    """Each time source at its own grain and every coarser one (an hourly table also keys days, months, years)."""
+    keys, seen = [], set()
+    for columns, source in _time_sources(frame, metas):
+        stamps = _time_stamps(frame, columns, source)
+        if not stamps.notna().any():
+            continue
+        finest = _SOURCE_FINEST.get(source)
+        if finest is None:  # a single column: hours only when the values carry a time of day
+            present = stamps.dropna()
+            finest = "hour" if (present.dt.hour != 0).any() else "date"
+            if finest == "date" and (present.dt.day == 1).all() and present.dt.month.nunique() > 1:
+                finest = "month"
+        for grain in GRAINS[GRAINS.index(finest):]:
+            if grain in seen:
+                continue
+            seen.add(grain)
+            keys.append(KeyColumns(list(columns), f"{grain}:{source}", _at_grain(stamps, grain)))
+    return keys
+
+
+def _dense_run(values: pd.Series) -> bool:
+    """Row numbers: consecutive integers from 0 or 1 (they match any other row numbers and mean nothing)."""
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    if not len(numbers) or not (numbers % 1 == 0).all():
+        return False
+    low, high, distinct = numbers.min(), numbers.max(), numbers.nunique()
+    return low <= 1 and distinct >= 0.9 * (high - low + 1)
+
+
+def generic_columns(frame: pd.DataFrame, metas, roles: dict[str, str]) -> list[str]:
+    """Columns whose values can key a join as they are: codes, names, identifiers, categories, numeric codes."""
+    chosen = []
     for meta in metas:
-        if meta.role == "categorical" and not _is_number_meta(meta) and 2 <= meta.unique_count <= _MAX_CODE_UNIQUE:
-            codes.append(meta.name)
-    return codes[:5]
+        role = roles.get(meta.name, meta.role)
+        if role in SINGLE_KINDS or meta.unique_count < 2:
+            continue
+        series = frame[meta.name]
+        tokens = _tokens(meta.name)
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        numeric = pd.api.types.is_numeric_dtype(series)
+        if numeric:
+            present = series.dropna()
+            if not len(present) or not (present % 1 == 0).all():
+                continue  # measurements, not codes
+            if not (role in ("identifier", "categorical") or tokens & _CODE_NAME_WORDS) or _dense_run(present):
+                continue
+        elif role not in _GENERIC_ROLES:
+            continue
+        else:
+            sample = series.dropna().astype(str).head(200)
+            if len(sample) and (sample.str.len().mean() > 60 or _dense_run(sample)):
+                continue
+        chosen.append(meta.name)
+    return chosen[:MAX_GENERIC_COLUMNS]
+
+
+def _distinct(values: pd.Series) -> int:
+    return int(values.nunique(dropna=True))
+
+
+def _keys(frame: pd.DataFrame, metas, both_orders: bool) -> list[KeyColumns]:
+    keys = []
+    roles = key_roles(frame, metas)
+    for name, role in roles.items():
+        if role in SINGLE_KINDS:
+            keys.append(KeyColumns([name], role, compute_key(frame, [name], role)))
+    cities = [c for c, r in roles.items() if r == "city"]
+    states = [c for c, r in roles.items() if r == "state"]
+    if cities and states:
+        columns = [cities[0], states[0]]
+        keys.append(KeyColumns(columns, "city_state", compute_key(frame, columns, "city_state")))
+    generic = [KeyColumns([c], "generic", compute_key(frame, [c], "generic")) for c in generic_columns(frame, metas, roles)]
+    keys.extend(generic)
+    times = _time_keys(frame, metas)
+    keys.extend(times)
+    # Composites: an entity at a moment (a code and an hour, a state and a year), or two codes together.
+    # Kept only when the pair tells rows apart better than either part alone.
+    entities = [k for k in keys if k.recipe in SINGLE_KINDS or k.recipe == "generic"][:MAX_COMPOSITE_PARTS]
+    counts = {id(k): _distinct(k.values) for k in [*entities, *times]}
+
+    def pair(a: KeyColumns, b: KeyColumns) -> None:
+        values = (a.values + "|" + b.values).where(a.values.notna() & b.values.notna(), None).astype(object)
+        if _distinct(values) > max(counts[id(a)], counts[id(b)]):
+            keys.append(KeyColumns([*a.columns, *b.columns], f"{a.recipe}&{b.recipe}", values))
+
+    for entity in entities:
+        for time_key in times:
+            pair(entity, time_key)
+    for i, first in enumerate(entities):
+        for second in entities[i + 1:]:
+            if "generic" in (first.recipe, second.recipe):  # two typed keys together add little (a state beside its county)
+                pair(first, second)
+                if both_orders:
+                    pair(second, first)
+    return keys
+
+
+def lake_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
+    """The keys a lake table can be joined on."""
+    return _keys(frame, metas, both_orders=False)
+
+
+def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
+    """The keys a user's table can be joined on: its own, plus derived ones.
+
+    ``crosswalk`` is a callable returning ``[(table, from_column, to_column, mapping), ...]`` for the
+    lake's crosswalk tables, ``mapping`` a normalised zip -> county Series (loaded only when a zip column needs one).
+    Two codes are offered in both orders, since a lake table may list them either way.
+    """
+    keys = _keys(frame, metas, both_orders=True)
+    for key in list(keys):
+        if key.recipe == "fips_code":
+            keys.append(KeyColumns(key.columns, "county_to_state", compute_key(frame, key.columns, "county_to_state"),
+                                   strategy="county FIPS cut to its state"))
+        if key.recipe == "zip_code" and crosswalk is not None:
+            for table, source, target, mapping in crosswalk():
+                values = compute_key(frame, key.columns, "zip_to_county", crosswalk=mapping)
+                keys.append(KeyColumns(key.columns, "zip_to_county", values, strategy=f"zip mapped to county FIPS through {table}",
+                                       bridge={"table": table, "from": source, "to": target}))
+    return keys
 
 
 @lru_cache(maxsize=1)
@@ -282,44 +495,3 @@ def _integer_like(series: pd.Series) -> bool:
     return len(values) > 0 and bool((values % 1 == 0).all()) and values.min() > 0 and values.max() <= 99999
 
 
-def _keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
-    keys = []
-    roles = key_roles(frame, metas)
-    for name, role in roles.items():
-        if role in SINGLE_KINDS:
-            keys.append(KeyColumns([name], role, compute_key(frame, [name], role)))
-    cities = [c for c, r in roles.items() if r == "city"]
-    states = [c for c, r in roles.items() if r == "state"]
-    if cities and states:
-        columns = [cities[0], states[0]]
-        keys.append(KeyColumns(columns, "city_state", compute_key(frame, columns, "city_state")))
-    for time_columns, time_recipe in _time_sources(frame, metas)[:2]:
-        keys.append(KeyColumns(time_columns, time_recipe, compute_key(frame, time_columns, time_recipe)))
-        for code in _code_columns(frame, metas):
-            columns, recipe = [code, *time_columns], f"code_{time_recipe}"
-            keys.append(KeyColumns(columns, recipe, compute_key(frame, columns, recipe)))
-    return keys
-
-
-def lake_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
-    """The keys a lake table can be joined on."""
-    return _keys(frame, metas)
-
-
-def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
-    """The keys a user's table can be joined on: its own, plus derived ones.
-
-    ``crosswalk`` is a callable returning ``[(table, from_column, to_column, mapping), ...]`` for the
-    lake's crosswalk tables, ``mapping`` a normalised zip -> county Series (loaded only when a zip column needs one).
-    """
-    keys = _keys(frame, metas)
-    for key in list(keys):
-        if key.recipe == "fips_code":
-            keys.append(KeyColumns(key.columns, "county_to_state", compute_key(frame, key.columns, "county_to_state"),
-                                   strategy="county FIPS cut to its state"))
-        if key.recipe == "zip_code" and crosswalk is not None:
-            for table, source, target, mapping in crosswalk():
-                values = compute_key(frame, key.columns, "zip_to_county", crosswalk=mapping)
-                keys.append(KeyColumns(key.columns, "zip_to_county", values, strategy=f"zip mapped to county FIPS through {table}",
-                                       bridge={"table": table, "from": source, "to": target}))
-    return keys
