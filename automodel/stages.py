@@ -24,9 +24,10 @@ from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target,
 
 # ---- stage 1: load, clean, profile -------------------------------------------------------------
 
-def load_raw(name: str, data: bytes, source: str, limits=None) -> tuple[pd.DataFrame, LoadInfo]:
-    """``limits`` (automodel.ingest.archive.InputLimits): inflated size, expansion ratio, columns; the environment's when None."""
-    return load_bytes(name, data, source=source, limits=limits)
+def load_raw(name: str, data: bytes, source: str, limits=None, allow_empty: bool = False) -> tuple[pd.DataFrame, LoadInfo]:
+    """``limits`` (automodel.ingest.archive.InputLimits): inflated size, expansion ratio, columns; the environment's when None.
+    ``allow_empty``: an empty or header-only file loads as 0 rows (``inspect``) instead of being refused."""
+    return load_bytes(name, data, source=source, limits=limits, allow_empty=allow_empty)
 
 
 def clean_frame(raw: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, CleaningReport]:

@@ -110,6 +110,10 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
         "source": manifest.source_uri, "user": manifest.user_id, "size_bytes": info.size_bytes, "sha256": info.sha256,
         "format": info.format, "encoding": str(info.encoding), "encoding_confidence": info.encoding_confidence, "delimiter": repr(info.delimiter), "dagster/row_count": info.rows,
         "columns": info.columns, "problems": "; ".join(info.problems) or "none", "dialect": dg.MetadataValue.md(info.dialect_markdown()),
+        "header_rows": info.header_rows if info.has_header else 0, "preamble_lines_skipped": info.skipped_preamble_rows,
+        "tables_found": info.tables_found, "rows_repaired": len(info.repaired_rows),
+        "loader_decisions": dg.MetadataValue.json({"dialect": info.dialect, "header_cells": info.header_cells, "other_tables": info.other_tables,
+                                                   "rows_repaired": info.repaired_rows[:1000], "literal_quote_lines": info.literal_quote_lines[:1000]}),
     })
     return frame
 

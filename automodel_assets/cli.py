@@ -233,14 +233,32 @@ def cmd_inspect(args) -> int:
     from automodel_assets.runs import input_limits, validate_source
     from resources.storage import get_backend
 
-    name, _ = validate_source(args.source)
-    raw, info = stages.load_raw(name, get_backend(args.source).read_bytes(args.source), args.source, limits=input_limits(_settings(args)))
-    frame, report = stages.clean_frame(raw, None)
-    profile = stages.profile_frame(frame, raw, None, None)
+    name, _ = validate_source(args.source, allow_empty=True)
+    raw, info = stages.load_raw(name, get_backend(args.source).read_bytes(args.source), args.source, limits=input_limits(_settings(args)),
+                                allow_empty=True)
+    loading = {"dialect": info.dialect, "header_rows": info.header_rows if info.has_header else 0, "header_cells": info.header_cells,
+               "preamble_lines_skipped": info.skipped_preamble_rows, "tables_found": info.tables_found, "other_tables": info.other_tables,
+               "rows_repaired": info.repaired_rows, "literal_quote_lines": info.literal_quote_lines, "reader": info.reader}
     if args.export:
         if not args.source.startswith("s3://") and Path(args.export).resolve() == Path(args.source).resolve():
             raise CliError("--export must name a new file, not the file being inspected; the input is never overwritten.")
         write_with_atomic(Path(args.export), lambda tmp: raw.to_csv(tmp, index=False))
+    if len(raw) == 0:  # an empty or header-only file: described, not profiled
+        out = {"source": args.source, "format": info.format, "encoding": info.encoding, "delimiter": info.delimiter,
+               "quotechar": info.quotechar, "escapechar": info.escapechar, "has_header": info.has_header, "size_bytes": info.size_bytes,
+               "sha256": info.sha256, "compression": info.compression, "skipped_preamble_rows": info.skipped_preamble_rows, "rows": 0,
+               "columns": info.columns, "column_names": [str(c) for c in raw.columns], "loading": loading, "cleaning": None,
+               "column_roles": [], "target_guess": None, "target_reason": "no data rows", "tags": [], "problems": list(info.problems)}
+        if args.json:
+            print(json.dumps(out, default=str))
+        else:
+            columns = ", ".join(out["column_names"]) or "none"
+            print(f"{name}: 0 rows x {info.columns} columns ({columns}); nothing to train on until it has data rows")
+            for problem in info.problems:
+                print(f"  problem: {problem}")
+        return 0
+    frame, report = stages.clean_frame(raw, None)
+    profile = stages.profile_frame(frame, raw, None, None)
     problems = list(info.problems) + [f"column {c!r} dropped: {why}" for c, why in report.dropped_columns.items()]
     if report.duplicate_rows:
         problems.append(f"{report.duplicate_rows} duplicate rows")
@@ -250,14 +268,19 @@ def cmd_inspect(args) -> int:
         "source": args.source, "format": info.format, "encoding": info.encoding, "encoding_confidence": info.encoding_confidence, "delimiter": info.delimiter, "quotechar": info.quotechar,
         "escapechar": info.escapechar, "has_header": info.has_header, "size_bytes": info.size_bytes, "sha256": info.sha256,
         "compression": info.compression, "skipped_preamble_rows": info.skipped_preamble_rows, "rows": info.rows, "columns": info.columns,
-        "cleaning": report.to_dict(),
+        "loading": loading, "cleaning": report.to_dict(),
         "column_roles": [{"name": m.name, "role": m.role, "confidence": m.confidence, "dtype": m.dtype, "missing": m.missing_count, "unique": m.unique_count} for m in profile.metas],
         "target_guess": profile.target, "target_reason": profile.target_reason, "tags": profile.tags, "problems": problems,
     }
     if args.json:
         print(json.dumps(out, default=str))
     else:
-        print(f"{name}: {info.rows} rows x {info.columns} columns, {info.format}, encoding {info.encoding}, delimiter {info.delimiter!r}")
+        print(f"{name}: {info.rows} rows x {info.columns} columns, {info.format}, encoding {info.encoding}"
+              + (f", {info.dialect}" if info.dialect else ""))
+        if info.format == "delimited":
+            header = (f"{info.header_rows} header rows merged" if info.header_rows > 1 else "1 header row") if info.has_header else "no header row"
+            print(f"  read: {header}, {info.skipped_preamble_rows} lines before the table skipped, {info.tables_found} table(s) found, "
+                  f"{len(info.repaired_rows)} row(s) repaired")
         for col in out["column_roles"]:
             print(f"  {col['name']:<30} {col['role']:<12} {col['confidence']:.2f}  missing {col['missing']}")
         print(f"  target guess: {profile.target} ({profile.target_reason})")

@@ -77,8 +77,8 @@ def input_limits(settings: AutomodelSettings, user_id: str | None = None):
     return InputLimits.from_settings(settings, quota_left_bytes=max(0, left))
 
 
-def validate_source(source: str) -> tuple[str, int]:
-    """Check a local path or S3 URI before any work; return (file name, size)."""
+def validate_source(source: str, allow_empty: bool = False) -> tuple[str, int]:
+    """Check a local path or S3 URI before any work; return (file name, size). ``inspect`` describes empty files."""
     if source.startswith("s3://"):
         name = source.rstrip("/").rsplit("/", 1)[-1]
         if ".." in source.split("/"):
@@ -94,7 +94,7 @@ def validate_source(source: str) -> tuple[str, int]:
         if not path.is_file():
             raise InputFileError(f"{source} is not a file; give the path of a CSV, Parquet, Excel or JSON file.")
         name, size = path.name, path.stat().st_size
-    if size == 0:
+    if size == 0 and not allow_empty:
         raise InputFileError(f"{name} is empty (0 bytes); upload a file with a header row and data.")
     if not is_supported(name):
         raise InputFileError(f"{name} is not a supported format; use CSV/TSV, Parquet, Excel (.xlsx), JSON or JSON Lines (optionally .gz or .zip).")

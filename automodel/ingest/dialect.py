@@ -1,0 +1,175 @@
+"""Dialect detection for delimited text: which delimiter, quote and escape character a file was written with.
+
+Each candidate dialect parses a sample of lines and is scored the way CleverCSV scores it (van den Burg et
+al., "Wrangling messy CSV files by detecting row and type patterns", 2019): a *pattern* score that rewards
+rows agreeing on their number of cells, times a *type* score, the share of cells that look like a value
+(a number, a date, a word, an identifier...) rather than a fragment a wrong dialect cut out of a field.
+
+The tokenizer is tolerant in the ways people write files by hand:
+- a quote opens a quoted field only at the start of a field, and closes it only where a delimiter or the end
+  of the line follows; any other quote inside is kept as a literal character (unescaped quotes, "5" Inseam");
+- a quote that never closes on its line is a literal character of an unquoted cell (a stray quote);
+- a doubled quote inside a quoted field is one quote; with a backslash escape, an escaped quote is one quote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+DELIMITERS = (",", ";", "\t", "|", ", ", " ")
+QUOTES = ('"', "'", "")
+_SCORING_LINES = 120
+
+
+@dataclass(frozen=True)
+class Dialect:
+    delimiter: str
+    quotechar: str  # "" when fields are never quoted
+    escapechar: str | None = None
+
+    def describe(self) -> str:
+        names = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", " ": "space", ", ": "comma and space"}
+        quote = {'"': 'double quote (")', "'": "single quote (')", "": "none"}[self.quotechar]
+        escape = f", escape {self.escapechar!r}" if self.escapechar else ""
+        return f"delimiter {names.get(self.delimiter, repr(self.delimiter))}, quote {quote}{escape}"
+
+
+@lru_cache(maxsize=64)
+def _field_pattern(delimiter: str, quote: str, escape: str | None) -> re.Pattern:
+    d = re.escape(delimiter)
+    blank = "" if delimiter.strip() == "" or delimiter.startswith(" ") else "[ ]*"  # spaces around a quoted field
+    unquoted = f"[^{d}]*" if len(delimiter) == 1 else f"(?:(?!{d}).)*"
+    if not quote:
+        return re.compile(f"(?P<u>{unquoted})(?P<sep>{d})?", re.DOTALL)
+    q = re.escape(quote)
+    if escape:
+        e = re.escape(escape)
+        body = f"(?:{e}.|[^{e}])*?"
+    else:
+        body = ".*?"
+    # The closing quote is the first one followed by the delimiter or the end: inner quotes stay literal.
+    quoted = f"{blank}{q}(?P<q>{body}){q}{blank}(?={d}|$)"
+    return re.compile(f"(?:{quoted}|(?P<u>{unquoted}))(?P<sep>{d})?", re.DOTALL)
+
+
+def split_record(text: str, dialect: Dialect) -> list[str]:
+    """The cells of one record (one line, or several joined for a quoted value spanning lines)."""
+    quote = dialect.quotechar
+    if not quote or quote not in text:
+        return text.split(dialect.delimiter)
+    pattern = _field_pattern(dialect.delimiter, quote, dialect.escapechar)
+    unescape = re.compile(re.escape(dialect.escapechar) + "(.)", re.DOTALL) if dialect.escapechar else None
+    cells, pos, n, doubled = [], 0, len(text), quote * 2
+    while True:
+        match = pattern.match(text, pos)
+        value = match.group("q")
+        if value is None:
+            value = match.group("u")
+        elif unescape is not None:
+            value = unescape.sub(r"\1", value)
+        elif doubled in value:
+            value = value.replace(doubled, quote)
+        cells.append(value)
+        if match.group("sep") is None:
+            return cells
+        pos = match.end()
+        if pos == n:  # a delimiter at the very end: one more, empty, field
+            cells.append("")
+            return cells
+
+
+def opens_quoted_value(line: str, dialect: Dialect) -> bool:
+    """Whether the line leaves a quoted field open at its end (an odd count of quote characters is the cheap sign)."""
+    quote = dialect.quotechar
+    return bool(quote) and line.count(quote) % 2 == 1
+
+
+# ---- cell types (the type score) ------------------------------------------------------------------
+
+_KNOWN = re.compile(
+    r"""
+    (?:
+      [-+]?[$€£¥]?[-+]?(?:\d{1,3}(?:[,.\u00a0' ]\d{3})+|\d+)(?:[.,]\d+)?(?:[eE][-+]?\d+)?\s?(?:%|[$€£¥])?   # numbers, money, percent
+    | [-+]?[$€£¥]?[-+]?[.,]\d+(?:[eE][-+]?\d+)?%?
+    | \(\s*[$€£¥]?\d[\d,.]*\s*\)                                                                           # accounting negative
+    | \d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s?[AaPp][Mm])?(?:Z|[+-]\d{2}:?\d{2})?)?  # dates
+    | \d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s?[AaPp][Mm])?                                                 # times
+    | (?:https?|ftp)://[^\s"'<>]+ | www\.[^\s"'<>]+                                                        # urls
+    | [\w.+-]+@[\w-]+(?:\.[\w-]+)+                                                                         # emails
+    | [\w(\[#&*+.:/\\-][\w .,'’()\[\]/&%#+*!?:;=@~^\\-]*[\w.)\]%!?*]                                      # words and phrases
+    | [\w.#%*+-]
+    )
+    """,
+    re.VERBOSE,
+)
+
+
+@lru_cache(maxsize=65536)
+def _is_known(cell: str) -> bool:
+    """Leading or trailing blanks are kept: a cell that starts with a space is a sign of a ", " delimiter read as ","."""
+    return not cell.strip() or _KNOWN.fullmatch(cell) is not None
+
+
+def _type_score(rows: list[list[str]], dialect: Dialect) -> float:
+    """Share of cells that look like a value; a cell holding another delimiter looks like a fragment of a line."""
+    others = tuple(d for d in (",", ";", "\t", "|") if d not in dialect.delimiter)
+    total = known = 0
+    for row in rows:
+        for cell in row:
+            total += 1
+            if _is_known(cell) and not any(o in cell for o in others if o != ","):
+                known += 1
+    return known / total if total else 0.0
+
+
+def _pattern_score(rows: list[list[str]]) -> float:
+    """How consistently rows agree on a width of more than one cell.
+
+    CleverCSV divides by the number of distinct widths, which lets a single damaged row (a stray quote, a missing
+    delimiter) outweigh a hundred consistent ones; here the share of rows at the most common width counts instead."""
+    if not rows:
+        return 0.0
+    widths = Counter(len(r) for r in rows)
+    width, n = max(widths.items(), key=lambda kv: (kv[1], kv[0]))
+    return (n / len(rows)) * (width - 1) / width
+
+
+def score_dialect(lines: list[str], dialect: Dialect) -> float:
+    rows = [split_record(line, dialect) for line in lines]
+    pattern = _pattern_score(rows)
+    if pattern == 0.0:
+        return 0.0
+    return pattern * max(_type_score(rows, dialect), 1e-3)
+
+
+def _candidates(sample: str, name: str) -> list[Dialect]:
+    delimiters = [d for d in DELIMITERS if d in sample]
+    if ", " in delimiters and sample.count(", ") < sample.count(",") * 0.9:
+        delimiters.remove(", ")  # ", " only where nearly every comma is followed by a space
+    quotes = [q for q in QUOTES if q != "'" or q in sample]  # with no quote in the sample, '"' wins the tie as the convention
+    escapes = [None, "\\"] if "\\" in sample else [None]
+    out = [Dialect(d, q, e if q else None) for d in delimiters for q in quotes for e in escapes]
+    return list(dict.fromkeys(out))
+
+
+def detect(lines: list[str], name: str = "") -> tuple[Dialect, dict[str, float]]:
+    """The best-scoring dialect on the sample lines (blank lines ignored), with the scores of the runners-up."""
+    sample_lines = [line for line in lines if line.strip()][:_SCORING_LINES]
+    if name.lower().endswith(".tsv") and any("\t" in line for line in sample_lines):
+        candidates = [Dialect("\t", q) for q in QUOTES]
+    else:
+        candidates = _candidates("\n".join(sample_lines), name)
+    if not candidates:
+        return Dialect(",", '"'), {}
+    scores = {}
+    for dialect in candidates:
+        scores[dialect] = score_dialect(sample_lines, dialect)
+    best = max(scores.values())
+    if best <= 0:
+        return Dialect(",", '"'), {}
+    # Ties keep the conventional choice: candidates are listed from the most to the least common.
+    chosen = next(d for d in candidates if scores[d] >= best * (1 - 1e-9))
+    return chosen, {f"{d.delimiter!r} {d.quotechar!r}": round(s, 4) for d, s in scores.items()}
