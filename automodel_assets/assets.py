@@ -10,7 +10,7 @@ import pandas as pd
 from automodel import stages
 from automodel.outputs.actions import ActionLog, execute_actions
 from automodel.outputs.dashboard import build_figures, evaluation_rows, fill_actions, key_figures, prediction_overview, write_report
-from automodel.outputs.facts import write_facts
+from automodel.outputs.facts import baseline_for, write_facts
 from automodel.errors import AutomodelError
 from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
 from automodel.sessions import SessionStore
@@ -281,7 +281,8 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
                           roles=model.roles or {m.name: m.role for m in column_metadata.metas},
                           missing={str(c): int(n) for c, n in enriched_frame.isna().sum().items()},
                           predictions_path=str(settings.layout.predictions_path(context.partition_key)),
-                          holdout_rows=None if model.holdout is None else len(model.holdout))
+                          holdout_rows=None if model.holdout is None else len(model.holdout),
+                          baseline=baseline_for(enriched_frame[model.target] if model.target in enriched_frame else None, model.task))
     write_facts(settings.layout.facts_path(context.partition_key), facts)
     result = summarize(facts, llm.get_provider())
     if result.fallback_reason:

@@ -104,6 +104,7 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         # From the run's facts, like the summary and the dashboard (automodel.outputs.facts).
         "holdout_basis": facts.get("holdout_basis"), "trusted": facts.get("trusted"), "trust_reason": facts.get("trust_reason"),
         "caveats": facts.get("caveats") or [], "baseline_reason": (facts.get("fallback") or {}).get("reason"),
+        "baseline": facts.get("baseline"),
         "facts_path": str(layout.facts_path(run_id)) if facts else None,
     }
 
@@ -120,6 +121,8 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(f"  metrics:     {metrics or 'none'}")
     if result.get("holdout_basis"):
         print(f"  measured on: {result['holdout_basis']}")
+    if result.get("baseline"):
+        print(f"  baseline:    {result['baseline']['text']}")
     if result.get("trust_reason"):
         print(f"  verdict:     {result['trust_reason']}")
     enrichment = result["enrichment"]

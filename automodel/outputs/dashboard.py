@@ -500,6 +500,8 @@ def headline_html(facts: dict, title: str, summary_text: str) -> str:
     headline = headline_metric_text(facts)
     if headline:
         rows.append(("headline metric", headline))
+    if facts.get("baseline"):
+        rows.append(("against a baseline", facts["baseline"]["text"]))
     table = "<table id='headline'>" + "".join(f"<tr><th>{html.escape(k)}</th><td data-field='{html.escape(k)}'>{html.escape(str(v))}</td></tr>"
                                               for k, v in rows) + "</table>"
     verdict = ""

@@ -55,13 +55,13 @@ def _leaderboard(rows: list[dict], metric: str | None) -> list[dict]:
     return out
 
 
-def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict]) -> dict | None:
+def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict], bar: dict | None) -> dict | None:
     """Why a baseline stands in for a model, with the rejected model's own (held-out) score named as such."""
     model = (outcome.get("model_info") or {}).get("model")
     if not is_baseline(model):
         return None
     details = outcome.get("details") or {}
-    baseline = details.get("baseline") or {}
+    baseline = details.get("baseline") or bar or {}
     notes = [str(n) for n in outcome.get("notes") or []]
     scored = [r for r in leaderboard if isinstance(r.get("score"), (int, float)) and not r.get("error")]
     best = max(scored, key=lambda r: r["score"]) if scored else None
@@ -70,7 +70,9 @@ def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict]) -> dic
 
         margin = BASELINE_MARGIN.get(outcome.get("task"), 0.0)
         label = metric_label(baseline.get("metric", metric))
-        reason = (f"no candidate model beat the {baseline.get('model', 'baseline')} baseline by enough: the best, {best['model']}, scored "
+        what = str(baseline.get("model") or "a baseline")
+        what = what if what.startswith(("the ", "a ")) else f"the {what}"
+        reason = (f"no candidate model beat predicting {what} by enough: the best, {best['model']}, scored "
                   f"held-out {label} {metric_text(float(best['score']))}, while the baseline scores {metric_text(float(baseline.get('score', 0.0)))} "
                   f"and a model must beat it by {metric_text(float(margin))}")
         return {"reason": reason, "rejected_model": best["model"], "rejected_score": float(best["score"]), "metric": baseline.get("metric", metric),
@@ -100,7 +102,7 @@ def _trust_reason(outcome: dict, fallback: dict | None, metric: str | None, basi
 
 def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | None = None, cleaning: dict | None = None,
                 importance: list[dict] | None = None, roles: dict | None = None, missing: dict | None = None,
-                predictions_path: str | None = None, holdout_rows: int | None = None) -> dict:
+                predictions_path: str | None = None, holdout_rows: int | None = None, baseline: dict | None = None) -> dict:
     """Everything a person is told about a run. ``outcome`` is ``ModelOutcome.to_dict()`` (or the same keys)."""
     details = outcome.get("details") or {}
     model_info = outcome.get("model_info") or {}
@@ -110,11 +112,11 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
     if metric not in metrics:
         metric = next(iter(metrics), None)
     leaderboard = _leaderboard(outcome.get("leaderboard") or [], (details.get("search") or {}).get("metric") or metric)
-    fallback = _fallback(outcome, metric, leaderboard) if task in SUPERVISED else None
+    fallback = _fallback(outcome, metric, leaderboard, baseline) if task in SUPERVISED else None
     if outcome.get("reused_from"):
         basis = "the rows of this file, scored by a model trained on another run" if metrics else None
     elif fallback:
-        basis = "training rows (a baseline model has no held-out evaluation)"
+        basis = "training rows; a baseline model has no held-out evaluation"
     elif task in SUPERVISED:
         basis = details.get("holdout_basis")
     else:
@@ -145,8 +147,28 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "reused_from": outcome.get("reused_from"), "predictions_path": predictions_path,
         "training_seconds": outcome.get("training_seconds"),
     }
+    facts["baseline"] = _against_baseline(baseline, metrics, fallback)
     facts["caveats"] = caveats(facts)
     return facts
+
+
+def baseline_for(target_values, task: str) -> dict | None:
+    """The bar a model must clear: R² of predicting the mean (0) or macro F1 of always predicting the majority class."""
+    if task not in SUPERVISED or target_values is None or target_values.dropna().empty:
+        return None
+    from analyzers.selection import baseline_score
+
+    return {"model": "the mean" if task == "regression" else "the majority class", "metric": "r2" if task == "regression" else "f1",
+            "score": float(baseline_score(target_values.dropna(), task))}
+
+
+def _against_baseline(baseline: dict | None, metrics: dict, fallback: dict | None) -> dict | None:
+    if not baseline or fallback or baseline["metric"] not in metrics:
+        return None
+    gain = metrics[baseline["metric"]] - baseline["score"]
+    return {**baseline, "gain": gain, "beats": gain > 0,
+            "text": f"predicting {baseline['model']} scores {metric_label(baseline['metric'])} {metric_text(baseline['score'])}; "
+                    f"this model {'beats' if gain > 0 else 'does not beat'} it by {metric_text(abs(gain))}"}
 
 
 def caveats(facts: dict) -> list[str]:

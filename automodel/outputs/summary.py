@@ -78,6 +78,9 @@ def enrichment_sentence(facts: dict) -> str | None:
 def template_summary(facts: dict) -> str:
     lines = [f"automodel analysed {facts['rows']:,} rows and {facts['columns']} columns with the {facts['analyzer']}."]
     lines += _headline(facts)
+    if facts.get("baseline"):
+        text = facts["baseline"]["text"]
+        lines.append(text[0].upper() + text[1:] + ".")
     if facts["top_features"] and not facts.get("fallback"):
         lines.append("The most influential features are " + ", ".join(repr(f) for f in facts["top_features"]) + ".")
     enriched = enrichment_sentence(facts)
