@@ -20,9 +20,9 @@ _COLUMNS = {
     "file_name": "TEXT", "target": "TEXT", "labels": "TEXT", "category": "TEXT", "model_run_id": "TEXT", "status": "TEXT",
     "error": "TEXT", "analyzer": "TEXT", "task": "TEXT", "metrics": "TEXT", "model_type": "TEXT", "model_path": "TEXT",
     "predictions_path": "TEXT", "dashboard_path": "TEXT", "summary": "TEXT", "enrichment": "TEXT", "actions": "TEXT",
-    "needs_role_review": "INTEGER",
+    "needs_role_review": "INTEGER", "scoring": "TEXT",
 }
-_JSON_FIELDS = {"labels", "metrics", "enrichment", "actions"}
+_JSON_FIELDS = {"labels", "metrics", "enrichment", "actions", "scoring"}
 
 
 @dataclass
@@ -51,6 +51,14 @@ class SessionStore:
         with closing(self._connect()) as con, con:
             con.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{k} {v}' for k, v in _COLUMNS.items())})")
             con.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)")
+            present = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            for name, kind in _COLUMNS.items():  # a store made by an older version gains the new fields
+                if name not in present:
+                    try:
+                        con.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+                    except sqlite3.OperationalError as exc:  # another process added it first
+                        if "duplicate column" not in str(exc):
+                            raise
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30)

@@ -21,6 +21,7 @@ from automodel.lake.enrich import MAX_TABLES, MergeReport, apply_specs, rank_and
 from automodel.errors import ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
 from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
+from automodel.ingest.schema import ScoringReport, TrainingSchema
 
 # ---- stage 1: load, clean, profile -------------------------------------------------------------
 
@@ -33,6 +34,42 @@ def load_raw(name: str, data: bytes, source: str, limits=None, allow_empty: bool
 def clean_frame(raw: pd.DataFrame, target: str | None) -> tuple[pd.DataFrame, CleaningReport]:
     result = clean(raw, protect=(target,) if target else ())
     return result.frame, result.report
+
+
+TRAINING_SCHEMA_FILE = "training_schema.json"
+
+
+def capture_training_schema(raw: pd.DataFrame, frame: pd.DataFrame, report: CleaningReport, target: str | None) -> TrainingSchema:
+    """What cleaning decided on a training file, to be saved with its model and replayed on every batch it scores."""
+    return TrainingSchema.capture(raw, frame, report, target)
+
+
+def write_training_schema(model_dir: Path, schema: TrainingSchema) -> Path:
+    import json
+
+    from automodel.atomic import write_text_atomic
+
+    return write_text_atomic(Path(model_dir) / TRAINING_SCHEMA_FILE, json.dumps(schema.to_dict(), default=str))
+
+
+def read_training_schema(model_dir: Path) -> TrainingSchema | None:
+    import json
+
+    path = Path(model_dir) / TRAINING_SCHEMA_FILE
+    return TrainingSchema.from_dict(json.loads(path.read_text())) if path.exists() else None
+
+
+def replay_cleaning(raw: pd.DataFrame, model_path: Path) -> tuple[pd.DataFrame, ScoringReport]:
+    """A batch to score, cleaned exactly as the model's training file was (never re-decided on the batch)."""
+    bundle = load_model_bundle(model_path)
+    saved = bundle.get("training_schema")
+    if saved:
+        return TrainingSchema.from_dict(saved).apply(raw)
+    # A model saved before training schemas: cleaning decides afresh, but never drops a column the model reads.
+    fitted: FittedModel = bundle["fitted"]
+    keep = tuple(fitted.feature_columns) + ((fitted.target,) if fitted.target else ())
+    result = clean(raw, protect=keep)
+    return result.frame, ScoringReport(rows=len(raw), replayed=False)
 
 
 @dataclass
@@ -146,10 +183,13 @@ def training_mask(frame: pd.DataFrame, target: str | None) -> pd.Series:
 
 
 def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None, holdout: pd.DataFrame | None = None,
-                      holdout_basis: str | None = None) -> None:
+                      holdout_basis: str | None = None, training_schema: TrainingSchema | None = None) -> None:
     # The held-out predictions travel with the model, so a scoring run that reuses it can still calibrate against them.
     bundle = {"fitted": fitted, "enrichment_spec": enrichment_spec, "saved_at": time.time(), "versions": fitted.versions,
               "holdout": holdout, "holdout_basis": holdout_basis}
+    if training_schema is not None:  # plain data, so a bundle stays readable whatever the schema code becomes
+        join_keys = list((enrichment_spec or {}).get("user_columns") or [])
+        bundle["training_schema"] = training_schema.for_model(fitted.feature_columns, join_keys, fitted.target).to_dict()
     write_with_atomic(path, lambda tmp: joblib.dump(bundle, tmp))
 
 
@@ -162,7 +202,7 @@ def load_model_bundle(path: Path) -> dict:
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,
                 min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000,
                 time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
-                search_backend: str = "automodel") -> ModelOutcome:
+                search_backend: str = "automodel", training_schema: TrainingSchema | None = None) -> ModelOutcome:
     metas = enriched_metas(frame, profile)
     context = AnalysisContext(
         metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target), time_column=profile.time_column,
@@ -178,7 +218,7 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
     seconds = time.perf_counter() - started
     saved = None
     if result.fitted is not None:
-        save_model_bundle(model_path, result.fitted, enrichment_spec, result.holdout, result.details.get("holdout_basis"))
+        save_model_bundle(model_path, result.fitted, enrichment_spec, result.holdout, result.details.get("holdout_basis"), training_schema)
         saved = str(model_path)
     return ModelOutcome(
         analyzer=result.analyzer, task=result.task, target=result.target, metrics=result.metrics, model_info=result.model_info,
@@ -188,8 +228,9 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
     )
 
 
-def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path) -> ModelOutcome:
-    """A scoring run: no training; the saved model is checked against the new data and scored on it if it has the target."""
+def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scoring: dict | None = None) -> ModelOutcome:
+    """A scoring run: no training; the saved model is checked against the new data and scored on it if it has the target.
+    ``scoring`` is the ScoringReport of the batch's replayed cleaning; its sentences become the run's notes."""
     bundle = load_model_bundle(model_path)
     fitted: FittedModel = bundle["fitted"]
     fitted.check_columns(frame)
@@ -207,16 +248,37 @@ def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path) -> Mod
     return ModelOutcome(
         analyzer=fitted.analyzer, task=fitted.task, target=fitted.target, metrics=metrics,
         model_info={"model": fitted.model_name, "features": len(fitted.feature_columns), "reused": True}, model_path=str(model_path),
-        reused_from=model_run_id, notes=[f"reused the model of run {model_run_id}; no training"],
+        reused_from=model_run_id, notes=[f"reused the model of run {model_run_id}; no training", *(scoring or {}).get("notes", [])],
+        details={"scoring": scoring} if scoring else {},
     )
 
 
 # ---- stage 4: predictions, explanations ---------------------------------------------------------
 
+ROW_BLOCK = 16
+
+
+def predict_rows(fitted: FittedModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """``fitted.predict_frame`` such that a row's prediction does not depend on the rows scored with it.
+
+    BLAS sums a row's dot product differently when the row falls in a short tail of rows, so a linear
+    model's output could differ in the last bit between one row and the same row in a large batch. Rows
+    are therefore scored in whole blocks of ROW_BLOCK: the tail is padded with copies of its last row.
+    """
+    n = len(frame)
+    whole = n - n % ROW_BLOCK
+    if n == whole:
+        return fitted.predict_frame(frame)
+    tail = frame.iloc[whole:]
+    padded = pd.concat([tail, tail.iloc[[-1] * (ROW_BLOCK - len(tail))]])
+    parts = ([fitted.predict_frame(frame.iloc[:whole])] if whole else []) + [fitted.predict_frame(padded).iloc[: len(tail)]]
+    return pd.concat(parts, ignore_index=True)
+
+
 def predict(frame: pd.DataFrame, outcome: ModelOutcome) -> pd.DataFrame:
     if outcome.model_path:
         fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
-        return fitted.predict_frame(frame)
+        return predict_rows(fitted, frame)
     if outcome.row_scores is not None:
         return outcome.row_scores.reset_index(drop=True)
     return pd.DataFrame({"prediction": np.full(len(frame), np.nan)})

@@ -120,11 +120,24 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
 
 @dg.asset(
     partitions_def=runs_partitions, group_name="ingest", kinds={"pandas"}, owners=OWNERS,
-    description="Typed, cleaned frame (numbers, booleans and dates parsed from text, missing tokens, empty and constant columns). Same rows as the input.",
+    description="Typed, cleaned frame (numbers, booleans and dates parsed from text, missing tokens, empty and constant columns). Same rows as the input. "
+                "A scoring run replays the training file's cleaning saved with the model instead of deciding again.",
 )
 def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
+    if manifest.model_run_id:
+        frame, scoring = stages.replay_cleaning(raw_dataset, settings.layout.model_path(manifest.model_run_id))
+        SessionStore(settings.layout.sessions_db).update(context.partition_key, scoring=scoring.to_dict())
+        context.add_output_metadata({
+            "dagster/row_count": len(frame), "columns": frame.shape[1], "replayed_from": manifest.model_run_id,
+            "scoring": dg.MetadataValue.md("\n".join(f"- {n}" for n in scoring.notes()) or "Every column read as in training."),
+            "scoring_report": dg.MetadataValue.json(scoring.to_dict()),
+            "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()]),
+        })
+        return frame
     frame, report = stages.clean_frame(raw_dataset, manifest.target)
+    stages.write_training_schema(settings.layout.model_dir(context.partition_key),
+                                 stages.capture_training_schema(raw_dataset, frame, report, manifest.target))
     summary = report.to_dict()
     context.add_output_metadata({
         "dagster/row_count": len(frame), "columns": frame.shape[1], "changes": summary["total_changes"],
@@ -208,7 +221,8 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
     store = SessionStore(settings.layout.sessions_db)
     layout = settings.layout
     if manifest.model_run_id:
-        outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id))
+        outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id),
+                                     scoring=(store.get(run_id) or {}).get("scoring"))
     else:
         spec = ((store.get(run_id) or {}).get("enrichment") or {}).get("spec")
         context.log.info(f"training on {len(enriched_frame)} rows, target {column_metadata.target!r}")
@@ -216,6 +230,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
             enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
             time_budget_s=settings.search_time_budget_s, user_labels=manifest.labels or None, search_backend=settings.search_backend,
+            training_schema=stages.read_training_schema(layout.model_dir(run_id)),
         )
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
@@ -242,7 +257,14 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     frame = stages.predict(enriched_frame, model)
     path = settings.layout.predictions_path(context.partition_key)
     stages.write_predictions_csv(path, frame)
-    SessionStore(settings.layout.sessions_db).update(context.partition_key, predictions_path=str(path))
+    store = SessionStore(settings.layout.sessions_db)
+    store.update(context.partition_key, predictions_path=str(path))
+    scoring = (store.get(context.partition_key) or {}).get("scoring") if model.reused_from else None
+    if scoring:
+        context.add_output_metadata({"scoring": dg.MetadataValue.md("\n".join(f"- {n}" for n in scoring["notes"]) or "Every column read as in training."),
+                                     "missing_imputed": ", ".join(scoring["missing_imputed"]) or "none",
+                                     "unseen_categories": ", ".join(scoring["unseen_categories"]) or "none",
+                                     "extra_columns_ignored": ", ".join(scoring["extra_columns"]) or "none"})
     context.add_output_metadata({"dagster/row_count": len(frame), "path": dg.MetadataValue.path(str(path)),
                                  "overview": dg.MetadataValue.md(_md_table(prediction_overview(model.task, frame))),
                                  "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False))})

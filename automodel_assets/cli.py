@@ -106,6 +106,7 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         "caveats": facts.get("caveats") or [], "baseline_reason": (facts.get("fallback") or {}).get("reason"),
         "baseline": facts.get("baseline"),
         "facts_path": str(layout.facts_path(run_id)) if facts else None,
+        "scoring": row.get("scoring"),  # scoring runs: what replaying the training schema did (missing, unseen, extra columns)
     }
 
 

@@ -30,6 +30,12 @@ class CleaningReport:
     duplicate_rows: int = 0
     outlier_rows: int = 0
     protected: list[str] = field(default_factory=list)
+    # How each column was read (unit, decimal comma, date format, case spellings...): the training schema
+    # replays these on every batch scored later (automodel.ingest.schema); not part of to_dict.
+    decisions: dict[str, dict] = field(default_factory=dict)
+
+    def decide(self, column: str, **decision) -> None:
+        self.decisions.setdefault(column, {}).update(decision)
 
     def count(self, step: str, column: str, n: int) -> None:
         if n:
@@ -89,6 +95,9 @@ def _sample(series: pd.Series, n: int = _GATE_SAMPLE) -> pd.Series:
     return series.dropna()
 
 
+_ODD_WHITESPACE = r"\s{2,}|[^\S ]"
+
+
 def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, unify_case: bool = True) -> pd.DataFrame:
     """Strip stray whitespace, turn missing-value tokens into real missing values and, in label columns,
     write values that differ only by case ("Yes"/"yes") the way they are written most often."""
@@ -99,8 +108,10 @@ def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, un
             continue
         as_text = _as_text(series)
         stripped = as_text.str.strip()
-        if stripped.str.contains("  ", regex=False).any() or stripped.str.contains("\t", regex=False).any():
-            stripped = stripped.str.replace(r"\s+", " ", regex=True)
+        # Runs of whitespace and tabs or line breaks become one space. The pattern matches exactly where \s+ would
+        # change a value, so each value is treated alike whatever the other rows hold (a batch scored later agrees).
+        if stripped.str.contains(_ODD_WHITESPACE, regex=True).any():
+            stripped = stripped.str.replace(_ODD_WHITESPACE, " ", regex=True)
         report.count("strip_whitespace", col, int((stripped != as_text).fillna(False).sum()))
         lowered = stripped.str.lower()
         is_na_token = lowered.isin(NA_TOKENS).fillna(False)
@@ -122,11 +133,12 @@ def _unify_case(series: pd.Series, col: str, report: CleaningReport, max_labels:
     if counts.empty or len(counts) > max_labels or len(counts) > 0.5 * counts.sum():
         return series  # free text or identifiers: case may carry meaning there
     folded = pd.Series(counts.index.str.lower(), index=counts.index)
-    if folded.nunique() == len(counts):
-        return series
     canonical = {}
     for spelling, key in folded.items():  # value_counts is sorted, so the first spelling seen is the most frequent
         canonical.setdefault(key, spelling)
+    report.decide(col, case_map=canonical)  # a label column: later batches spell its values the same way
+    if folded.nunique() == len(counts):
+        return series
     mapping = {spelling: canonical[key] for spelling, key in folded.items() if canonical[key] != spelling}
     changed = series.isin(list(mapping)).fillna(False)
     report.count("case_unified", col, int(changed.sum()))
@@ -208,8 +220,7 @@ def convert_numbers(frame: pd.DataFrame, report: CleaningReport, threshold: floa
         decimal_comma = uses_decimal_comma(sample)
         if parse_number_text(sample, decimal_comma).notna().mean() < threshold or _is_leading_zero_code(sample):
             continue
-        plain = _plain_numbers(series)
-        parsed = plain if int(plain.notna().sum()) == n_present else parse_number_text(series, decimal_comma)
+        parsed, plain = read_numbers(series, decimal_comma)
         if decimal_comma:
             report.count("decimal_comma", col, int(parsed.notna().sum()))
         ok = parsed.notna() & present
@@ -223,9 +234,25 @@ def convert_numbers(frame: pd.DataFrame, report: CleaningReport, threshold: floa
         else:
             out[col] = parsed
         report.converted[col] = f"number (unit {unit!r} removed)" if unit else "number"
+        report.decide(col, number=True, unit=unit, decimal_comma=decimal_comma)
         if unit:
             report.count("unit_removed", col, int(ok.sum()))
     return out
+
+
+def read_numbers(series: pd.Series, decimal_comma: bool = False) -> tuple[pd.Series, pd.Series]:
+    """(numbers, plain numbers): each value read on its own, so a value reads the same whatever rows come with it.
+
+    Plain numbers ('12', '-3.5e2') go through Arrow's fast cast; the rest ('$1,200', '45%') through
+    ``parse_number_text``. With a decimal comma every value takes the second path ('1.234' is 1234 there).
+    """
+    plain = _plain_numbers(series)
+    if decimal_comma:
+        return parse_number_text(series, True), plain
+    unread = series.notna() & plain.isna()
+    if not unread.any():
+        return plain, plain
+    return plain.where(~unread, parse_number_text(series.where(unread), False)), plain
 
 
 _UNIT = re.compile(r"^[-+(]?[\d.,]+\)?\s*([A-Za-z°/][A-Za-z°/.²³]{0,7})$")
@@ -267,6 +294,7 @@ def convert_booleans(frame: pd.DataFrame, report: CleaningReport) -> pd.DataFram
             out[col] = mapped
             report.count("booleans_from_text", col, int(series.notna().sum()))
             report.converted[col] = "boolean"
+            report.decide(col, boolean=True)
     return out
 
 
@@ -292,13 +320,14 @@ def convert_to_datetime(frame: pd.DataFrame, report: CleaningReport, columns=Non
             sample = _sample(series, 500).astype(str)
             if sample.str.contains(_DATE_HINT).mean() < threshold:
                 continue
-            parsed = _parse_dates(series, sample)
+            parsed, date_format = _parse_dates(series, sample)
             ok = int(parsed.notna().sum())
             if ok / len(present) >= threshold:
                 report.count("dates_from_text", col, ok)
                 report.count("mixed_type_to_missing", col, int(len(present) - ok))
                 out[col] = parsed
                 report.converted[col] = "datetime"
+                report.decide(col, date_format=date_format)
         elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series) and _name_words(col) & _EPOCH_WORDS:
             values = series.dropna()
             if values.empty:
@@ -308,6 +337,7 @@ def convert_to_datetime(frame: pd.DataFrame, report: CleaningReport, columns=Non
                 out[col] = pd.to_datetime(series, unit=unit, errors="coerce")
                 report.count("dates_from_epoch", col, int(values.size))
                 report.converted[col] = f"datetime (epoch {unit})"
+                report.decide(col, epoch_unit=unit)
     return out
 
 
@@ -325,9 +355,10 @@ def _to_datetime(values: pd.Series, fmt: str, dayfirst: bool = False) -> pd.Seri
     return parsed.dt.tz_convert(None)
 
 
-def _parse_dates(series: pd.Series, sample: pd.Series) -> pd.Series:
+def _parse_dates(series: pd.Series, sample: pd.Series) -> tuple[pd.Series, str]:
     """Pick the format that reads most of a sample, then parse the whole column with it (fast, one format);
-    columns that mix formats are parsed value by value."""
+    columns that mix formats are parsed value by value. Returns the dates and the format used
+    (a strptime format, 'ISO8601', or 'mixed' / 'mixed dayfirst' for value by value)."""
     text = series.astype(object).where(series.notna(), None)
     sample_text = sample.astype(object)
     with warnings.catch_warnings():
@@ -342,15 +373,31 @@ def _parse_dates(series: pd.Series, sample: pd.Series) -> pd.Series:
         if best_fmt is not None and best_ok == len(sample_text):
             parsed = _to_datetime(text, best_fmt)
             if parsed.notna().sum() >= 0.99 * series.notna().sum():
-                return parsed
-        # Value-by-value parsing is slow: parse each distinct text once and map it back to the rows.
+                return parsed, best_fmt
         distinct = pd.Series(pd.unique(text.dropna()), dtype=object)
-        by_value = max((_to_datetime(distinct, "mixed", dayfirst) for dayfirst in (False, True)), key=lambda p: p.notna().sum())
-        mixed = text.map(dict(zip(distinct, by_value))).astype("datetime64[ns]")
+        mixed_format = max(("mixed", "mixed dayfirst"), key=lambda f: _mixed_dates(distinct, f).notna().sum())
+        mixed = parse_dates_as(text, mixed_format)
         if best_fmt is not None:
             single = _to_datetime(text, best_fmt)
-            return single if single.notna().sum() >= mixed.notna().sum() else mixed
-        return mixed
+            if single.notna().sum() >= mixed.notna().sum():
+                return single, best_fmt
+        return mixed, mixed_format
+
+
+def _mixed_dates(values: pd.Series, date_format: str) -> pd.Series:
+    return _to_datetime(values, "mixed", dayfirst=date_format == "mixed dayfirst")
+
+
+def parse_dates_as(values: pd.Series, date_format: str) -> pd.Series:
+    """Dates read with a format ``_parse_dates`` chose; each value on its own, so any batch reads alike."""
+    text = values.astype(object).where(values.notna(), None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not date_format.startswith("mixed"):
+            return _to_datetime(text, date_format)
+        # Value-by-value parsing is slow: parse each distinct text once and map it back to the rows.
+        distinct = pd.Series(pd.unique(text.dropna()), dtype=object)
+        return text.map(dict(zip(distinct, _mixed_dates(distinct, date_format)))).astype("datetime64[ns]")
 
 
 def _distinct(series: pd.Series) -> int:

