@@ -188,7 +188,7 @@ def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | N
     bundle = {"fitted": fitted, "enrichment_spec": enrichment_spec, "saved_at": time.time(), "versions": fitted.versions,
               "holdout": holdout, "holdout_basis": holdout_basis}
     if training_schema is not None:  # plain data, so a bundle stays readable whatever the schema code becomes
-        join_keys = list((enrichment_spec or {}).get("user_columns") or [])
+        join_keys = spec_user_columns(enrichment_spec) if enrichment_spec else []
         bundle["training_schema"] = training_schema.for_model(fitted.feature_columns, join_keys, fitted.target).to_dict()
     write_with_atomic(path, lambda tmp: joblib.dump(bundle, tmp))
 
