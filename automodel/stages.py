@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import joblib
@@ -59,6 +59,11 @@ def read_training_schema(model_dir: Path) -> TrainingSchema | None:
     return TrainingSchema.from_dict(json.loads(path.read_text())) if path.exists() else None
 
 
+def training_roles(model_path: Path) -> dict[str, str]:
+    """Each column's role in the training file of a saved model (empty for models saved before training schemas)."""
+    return dict((load_model_bundle(model_path).get("training_schema") or {}).get("roles") or {})
+
+
 def replay_cleaning(raw: pd.DataFrame, model_path: Path) -> tuple[pd.DataFrame, ScoringReport]:
     """A batch to score, cleaned exactly as the model's training file was (never re-decided on the batch)."""
     bundle = load_model_bundle(model_path)
@@ -89,8 +94,9 @@ class Profile:
 
 
 def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | None, labels: dict[str, str] | None,
-                  sample_rows: int = 1000, reused_target: str | None = None) -> Profile:
-    """One ColumnMeta per column, the target (given, reused or guessed, with the reason) and tags."""
+                  sample_rows: int = 1000, reused_target: str | None = None, training_roles: dict[str, str] | None = None) -> Profile:
+    """One ColumnMeta per column, the target (given, reused or guessed, with the reason) and tags.
+    ``training_roles`` (a scoring run) are the roles of the model's training file: a batch's few rows do not re-decide them."""
     if len(frame) > sample_rows * 10:
         index = frame.sample(sample_rows * 10, random_state=0).index.sort_values()  # row order kept: ids are told by it
         sample, raw_sample = frame.loc[index], raw.loc[index] if raw is not None else None
@@ -100,6 +106,8 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
     for meta in metas:  # counts on all rows, roles on the sample
         meta.missing_count = int(frame[meta.name].isna().sum())
         meta.unique_count = int(frame[meta.name].nunique(dropna=True))
+        if training_roles and meta.name in training_roles and not meta.user_labelled:
+            meta.role, meta.confidence, meta.reason = training_roles[meta.name], 1.0, "its role when the model was trained"
     if reused_target is not None:
         chosen, reason = reused_target, "target of the model being reused"
     elif target:
@@ -213,6 +221,8 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
     def relabel(labels):
         return enriched_metas(frame, Profile(infer_column_meta(frame[[m.name for m in profile.metas]], None, labels), profile.target, "", []))
 
+    if training_schema is not None:
+        training_schema = replace(training_schema, roles={m.name: m.role for m in metas})
     started = time.perf_counter()
     result: AnalysisResult = analyze(frame, context, user_labels=user_labels, relabel=relabel)
     seconds = time.perf_counter() - started

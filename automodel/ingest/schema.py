@@ -199,6 +199,7 @@ class TrainingSchema:
     target: str | None = None
     features: list[str] = field(default_factory=list)  # the columns the model reads (set when the model is saved)
     join_keys: list[str] = field(default_factory=list)  # columns the model's lake enrichment joins on
+    roles: dict[str, str] = field(default_factory=dict)  # each column's role in training (a scoring run shows these, not a guess)
     version: int = SCHEMA_VERSION
 
     @classmethod
@@ -213,7 +214,9 @@ class TrainingSchema:
                                   decimal_comma=bool(decided.get("decimal_comma")), boolean=bool(decided.get("boolean")),
                                   date_format=decided.get("date_format"), epoch_unit=decided.get("epoch_unit"),
                                   case_map=decided.get("case_map"), had_missing=bool(values.isna().any()))
-            if column.family == "text":
+            if column.family != "text":
+                column.case_map = None  # '12 °F' looks like a label to the case step; as a number it has no spelling
+            else:
                 try:
                     distinct = pd.unique(values.dropna())
                 except TypeError:  # unhashable cells (lists from JSON): not categories
@@ -228,7 +231,7 @@ class TrainingSchema:
         known = {c.name for c in self.columns}
         return TrainingSchema(columns=self.columns, dropped=self.dropped, target=target or self.target,
                               features=[f for f in features if f in known], join_keys=[k for k in join_keys or [] if k in known],
-                              version=self.version)
+                              roles={k: v for k, v in self.roles.items() if k in known}, version=self.version)
 
     @property
     def required(self) -> list[str]:
