@@ -50,7 +50,7 @@ def _join(frame, hit, lake):
 
 
 def test_every_table_file_of_a_plain_folder_is_indexed_and_a_bad_one_skipped(flights_lake):
-    lake, db, report = flights_lake
+    _, db, report = flights_lake
     assert sorted(report.profiled) == ["airlines", "airports", "country_codes", "flights_2013", "planes", "population", "weather"]
     assert list(report.skipped) == ["notes"] and "empty" in report.skipped["notes"]
     con = duckdb.connect(str(db), read_only=True)
