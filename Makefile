@@ -39,6 +39,8 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
+# The UI and daemon on $(AUTOMODEL_HOME) (the command line's home) on http://127.0.0.1:3000, and the dashboards folder
+# on http://127.0.0.1:3001 so the dashboard links in the UI open. Plain `dagster dev` or `dg dev` here use the same home.
 dev: $(STAMP)
 	DAGSTER_HOME=$(AUTOMODEL_HOME)/dagster $(BIN)/python -m automodel_assets.dev
 

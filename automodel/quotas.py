@@ -7,15 +7,21 @@ them, come from one JSON setting (AUTOMODEL_QUOTA_TIERS), for example::
      "users": {"alice": "pro", "etl@example.com": "internal"},
      "default": "free"}
 
-A user not listed gets ``default`` (the free tier unless said otherwise).
+A user not listed gets ``default`` (the free tier unless said otherwise). Quotas are for tenants: the
+drop-folder users and anyone named with ``--user``. The person at the command line without ``--user``
+(the embedded ``default`` user) is not throttled unless the JSON lists ``"default"`` under ``users``.
+Every refusal names the setting that changes it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from automodel.errors import AutomodelError, QuotaExceededError
+
+TIERS_SETTING = "AUTOMODEL_QUOTA_TIERS"
+LOCAL_USER = "default"
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,16 @@ class Tier:
     name: str
     max_requests: int
     max_gb: float
+    # Where each limit is set, for the refusal message (the free tier's come from MAX_REQUESTS_FREE and MAX_GB_FREE).
+    requests_setting: str = field(default="", compare=False)
+    gb_setting: str = field(default="", compare=False)
+
+    def setting_for(self, limit: str) -> str:
+        named = self.requests_setting if limit == "max_requests" else self.gb_setting
+        return named or f"{limit} of tier {self.name!r} in {TIERS_SETTING}"
+
+
+UNLIMITED = Tier("unlimited", 10**12, float("inf"))
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,12 @@ class TierPlan:
 
     def tier_for(self, user_id: str | None) -> Tier:
         return self.tiers[self.users.get(user_id or "", self.default)]
+
+    def tier_for_caller(self, user_id: str, local: bool) -> Tier:
+        """The local user at the command line (``default``, no ``--user``) is unthrottled unless the tiers name it."""
+        if local and user_id == LOCAL_USER and LOCAL_USER not in self.users:
+            return UNLIMITED
+        return self.tier_for(user_id)
 
 
 def parse_tiers(spec: str | dict | None, free: Tier) -> TierPlan:
@@ -67,12 +89,14 @@ def check_quota(tier: Tier, runs_so_far: int, stored_bytes: int, new_bytes: int)
     """Raise QuotaExceededError naming the limit and what to do when a new run would pass it."""
     if runs_so_far + 1 > tier.max_requests:
         raise QuotaExceededError(
-            f"The {tier.name} tier allows {tier.max_requests} runs a day (MAX_REQUESTS) and this user has used {runs_so_far}; "
-            "wait for older runs to age out of the 24-hour window or move to a larger tier."
+            f"The {tier.name} tier allows {tier.max_requests} runs a day and this user has used {runs_so_far}; raise "
+            f"{tier.setting_for('max_requests')}, move the user to a larger tier in {TIERS_SETTING}, or wait for older runs to age out "
+            "of the 24-hour window."
         )
     limit = tier.max_gb * 1024**3
     if stored_bytes + new_bytes > limit:
         raise QuotaExceededError(
             f"This file ({_size(new_bytes)}) would take the user's uploads ({_size(stored_bytes)} stored) past the {tier.name} tier's "
-            f"{tier.max_gb:g} GB storage limit (MAX_GB); remove old uploads or move to a larger tier."
+            f"{tier.max_gb:g} GB storage limit; remove old uploads, raise {tier.setting_for('max_gb')}, or move the user to a larger tier "
+            f"in {TIERS_SETTING}."
         )

@@ -12,7 +12,7 @@ import time
 import uuid
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 _COLUMNS = {
@@ -20,9 +20,9 @@ _COLUMNS = {
     "file_name": "TEXT", "target": "TEXT", "labels": "TEXT", "category": "TEXT", "model_run_id": "TEXT", "status": "TEXT",
     "error": "TEXT", "analyzer": "TEXT", "task": "TEXT", "metrics": "TEXT", "model_type": "TEXT", "model_path": "TEXT",
     "predictions_path": "TEXT", "dashboard_path": "TEXT", "summary": "TEXT", "enrichment": "TEXT", "actions": "TEXT",
-    "needs_role_review": "INTEGER", "scoring": "TEXT",
+    "needs_role_review": "INTEGER", "scoring": "TEXT", "options": "TEXT",
 }
-_JSON_FIELDS = {"labels", "metrics", "enrichment", "actions", "scoring"}
+_JSON_FIELDS = {"labels", "metrics", "enrichment", "actions", "scoring", "options"}
 
 
 @dataclass
@@ -37,10 +37,12 @@ class RunManifest:
     labels: dict[str, str] = field(default_factory=dict)
     category: str | None = None
     model_run_id: str | None = None  # for scoring: the run whose model is reused
+    # Per-run options beside the target and labels (a drop folder's sidecar file, e.g. {"budget_s": 30}).
+    options: dict = field(default_factory=dict)
 
 
 def new_run_id() -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
@@ -113,7 +115,8 @@ class SessionStore:
         row = self.get(run_id)
         if row is None:
             return None
-        return RunManifest(**{k: row.get(k) for k in RunManifest.__dataclass_fields__ if k != "labels"}, labels=row.get("labels") or {})
+        return RunManifest(**{k: row.get(k) for k in RunManifest.__dataclass_fields__ if k not in ("labels", "options")},
+                           labels=row.get("labels") or {}, options=row.get("options") or {})
 
     def list(self, limit: int = 20, user_id: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM runs", []

@@ -1,5 +1,8 @@
-"""The run_id-partitioned asset graph of DESIGN.md. Each asset is thin: it calls the plain logic in
-``automodel.stages`` and attaches the numbers a user wants to see in the UI.
+"""The run_id-partitioned asset graph (docs/ARCHITECTURE.md). Each asset is thin: it calls the plain logic in
+``automodel.stages`` and attaches the numbers a user wants to see in the UI, typed (automodel_assets.metadata).
+
+A run is every asset on the ``run_id`` partitions (automodel_assets.definitions.run_selection): an asset added
+in another module (automodel_assets.extensions) joins runs without an edit here.
 """
 
 
@@ -15,6 +18,8 @@ from automodel.errors import AutomodelError
 from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
 from automodel.sessions import SessionStore
 from automodel.outputs.summary import summarize, summary_facts
+from automodel_assets.links import dashboard_link, publish_if_s3
+from automodel_assets.metadata import frame_table, numbers, pairs_table, present, table
 from automodel_assets.partitions import runs_partitions
 from recipes import ActionContext, parse_recipe_options, select_recipes
 from resources.llm import LLMResource
@@ -25,34 +30,17 @@ from resources.storage import StorageResource
 OWNERS = ["team:automodel"]
 
 
-def _md_table(rows: dict) -> str:
-    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows.items())
+def _candidates_table(candidates: list[dict]) -> dg.MetadataValue:
+    rows = [{"table": c["table"], "score": c.get("score"), "name_similarity": c.get("name_similarity"), "containment": c.get("containment"),
+             "key": f"{'+'.join(c['user_columns'])} = {'+'.join(c['lake_columns'])}" if c.get("user_columns") else None,
+             "strategy": c.get("strategy"), "coverage": c.get("coverage"), "lift": c.get("lift"), "refused": c.get("refused")} for c in candidates]
+    return table(rows, ["table", "score", "name_similarity", "containment", "key", "strategy", "coverage", "lift", "refused"])
 
 
-def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def _candidates_md(candidates: list[dict]) -> str:
-    if not candidates:
-        return "No lake table was considered."
-    lines = ["| table | score | name similarity | containment | key | coverage | lift |", "|---|---|---|---|---|---|---|"]
-    for c in candidates:
-        key = f"{'+'.join(c['user_columns'])} = {'+'.join(c['lake_columns'])} ({c['strategy']})" if c.get("user_columns") else "none"
-        lines.append(f"| {c['table']} | {c['score']:.3f} | {c['name_similarity']:.3f} | {c['containment']:.0%} | {key} | "
-                     f"{_fmt(c.get('coverage', ''))} | {_fmt(c.get('lift', c.get('refused', '')))} |")
-    return "\n".join(lines)
-
-
-def _kept_md(tables: list[dict]) -> str:
-    if not tables:
-        return "No lake table was kept."
-    lines = ["| table | key | grain | aggregation | coverage | lift | columns |", "|---|---|---|---|---|---|---|"]
-    for t in tables:
-        lift = "n/a" if t.get("lift") is None else f"{t['lift']:+.4f}"
-        lines.append(f"| {t['table']} | {' = '.join(t['keys'])} | {t.get('grain', '')} | {t.get('aggregation', '')} | "
-                     f"{t['coverage']:.0%} | {lift} | {len(t['added_columns'])} |")
-    return "\n".join(lines)
+def _kept_table(tables: list[dict]) -> dg.MetadataValue:
+    rows = [{"table": t["table"], "key": " = ".join(t["keys"]), "grain": t.get("grain"), "aggregation": t.get("aggregation"),
+             "coverage": t.get("coverage"), "lift": t.get("lift"), "columns": len(t.get("added_columns") or [])} for t in tables]
+    return table(rows, ["table", "key", "grain", "aggregation", "coverage", "lift", "columns"])
 
 
 def _manifest(settings: AutomodelSettings, run_id: str):
@@ -87,9 +75,9 @@ def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSetting
         "skipped": "; ".join(f"{name}: {why}" for name, why in report.skipped.items()) or "none",
         "lake_fingerprint": lake_fingerprint(settings.lake_path), "seconds": round(report.seconds, 3),
         "catalog": dg.MetadataValue.path(str(settings.layout.catalog_db)),
-        "summary": dg.MetadataValue.md(_md_table({"tables": catalog["tables"], "lake rows": catalog["rows"], "columns embedded": catalog["columns"],
-                                                  "join keys sketched": keys, "key values": catalog["key_values"],
-                                                  "re-profiled": len(report.profiled), "seconds": round(report.seconds, 2)})),
+        "summary": pairs_table({"tables": catalog["tables"], "lake rows": catalog["rows"], "columns embedded": catalog["columns"],
+                                "join keys sketched": keys, "key values": catalog["key_values"],
+                                "re-profiled": len(report.profiled), "seconds": round(report.seconds, 2)}),
     })
     return {"tables": report.tables, "profiled": report.profiled, "fingerprint": lake_fingerprint(settings.lake_path)}
 
@@ -176,10 +164,11 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
         changed = refine_with_llm(profile.metas, cleaned_frame, provider, raw_dataset) if provider is not None else []
         context.log.info(f"LLM preprocessing changed {len(changed)} roles: " + ", ".join(f"{c.column} {c.old_role}->{c.new_role}" for c in changed))
     SessionStore(settings.layout.sessions_db).update(context.partition_key, target=profile.target)
-    roles = {m.name: f"{m.role} ({m.confidence:.2f})" for m in profile.metas}
+    roles = [{"column": m.name, "role": m.role, "confidence": round(float(m.confidence), 3), "dtype": str(m.dtype),
+              "missing": m.missing_count, "unique": m.unique_count, "user_labelled": bool(m.user_labelled)} for m in profile.metas]
     context.add_output_metadata({
-        "target": str(profile.target), "target_reason": profile.target_reason, "tags": ", ".join(profile.tags) or "none",
-        "needs_role_review": profile.needs_role_review, "roles": dg.MetadataValue.md(_md_table(roles)),
+        **present(target=profile.target), "target_reason": profile.target_reason, "tags": ", ".join(profile.tags),
+        "needs_role_review": profile.needs_role_review, "roles": table(roles),
     })
     return profile
 
@@ -200,12 +189,13 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
                                         reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables)
     store.update(context.partition_key, enrichment=report.to_dict())
     context.add_output_metadata({
-        "dagster/row_count": len(frame), "table": str(report.table), "keys": " = ".join(report.keys) or "none",
-        "strategy": str(report.strategy), "coverage": report.coverage, "kept": report.kept,
-        "lift": report.lift if report.lift is not None else "n/a", "added_columns": len(report.added_columns), "reason": report.reason,
-        "candidates": dg.MetadataValue.md(_candidates_md(report.candidates)),
-        "tables_kept": dg.MetadataValue.md(_kept_md(report.tables)),
-        "refused": "; ".join(f"{r['table']}: {r['reason']}" for r in report.refused) or "none",
+        "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,
+        **present(table=report.table, keys=" = ".join(report.keys) or None, strategy=report.strategy,
+                  coverage=float(report.coverage) if report.coverage is not None else None,
+                  lift=float(report.lift) if report.lift is not None else None),
+        "candidates": _candidates_table(report.candidates),
+        "tables_kept": _kept_table(report.tables),
+        "refused": table([{"table": r["table"], "reason": r["reason"]} for r in report.refused], ["table", "reason"]),
         "merge_report": dg.MetadataValue.json(report.to_dict()),
     })
     return frame
@@ -230,22 +220,23 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
         outcome = stages.train_model(
             enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
-            time_budget_s=settings.search_time_budget_s, user_labels=manifest.labels or None, search_backend=settings.search_backend,
+            time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s), user_labels=manifest.labels or None,
+            search_backend=settings.search_backend,
             training_schema=stages.read_training_schema(layout.model_dir(run_id)),
         )
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
-    metrics = {k: _fmt(v) for k, v in outcome.metrics.items()}
-    leaderboard = pd.DataFrame(outcome.leaderboard)
     context.add_output_metadata({
-        "analyzer": outcome.analyzer, "task": outcome.task, "model": str(outcome.model_info.get("model")), "trusted": outcome.trusted,
-        "metrics": dg.MetadataValue.md(_md_table(metrics) if metrics else "no metrics"),
-        "leaderboard": dg.MetadataValue.md(leaderboard.to_markdown(index=False) if not leaderboard.empty else "no candidates"),
-        "notes": "; ".join(outcome.notes) or "none", "model_path": str(outcome.model_path), "training_seconds": outcome.training_seconds,
-        "reused_from": str(outcome.reused_from), "candidates": len(outcome.leaderboard),
+        "analyzer": outcome.analyzer, "task": outcome.task, "trusted": bool(outcome.trusted), "notes": "; ".join(outcome.notes),
+        "training_seconds": float(outcome.training_seconds), "candidates": len(outcome.leaderboard),
+        **present(model=str(outcome.model_info["model"]) if outcome.model_info.get("model") else None, target=outcome.target,
+                  reused_from=outcome.reused_from),
+        **({"model_path": dg.MetadataValue.path(str(outcome.model_path))} if outcome.model_path else {}),
+        "metrics": pairs_table(outcome.metrics, "metric", "value"),
+        "leaderboard": table(outcome.leaderboard),
         "search": dg.MetadataValue.json({k: v for k, v in (outcome.details.get("search") or {}).items() if k != "notes"}),
-        "excluded_columns": dg.MetadataValue.md(_md_table(outcome.excluded_columns) if outcome.excluded_columns else "none"),
-        **{f"metric/{k}": float(v) for k, v in outcome.metrics.items() if isinstance(v, (int, float)) and v == v},
+        "excluded_columns": pairs_table(outcome.excluded_columns, "column", "reason"),
+        **numbers(outcome.metrics, "metric"),
     })
     return outcome
 
@@ -267,8 +258,8 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
                                      "unseen_categories": ", ".join(scoring["unseen_categories"]) or "none",
                                      "extra_columns_ignored": ", ".join(scoring["extra_columns"]) or "none"})
     context.add_output_metadata({"dagster/row_count": len(frame), "path": dg.MetadataValue.path(str(path)),
-                                 "overview": dg.MetadataValue.md(_md_table(prediction_overview(model.task, frame))),
-                                 "preview": dg.MetadataValue.md(frame.head(5).to_markdown(index=False))})
+                                 "overview": pairs_table(prediction_overview(model.task, frame)),
+                                 "preview": frame_table(frame, 10)})
     return frame
 
 
@@ -277,16 +268,17 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     description="Feature importance: mean |SHAP| (TreeExplainer) for tree models, permutation importance otherwise. Behind ENABLE_SHAP_EXPLANATIONS.",
 )
 def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
-    table = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
+    importance = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
     path = settings.layout.explanation_path(context.partition_key)
-    if not table.empty:
-        stages.write_predictions_csv(path, table)
+    if not importance.empty:
+        stages.write_predictions_csv(path, importance)
     rows = stages.explain_rows(enriched_frame, model, enabled=settings.enable_shap_explanations)
     if not rows.empty:  # per-row SHAP values on a sample: the dashboard's beeswarm and dependence charts
         stages.write_predictions_csv(settings.layout.shap_path(context.partition_key), rows)
-    context.add_output_metadata({"method": table["method"].iloc[0] if not table.empty else "none", "shap_rows": int(rows["row"].nunique()) if not rows.empty else 0,
-                                 "top_features": dg.MetadataValue.md(table.head(10).to_markdown(index=False) if not table.empty else "none")})
-    return table
+    context.add_output_metadata({**present(method=importance["method"].iloc[0] if not importance.empty else None),
+                                 "shap_rows": int(rows["row"].nunique()) if not rows.empty else 0, "features": len(importance),
+                                 "top_features": frame_table(importance, 20)})
+    return importance
 
 
 @dg.asset(
@@ -313,10 +305,10 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
     store.update(context.partition_key, summary=result.text)
     context.add_output_metadata({
         "summary": dg.MetadataValue.md(result.text), "provider": result.provider, "requested_provider": result.requested_provider,
-        "fallback_reason": result.fallback_reason or "none",
-        "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.recommendations) or "none"),
-        "caveats": dg.MetadataValue.md("\n".join(f"- {c}" for c in facts["caveats"]) or "none"),
-        "trusted": facts["trusted"], "trust_reason": facts["trust_reason"], "holdout_basis": str(facts["holdout_basis"]),
+        **present(fallback_reason=result.fallback_reason or None, holdout_basis=str(facts["holdout_basis"]) if facts.get("holdout_basis") else None),
+        "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.recommendations) or "No recommendations."),
+        "caveats": dg.MetadataValue.md("\n".join(f"- {c}" for c in facts["caveats"]) or "No caveats."),
+        "trusted": bool(facts["trusted"]), "trust_reason": facts["trust_reason"],
         "facts": dg.MetadataValue.path(str(settings.layout.facts_path(context.partition_key))),
     })
     return {**result.to_dict(), "facts": facts}
@@ -356,10 +348,10 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
     write_report(path, facts, text, figures, title=f"automodel run {run_id}: {facts.get('target') or facts['task']}",
                  predictions=predictions, frame=enriched_frame, actions=(store.get(run_id) or {}).get("actions"))
     store.update(run_id, dashboard_path=str(path))
-    context.add_output_metadata({"path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
-                                 "key_figures": dg.MetadataValue.md(_md_table(figures_shown)),
-                                 **{f"figure/{k}": v for k, v in figures_shown.items()}})
-    return {"path": str(path), "charts": charts, "key_figures": figures_shown}
+    url = dashboard_link(settings, path)
+    context.add_output_metadata({"dashboard": dg.MetadataValue.url(url), "path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
+                                 "key_figures": pairs_table(figures_shown, "figure", "value"), **numbers(figures_shown, "figure")})
+    return {"path": str(path), "url": url, "charts": charts, "key_figures": figures_shown}
 
 
 @dg.asset(
@@ -385,9 +377,11 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
     taken = [{k: r[k] for k in ("recipe", "triggered", "message", "notified")} for r in results]
     store.update(run_id, actions=taken, status="success", error=None)
     fill_actions(settings.layout.dashboard_path(run_id), taken)
-    rows = {r["recipe"]: f"{r['message']} (notified: {', '.join(r['notified']) or 'none'})" for r in results}
+    publish_if_s3(settings.layout.dashboard_path(run_id))  # the published copy gets the actions too
+    rows = [{"recipe": r["recipe"], "triggered": bool(r["triggered"]), "message": r["message"], "notified": ", ".join(r["notified"])}
+            for r in results]
     context.add_output_metadata({"triggered": sum(bool(r["triggered"]) for r in results), "channels": ", ".join(notifier.channels),
-                                 "actions": dg.MetadataValue.md(_md_table(rows))})
+                                 "actions": table(rows, ["recipe", "triggered", "message", "notified"])})
     return results
 
 

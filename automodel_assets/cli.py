@@ -1,4 +1,9 @@
-"""The automodel command line (a contract: see DESIGN.md). Errors are one sentence and a non-zero exit."""
+"""The automodel command line (a contract: README.md, "Command line"). Errors are one sentence and a non-zero exit.
+
+``run``, ``score`` and ``rerun`` start the real ``automodel_run`` job (automodel_assets.runs.execute_run_job), tagged
+with the user, the file and the target, so each shows in the Dagster UI like a sensor's or the UI's own run and
+can be re-executed there.
+"""
 
 from __future__ import annotations
 
@@ -217,10 +222,12 @@ def cmd_sessions(args) -> int:
 
 def cmd_index(args) -> int:
     from automodel.lake.catalog import build_index, catalog_summary
+    from automodel_assets.runs import get_instance, record_index_build
 
     settings = _settings(args)
     report = build_index(settings.lake_path, settings.layout.catalog_db, rebuild=args.rebuild)
     catalog = catalog_summary(settings.layout.catalog_db)
+    record_index_build(settings, get_instance(settings.layout), report)
     out = {"tables": report.tables, "profiled": report.profiled, "unchanged": report.unchanged, "removed": report.removed,
            "seconds": round(report.seconds, 3), "catalog": str(settings.layout.catalog_db), "columns": catalog["columns"],
            "keys_by_kind": catalog["keys_by_kind"], "key_values": catalog["key_values"], "skipped": report.skipped}
@@ -300,8 +307,8 @@ def cmd_ask(args) -> int:
     import pandas as pd
 
     from automodel import stages
-    from automodel.outputs.ask import answer, write_answer_chart
     from automodel.errors import AutomodelError
+    from automodel.outputs.ask import answer, write_answer_chart
     from automodel.safety import safe_user_id
     from automodel.sessions import SessionStore
     from automodel_assets.assets import ALL_ASSETS

@@ -10,9 +10,10 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, RUN_ASSETS, semantic_index
+from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, semantic_index
+from automodel_assets.extensions import extension_definitions
 from automodel_assets.io_manager import RunStoreIOManager
-from automodel_assets.partitions import runs_partitions
+from automodel_assets.partitions import is_run_partitioned, runs_partitions
 from resources.llm import LLMResource
 from resources.notifier import NotifierResource
 from resources.settings import AutomodelSettings
@@ -41,12 +42,20 @@ def build_resources(settings: AutomodelSettings | None = None) -> dict:
             "llm": LLMResource.from_settings(settings), "notifier": NotifierResource.from_settings(settings)}
 
 
-run_job = dg.define_asset_job(
-    "automodel_run", selection=dg.AssetSelection.assets(*RUN_ASSETS), partitions_def=runs_partitions,
-    description="Every stage of one run, for its run_id partition.",
-)
-index_job = dg.define_asset_job("semantic_index_job", selection=dg.AssetSelection.assets(semantic_index),
-                                description="Rebuild the lake's semantic index.")
+def _with_extensions() -> tuple[list, list]:
+    extra_assets, extra_checks = extension_definitions()
+    known = {id(a) for a in [*ALL_ASSETS, *ASSET_CHECKS]}  # an extension module that imports a built-in asset does not add it twice
+    return ([*ALL_ASSETS, *(a for a in extra_assets if id(a) not in known)],
+            [*ASSET_CHECKS, *(c for c in extra_checks if id(c) not in known)])
+
+
+def run_selection(assets: list) -> dg.AssetSelection:
+    """The run is a selection, not a list: every asset on the run_id partitions, built in or added (automodel_assets.extensions)."""
+    return dg.AssetSelection.assets(*(a for a in assets if is_run_partitioned(a)))
+
+
+def run_asset_keys(assets: list) -> list[dg.AssetKey]:
+    return sorted({key for a in assets if is_run_partitioned(a) for key in a.keys}, key=lambda k: k.to_user_string())
 
 
 def _sensors_schedules_and_jobs():
@@ -55,19 +64,47 @@ def _sensors_schedules_and_jobs():
     return SENSORS, SCHEDULES, JOBS
 
 
-_sensors, _schedules, _automation_jobs = _sensors_schedules_and_jobs()
+def build_definitions(settings: AutomodelSettings | None = None) -> dg.Definitions:
+    """Every definition, with resources from ``settings`` (the environment by default) and the extension modules
+    named now (AUTOMODEL_ASSET_MODULES, the ``automodel.assets`` entry points)."""
+    assets, checks = _with_extensions()
+    run_job = dg.define_asset_job(
+        "automodel_run", selection=run_selection(assets), partitions_def=runs_partitions,
+        description="Every asset of one run (each asset on the run_id partitions), for its run_id partition. "
+                    "The command line, the drop-folder sensors and the UI all start this job.",
+    )
+    index_job = dg.define_asset_job("semantic_index_job", selection=dg.AssetSelection.assets(semantic_index),
+                                    description="Rebuild the lake's semantic index.")
+    sensors, schedules, automation_jobs = _sensors_schedules_and_jobs()
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[run_job, index_job, *automation_jobs], sensors=sensors,
+                          schedules=schedules, resources=build_resources(settings), executor=executor_from_env())
 
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    asset_checks=ASSET_CHECKS,
-    jobs=[run_job, index_job, *_automation_jobs],
-    sensors=_sensors,
-    schedules=_schedules,
-    resources=build_resources(),
-    executor=executor_from_env(),
-)
+
+_CURRENT: dict = {}
+
+
+def current_definitions() -> dg.Definitions:
+    """The definitions for the environment as it is now (the command line and tests change AUTOMODEL_HOME, --lake and
+    AUTOMODEL_ASSET_MODULES within one process); built once per distinct environment."""
+    key = (os.environ.get("AUTOMODEL_ASSET_MODULES", ""), os.environ.get("AUTOMODEL_ASSET_STORE", ""), os.environ.get("AUTOMODEL_EXECUTOR", ""),
+           repr(AutomodelSettings.from_env()))
+    if key not in _CURRENT:
+        _CURRENT.clear()
+        _CURRENT[key] = build_definitions()
+    return _CURRENT[key]
+
+
+defs = build_definitions()
+DEFINED_ASSETS = list(defs.assets or [])
+RUN_SELECTION = run_selection(DEFINED_ASSETS)
+RUN_ASSET_KEYS = run_asset_keys(DEFINED_ASSETS)
 
 
 def automodel_run_job() -> dg.JobDefinition:
-    """The run job as a reconstructable target: out-of-process executors load it again in each step's process."""
-    return defs.resolve_job_def("automodel_run")
+    """The run job as a reconstructable target: the run worker and out-of-process executors' step processes load it again."""
+    return current_definitions().resolve_job_def("automodel_run")
+
+
+def semantic_index_job() -> dg.JobDefinition:
+    """The index job as a reconstructable target (the command line builds the index through it)."""
+    return current_definitions().resolve_job_def("semantic_index_job")

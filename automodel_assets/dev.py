@@ -1,22 +1,70 @@
-"""`make dev`: the Dagster UI with DAGSTER_HOME under AUTOMODEL_HOME and the project's dagster.yaml."""
+"""`make dev`: the Dagster UI and daemon (``dagster dev``) on the home under AUTOMODEL_HOME, plus the dashboards folder
+served on loopback so the dashboard links in the UI open.
+
+DAGSTER_HOME is ``$AUTOMODEL_HOME/dagster`` (the same home the command line uses), whose dagster.yaml links to the
+project's. Arguments are passed on to ``dagster dev`` (``--port 3000`` by default); ``--dashboard-port`` is ours.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
+import signal
+import subprocess
 import sys
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from automodel.layout import Layout
-from automodel_assets.runs import ensure_dagster_home
+from automodel_assets.links import served_address
+from automodel_assets.runs import PROJECT_ROOT, ensure_dagster_home
+from resources.settings import AutomodelSettings
 
 
-def main() -> None:
-    layout = Layout.at(os.environ.get("AUTOMODEL_HOME", "./local_data"))
-    os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(layout))
-    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    args = ["dagster", "dev", "-w", str(workspace), "--host", "127.0.0.1", *sys.argv[1:]]
-    os.execvp(str(Path(sys.executable).parent / "dagster"), args)
+class DashboardHandler(SimpleHTTPRequestHandler):
+    """Files of the dashboards folder, read-only; no listing of other folders is possible (the handler's root is it)."""
+
+    def log_message(self, format, *args):
+        pass
+
+
+def serve_dashboards(folder: Path, host: str, port: int) -> ThreadingHTTPServer:
+    folder.mkdir(parents=True, exist_ok=True)
+    server = ThreadingHTTPServer((host, port), partial(DashboardHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True, name="dashboards").start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
+    parser.add_argument("--dashboard-port", type=int, help="serve the dashboards folder on this loopback port "
+                                                           "(default: the port of AUTOMODEL_DASHBOARD_URL, else 3001)")
+    ours, passed_on = parser.parse_known_args(argv)
+    settings = AutomodelSettings.from_env()
+    os.environ["AUTOMODEL_HOME"] = str(settings.layout.home)  # the code server and daemon see the same absolute home
+    os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings.layout))
+    address = served_address(settings)
+    server = None
+    if address or ours.dashboard_port:
+        host, port = address or ("127.0.0.1", 0)
+        server = serve_dashboards(settings.layout.home / "dashboards", host, ours.dashboard_port or port)
+        print(f"dashboards: http://{host}:{server.server_address[1]}/", flush=True)
+    args = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "--host", "127.0.0.1", *passed_on]
+    child = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), *args[1:]], cwd=PROJECT_ROOT)
+
+    def stop(signum, frame):
+        child.send_signal(signal.SIGINT)  # dagster dev shuts its webserver and daemon down on an interrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the child too; wait for its orderly shutdown
+        return child.wait()
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,28 +15,86 @@ from pathlib import Path
 
 import dagster as dg
 
-from automodel.atomic import file_lock
+from automodel.atomic import file_lock, write_bytes_atomic
 from automodel.errors import AutomodelError, InputFileError
 from automodel.ingest.archive import inflated_size, is_compressed
 from automodel.ingest.loader import is_supported
 from automodel.layout import Layout
 from automodel.quotas import Tier, check_quota, parse_tiers
+from automodel.run_keys import readable_run_id
 from automodel.safety import safe_file_name, safe_user_id
-from automodel.sessions import RunManifest, SessionStore, new_run_id
+from automodel.sessions import RunManifest, SessionStore
 from resources.settings import AutomodelSettings
 from resources.storage import get_backend, stage_upload
 
 QUOTA_WINDOW_S = 24 * 3600
-REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REPO_DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"
+# First lines of the instance files this project wrote into homes (older versions copied it): those are ours to replace.
+_OUR_HEADERS = ("# Embedded default instance", "# automodel's embedded default instance")
+USER_TAG, RUN_ID_TAG, FILE_TAG, TARGET_TAG, ORIGIN_TAG = "automodel/user", "automodel/run_id", "automodel/file", "automodel/target", "automodel/origin"
+LOCATION_NAME = "automodel"  # workspace.yaml and [tool.dagster] code_location_name
+
+
+def instance_config_source() -> Path:
+    """The instance file every home links to: the repo's dagster.yaml (AUTOMODEL_DAGSTER_YAML names another)."""
+    return Path(os.environ.get("AUTOMODEL_DAGSTER_YAML") or REPO_DAGSTER_YAML).expanduser().resolve()
+
+
+_ENV_HEADER = "# Written by automodel (automodel_assets.runs.write_project_env)"
+
+
+def write_project_env(layout: Layout) -> Path | None:
+    """Let ``dagster dev`` and ``dg dev`` started in the project folder use the project's home, not a temporary one.
+
+    Dagster reads ``.env`` from the folder it starts in; DAGSTER_HOME must be absolute, so the file is written here
+    (ignored by git) when the home is the project's own ``local_data``. A value already in the environment wins,
+    and a ``.env`` someone else wrote is left alone.
+    """
+    from resources.settings import DEFAULT_HOME
+
+    if layout.home != Path(DEFAULT_HOME).resolve() or not (PROJECT_ROOT / "pyproject.toml").exists():
+        return None
+    env_file = PROJECT_ROOT / ".env"
+    text = (f"{_ENV_HEADER}: `dagster dev` and `dg dev` started in this folder\n"
+            "# use the same home as the command line and `make dev`. A value set in the environment wins.\n"
+            f"DAGSTER_HOME=${{DAGSTER_HOME:-{layout.dagster_home}}}\n"
+            f"AUTOMODEL_HOME=${{AUTOMODEL_HOME:-{layout.home}}}\n")
+    try:
+        if env_file.exists() and (not env_file.read_text().startswith(_ENV_HEADER) or env_file.read_text() == text):
+            return None
+        write_bytes_atomic(env_file, text.encode())
+    except OSError:  # a read-only checkout: `make dev` still works, only plain `dagster dev` needs DAGSTER_HOME set
+        return None
+    return env_file
 
 
 def ensure_dagster_home(layout: Layout) -> Path:
-    """DAGSTER_HOME lives under AUTOMODEL_HOME; it gets the project's dagster.yaml the first time."""
+    """DAGSTER_HOME lives under AUTOMODEL_HOME; its dagster.yaml is a link to the project's, so edits there take effect.
+
+    A dagster.yaml that someone put there themselves (the production profile's deploy/dagster.yaml) is left alone;
+    a copy an older version made is replaced by the link.
+    """
     home = layout.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() and REPO_DAGSTER_YAML.exists():
-        shutil.copyfile(REPO_DAGSTER_YAML, config)
+    write_project_env(layout)
+    config, source = home / "dagster.yaml", instance_config_source()
+    if not source.exists():
+        return home
+    if config.is_symlink():
+        if config.resolve() == source:
+            return home
+    elif config.exists() and not config.read_text(errors="replace").startswith(_OUR_HEADERS):
+        return home
+    link = home / f".dagster.yaml.{os.getpid()}.tmp"
+    link.unlink(missing_ok=True)
+    try:
+        link.symlink_to(source)
+    except OSError:  # a file system without symlinks: a copy, refreshed whenever the source differs
+        if config.exists() and not config.is_symlink() and config.read_bytes() == source.read_bytes():
+            return home
+        shutil.copyfile(source, link)
+    os.replace(link, config)
     return home
 
 
@@ -55,10 +113,14 @@ def get_instance(layout: Layout) -> dg.DagsterInstance:
     return instance
 
 
-def user_tier(settings: AutomodelSettings, user_id: str | None = None) -> Tier:
-    """The user's tier: the free tier (MAX_REQUESTS_FREE, MAX_GB_FREE) unless AUTOMODEL_QUOTA_TIERS puts them in another."""
-    free = Tier("free", settings.max_requests_free, settings.max_gb_free)
-    return parse_tiers(getattr(settings, "quota_tiers", ""), free).tier_for(user_id)
+def user_tier(settings: AutomodelSettings, user_id: str | None = None, local: bool = False) -> Tier:
+    """The user's tier: the free tier (MAX_REQUESTS_FREE, MAX_GB_FREE) unless AUTOMODEL_QUOTA_TIERS puts them in another.
+
+    ``local``: the caller is the person at the command line; as the ``default`` user they are not throttled
+    unless AUTOMODEL_QUOTA_TIERS lists ``default``.
+    """
+    free = Tier("free", settings.max_requests_free, settings.max_gb_free, "MAX_REQUESTS_FREE", "MAX_GB_FREE")
+    return parse_tiers(getattr(settings, "quota_tiers", ""), free).tier_for_caller(user_id or "default", local)
 
 
 def user_stored_bytes(layout: Layout, user_id: str) -> int:
@@ -121,8 +183,13 @@ class CreatedRun:
 
 def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source: str, *, user_id: str = "default",
                target: str | None = None, labels: dict | None = None, category: str | None = None,
-               model_run_id: str | None = None, run_id: str | None = None, add_partition: bool = True) -> CreatedRun:
-    """Validate the input and quotas, stage the upload under users/<user>/, record the manifest, add the partition."""
+               model_run_id: str | None = None, run_id: str | None = None, add_partition: bool = True,
+               options: dict | None = None, from_drop: bool = False) -> CreatedRun:
+    """Validate the input and quotas, stage the upload under users/<user>/, record the manifest, add the partition.
+
+    ``from_drop``: the file came through a drop folder (a tenant's upload), so quotas apply to its user even when
+    that user is ``default``. The run id is readable (automodel.run_keys): day, file stem, short hash.
+    """
     layout = settings.layout
     user_id = safe_user_id(user_id)
     name, size = validate_source(source)
@@ -130,7 +197,7 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     store = SessionStore(layout.sessions_db)
     # MAX_REQUESTS_FREE counts the runs of the last 24 hours, so a quota refills rather than ending the account.
     recent_runs = store.count_for_user(user_id, since=time.time() - QUOTA_WINDOW_S)
-    check_quota(user_tier(settings, user_id), recent_runs, user_stored_bytes(layout, user_id), size)
+    check_quota(user_tier(settings, user_id, local=not from_drop), recent_runs, user_stored_bytes(layout, user_id), size)
     if not source.startswith("s3://") and is_compressed(name):  # counted at its inflated size, streamed, never held
         inflated_size(name, Path(source).read_bytes(), input_limits(settings, user_id))
     if model_run_id:
@@ -140,8 +207,8 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
         if not previous.get("model_path"):
             raise AutomodelError(f"Run {model_run_id} has no saved predictive model to reuse; score with a run that trained a regression or classification model.")
     source_uri = source if source.startswith("s3://") else str(stage_upload(layout, user_id, Path(source).resolve()))
-    manifest = RunManifest(run_id=run_id or new_run_id(), source_uri=source_uri, user_id=user_id, file_name=name, target=target,
-                           labels=labels or {}, category=category, model_run_id=model_run_id)
+    manifest = RunManifest(run_id=run_id or readable_run_id(name), source_uri=source_uri, user_id=user_id, file_name=name, target=target,
+                           labels=labels or {}, category=category, model_run_id=model_run_id, options=dict(options or {}))
     store.create(manifest)
     if add_partition:
         instance.add_dynamic_partitions("run_id", [manifest.run_id])
@@ -157,43 +224,137 @@ def index_is_current(settings: AutomodelSettings) -> bool:
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def materialize_index(settings: AutomodelSettings, instance: dg.DagsterInstance) -> dg.ExecuteInJobResult:
-    from automodel_assets.assets import ALL_ASSETS, semantic_index
-    from automodel_assets.definitions import build_resources
+def record_lake_state(settings: AutomodelSettings, instance: dg.DagsterInstance, reason: str) -> bool:
+    """Report ``public_datasets`` with the lake's fingerprint when the last report differs, as ``lake_change_sensor`` does.
 
-    return dg.materialize(ALL_ASSETS, instance=instance, resources=build_resources(settings),
-                          selection=dg.AssetSelection.assets(semantic_index), raise_on_error=False,
-                          run_config=QUIET_RUN_CONFIG)
+    The command line builds the index itself; recording the lake it indexed, before the index, means the
+    sensor of the next ``make dev`` finds nothing changed and ``semantic_index`` (and every ``enriched_frame``
+    after it) up to date. Returns whether a report was made.
+    """
+    from automodel.lake.catalog import lake_fingerprint
+    from sensors.lake import last_reported_fingerprint
+    from sensors.schedules import lake_materialization
+
+    if lake_fingerprint(settings.lake_path) == last_reported_fingerprint(instance):
+        return False
+    instance.report_runless_asset_event(lake_materialization(settings, reason))
+    return True
 
 
-def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, run_id: str, from_asset: str | None = None) -> RunOutcome:
-    """Materialize a run's partition (all stages, or ``from_asset`` and everything downstream of it)."""
-    from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, RUN_ASSET_NAMES, RUN_ASSETS
-    from automodel_assets.definitions import build_resources
+def materialize_index(settings: AutomodelSettings, instance: dg.DagsterInstance):
+    from automodel_assets.definitions import semantic_index_job
 
+    record_lake_state(settings, instance, "The lake as the command line indexed it.")
+    return execute_run_job(instance, None, {ORIGIN_TAG: "cli"}, job_target=semantic_index_job)
+
+
+def record_index_build(settings: AutomodelSettings, instance: dg.DagsterInstance, report) -> None:
+    """``automodel index`` builds outside a run: record the lake it read, then the index, so neither looks stale in the UI."""
+    from automodel.lake.catalog import lake_fingerprint
+
+    record_lake_state(settings, instance, "The lake as `automodel index` indexed it.")
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        semantic_index_key(), description="Built by `automodel index`.",
+        metadata={"tables": report.tables, "profiled": ", ".join(report.profiled) or "none", "unchanged": len(report.unchanged),
+                  "lake_fingerprint": lake_fingerprint(settings.lake_path), "seconds": round(report.seconds, 3),
+                  "catalog": dg.MetadataValue.path(str(settings.layout.catalog_db))},
+    ))
+
+
+def lake_is_recorded(settings: AutomodelSettings, instance: dg.DagsterInstance) -> bool:
+    from automodel.lake.catalog import lake_fingerprint
+    from sensors.lake import last_reported_fingerprint
+
+    return lake_fingerprint(settings.lake_path) == last_reported_fingerprint(instance)
+
+
+def ensure_index(settings: AutomodelSettings, instance: dg.DagsterInstance) -> None:
+    """Build the index when the lake changed since it was built, or when the instance has not recorded the lake it indexed."""
+    if not settings.enable_semantic_merge:
+        return
+    if index_is_current(settings) and lake_is_recorded(settings, instance):
+        return
+    with file_lock(settings.layout.catalog_db.with_suffix(".build.lock")):
+        if not (index_is_current(settings) and lake_is_recorded(settings, instance)):  # another process may have done it meanwhile
+            materialize_index(settings, instance)
+
+
+def semantic_index_key() -> dg.AssetKey:
+    return dg.AssetKey("semantic_index")
+
+
+def run_asset_names() -> list[str]:
+    """Every asset of a run (built in or added by an extension), as ``--from`` accepts them."""
+    from automodel_assets.definitions import current_definitions, run_asset_keys
+
+    return [key.to_user_string() for key in run_asset_keys(list(current_definitions().assets or []))]
+
+
+def run_tags(manifest: RunManifest, origin: str) -> dict[str, str]:
+    """The tags every run of the automodel_run job carries, whoever starts it: filter runs by user, file or target in the UI."""
+    tags = {USER_TAG: manifest.user_id, RUN_ID_TAG: manifest.run_id, FILE_TAG: manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1],
+            ORIGIN_TAG: origin}
+    if manifest.target:
+        tags[TARGET_TAG] = manifest.target
+    if manifest.model_run_id:
+        tags["automodel/model_run_id"] = manifest.model_run_id
+    return {k: str(v)[:255] for k, v in tags.items()}
+
+
+def _remote_origin(job_name: str) -> object:
+    """Where the UI finds the job: the code location of workspace.yaml, so CLI runs match its job and can be re-executed."""
+    import sys
+
+    from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name="automodel_assets.definitions", working_directory=str(PROJECT_ROOT)),
+        LOCATION_NAME,
+    )
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
+
+
+def execute_run_job(instance: dg.DagsterInstance, partition_key: str | None, tags: dict[str, str],
+                    asset_keys: list[dg.AssetKey] | None = None, job_target=None):
+    """Run the real ``automodel_run`` job for one partition in this process's run worker, as the UI would launch it.
+
+    The executor is the job's (in-process by default, AUTOMODEL_EXECUTOR otherwise); the run records the code
+    location of workspace.yaml, so the UI shows it as a run of ``automodel_run`` and can re-execute it.
+    """
+    from dagster._core.execution.api import execute_run
+
+    from automodel_assets.definitions import automodel_run_job
+
+    job = dg.reconstructable(job_target or automodel_run_job)
+    load_data = job.repository.get_definition().repository_load_data
+    job = job.with_repository_load_data(load_data)
+    job_def = job.get_definition()
+    dagster_run = instance.create_run_for_job(
+        job_def=job_def, run_config=QUIET_RUN_CONFIG, tags={**tags, **({"dagster/partition": partition_key} if partition_key else {})},
+        asset_selection=frozenset(asset_keys) if asset_keys else None, remote_job_origin=_remote_origin(job_def.name),
+        job_code_origin=job.get_python_origin(), repository_load_data=load_data,
+    )
+    return execute_run(job, dagster_run, instance, raise_on_error=False)
+
+
+def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, run_id: str, from_asset: str | None = None,
+                    origin: str = "cli") -> RunOutcome:
+    """Materialize a run's partition (every asset of the run, or ``from_asset`` and everything of the run downstream of it)."""
+    from automodel_assets.definitions import current_definitions, run_selection
+
+    asset_keys = None
     if from_asset:
-        if from_asset not in RUN_ASSET_NAMES:
-            raise AutomodelError(f"Unknown asset {from_asset!r}; choose one of {', '.join(RUN_ASSET_NAMES)}.")
-        selection = dg.AssetSelection.assets(from_asset).downstream() - dg.AssetSelection.assets("semantic_index")
-    else:
-        selection = dg.AssetSelection.assets(*RUN_ASSETS)
-    if settings.enable_semantic_merge and not index_is_current(settings):
-        with file_lock(settings.layout.catalog_db.with_suffix(".build.lock")):
-            if not index_is_current(settings):  # another process may have built it while we waited
-                materialize_index(settings, instance)
-    executor = os.environ.get("AUTOMODEL_EXECUTOR", "in_process")
-    if executor == "in_process":
-        result = dg.materialize([*ALL_ASSETS, *ASSET_CHECKS], instance=instance, partition_key=run_id, resources=build_resources(settings),
-                                selection=selection, raise_on_error=False, tags={"automodel/run_id": run_id},
-                                run_config=QUIET_RUN_CONFIG)
-    else:
-        # Out-of-process executors (multiprocess, celery) need a job they can reconstruct in each step process.
-        from automodel_assets.definitions import automodel_run_job, defs
-
-        keys = selection.resolve(defs.resolve_asset_graph())
-        result = dg.execute_job(dg.reconstructable(automodel_run_job), instance=instance, asset_selection=list(keys),
-                                tags={"dagster/partition": run_id, "automodel/run_id": run_id}, raise_on_error=False,
-                                run_config=QUIET_RUN_CONFIG)
+        names = run_asset_names()
+        if from_asset not in names:
+            raise AutomodelError(f"Unknown asset {from_asset!r}; choose one of {', '.join(names)}.")
+        definitions = current_definitions()
+        selection = dg.AssetSelection.assets(dg.AssetKey.from_user_string(from_asset)).downstream() & run_selection(list(definitions.assets or []))
+        asset_keys = sorted(selection.resolve(definitions.resolve_asset_graph()), key=lambda k: k.to_user_string())
+    ensure_index(settings, instance)
+    manifest = SessionStore(settings.layout.sessions_db).manifest(run_id)
+    tags = run_tags(manifest, origin) if manifest else {RUN_ID_TAG: run_id}
+    result = execute_run_job(instance, run_id, tags, asset_keys)
     if result.success:
         return RunOutcome(True, None)
     return RunOutcome(False, failure_message(result))
@@ -244,11 +405,10 @@ def _first_line(message: str) -> str:
 
 def clear_run_outputs(settings: AutomodelSettings, run_id: str) -> None:
     """Remove every output a failed run wrote, so nothing half-made is left visible."""
-    from automodel_assets.assets import RUN_ASSET_NAMES
     from automodel_assets.definitions import build_resources
 
     io_manager = build_resources(settings)["io_manager"]
-    io_manager.delete_partition(RUN_ASSET_NAMES, run_id)
+    io_manager.delete_partition(run_asset_names(), run_id)
     for path in settings.layout.run_output_paths(run_id):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""AutomodelSettings: every setting of DESIGN.md, with its environment variable and the guide's defaults."""
+"""AutomodelSettings: every setting of the README's configuration table, with its environment variable and the original guide's defaults."""
 
 from __future__ import annotations
 
@@ -8,6 +8,20 @@ from pathlib import Path
 import dagster as dg
 
 from automodel.layout import Layout
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project_dir(name: str) -> str:
+    """``<project>/<name>`` in a source checkout, so the UI started from any folder sees the same state and lake;
+    ``./<name>`` where the package is installed without its project folder."""
+    root = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
+    return str(root / name)
+
+
+DEFAULT_HOME = _project_dir("local_data")
+DEFAULT_LAKE = _project_dir("datasets")
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:3001/"
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -28,8 +42,8 @@ def reveal(value) -> str:
 class AutomodelSettings(dg.ConfigurableResource):
     """Paths, thresholds, quotas and feature flags. Built from the environment by ``from_env``."""
 
-    home: str = "./local_data"
-    lake_dir: str = "./datasets"
+    home: str = DEFAULT_HOME
+    lake_dir: str = DEFAULT_LAKE
     drop_dir: str = ""
     s3_bucket: str = ""
     s3_prefix: str = "users/"
@@ -81,13 +95,16 @@ class AutomodelSettings(dg.ConfigurableResource):
     recipes_enabled: str = ""  # comma-separated; empty means every recipe found
     recipes_disabled: str = ""
     recipe_options: str = ""  # JSON: {"reorder": {"threshold": 10}, "anomaly_alert": {"min_rate": 0.02}}
+    # Where the dashboards folder is served. Empty: `make dev` serves it on DEFAULT_DASHBOARD_URL, or, with an S3
+    # asset store, each dashboard is published beside the assets and linked by a presigned URL.
+    dashboard_url: str = ""
 
     @classmethod
-    def from_env(cls, **overrides) -> "AutomodelSettings":
+    def from_env(cls, **overrides) -> AutomodelSettings:
         env = os.environ
         values = dict(
-            home=env.get("AUTOMODEL_HOME", "./local_data"),
-            lake_dir=env.get("AUTOMODEL_LAKE", "./datasets"),
+            home=env.get("AUTOMODEL_HOME") or DEFAULT_HOME,
+            lake_dir=env.get("AUTOMODEL_LAKE") or DEFAULT_LAKE,
             drop_dir=env.get("AUTOMODEL_DROP_DIR", ""),
             s3_bucket=env.get("AUTOMODEL_S3_BUCKET", ""),
             s3_prefix=env.get("AUTOMODEL_S3_PREFIX", "users/"),
@@ -131,6 +148,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             recipes_enabled=env.get("AUTOMODEL_RECIPES", ""),
             recipes_disabled=env.get("AUTOMODEL_RECIPES_DISABLED", ""),
             recipe_options=env.get("AUTOMODEL_RECIPE_OPTIONS", ""),
+            dashboard_url=env.get("AUTOMODEL_DASHBOARD_URL", ""),
         )
         values.update(overrides)
         return cls(**values)

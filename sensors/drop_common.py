@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from automodel.drop_options import is_sidecar
 from automodel.ingest.loader import is_supported
+from automodel.run_keys import readable_run_id
 
 # Names that editors, browsers, rsync, Spark and multipart tools give files that are still being written.
 PARTIAL_SUFFIXES = (".part", ".tmp", ".temp", ".crdownload", ".partial", ".download", ".filepart", ".swp", ".inprogress")
@@ -22,7 +24,7 @@ def is_upload(relative_path: str) -> bool:
     if not relative_path or relative_path.endswith("/"):
         return False
     *folders, name = relative_path.split("/")
-    if name.startswith((".", "~", "_")) or name.lower().endswith(PARTIAL_SUFFIXES):
+    if name.startswith((".", "~", "_")) or name.lower().endswith(PARTIAL_SUFFIXES) or is_sidecar(name):
         return False
     if any(folder in TEMP_FOLDERS or folder.startswith(".") for folder in folders):
         return False
@@ -35,8 +37,13 @@ def user_of(relative_path: str) -> str:
     return parts[0] if len(parts) > 1 else DEFAULT_USER
 
 
-def drop_run_id(kind: str, identity: str) -> str:
-    """Derived from the object's identity and version, so a retried tick reuses the run it recorded before."""
+def drop_run_id(kind: str, identity: str, file_name: str | None = None, when: float | None = None) -> str:
+    """Derived from the object's identity and version, so a retried tick reuses the run it recorded before.
+
+    With the file's name and time it is readable (``2026-11-27-sales-<hash>``); the older ``<kind>-<hash>`` form otherwise.
+    """
+    if file_name is not None:
+        return readable_run_id(file_name, when, seed=f"{kind}|{identity}")
     return f"{kind}-" + hashlib.sha1(identity.encode()).hexdigest()[:16]
 
 
@@ -49,9 +56,10 @@ class TickPlan:
     skipped: list[str] = field(default_factory=list)
     deferred: int = 0
 
-    def add(self, run_id: str, run_key: str, user: str) -> None:
+    def add(self, run_id: str, run_key: str, user: str, tags: dict[str, str] | None = None) -> None:
+        """``tags``: the run's tags (user, file, target; automodel_assets.runs.run_tags), the same as a CLI run's."""
         self.partition_keys.append(run_id)
-        self.requests.append(dg.RunRequest(partition_key=run_id, run_key=run_key, tags={USER_TAG: user, RUN_ID_TAG: run_id}))
+        self.requests.append(dg.RunRequest(partition_key=run_id, run_key=run_key, tags={**(tags or {}), USER_TAG: user, RUN_ID_TAG: run_id}))
 
     def result(self, cursor: str, context: dg.SensorEvaluationContext | None = None, idle_reason: str | None = None) -> dg.SensorResult:
         if context is not None:
@@ -68,3 +76,22 @@ class TickPlan:
             cursor=cursor,
             skip_reason=skip_reason,
         )
+
+
+def sidecar_options(read_sidecar, data_relative: str):
+    """The upload's DropOptions from its sidecar (``read_sidecar(relative_name)`` gives its bytes or None when absent).
+
+    Raises InputFileError with one sentence when the sidecar cannot be used.
+    """
+    from automodel.drop_options import DropOptions, parse_sidecar, sidecar_name
+
+    relative = sidecar_name(data_relative)
+    data = read_sidecar(relative)
+    return DropOptions() if data is None else parse_sidecar(relative, data)
+
+
+def run_tags_for(store, run_id: str, origin: str) -> dict[str, str]:
+    from automodel_assets.runs import run_tags
+
+    manifest = store.manifest(run_id)
+    return run_tags(manifest, origin) if manifest else {}

@@ -23,9 +23,9 @@ import dagster as dg
 from automodel.errors import AutomodelError
 from automodel.sessions import SessionStore
 from resources.settings import AutomodelSettings
-from sensors.drop_common import PARTIAL_SUFFIXES, TickPlan, drop_run_id, is_upload, user_of
+from sensors.drop_common import PARTIAL_SUFFIXES, TickPlan, drop_run_id, is_upload, run_tags_for, sidecar_options, user_of
 
-__all__ = ["PARTIAL_SUFFIXES", "local_drop_sensor", "scan_drop_folder", "drop_folder", "plan_local_tick"]
+__all__ = ["PARTIAL_SUFFIXES", "drop_folder", "local_drop_sensor", "plan_local_tick", "scan_drop_folder"]
 
 SETTLE_SECONDS = 2.0
 
@@ -77,6 +77,10 @@ def plan_local_tick(uploads: list[LocalUpload], cursor: dict, now_ns: int, settl
     return taken, len(new) - len(taken), {"seen": next_seen}
 
 
+def _read_if_file(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
 def evaluate_local_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, cursor_text: str | None,
                         context: dg.SensorEvaluationContext | None = None, settle_s: float = SETTLE_SECONDS) -> dg.SensorResult:
     from automodel_assets.runs import create_run
@@ -87,16 +91,18 @@ def evaluate_local_drop(settings: AutomodelSettings, instance: dg.DagsterInstanc
     tick = TickPlan(deferred=waiting)
     store = SessionStore(settings.layout.sessions_db)
     for upload in taken:
-        run_id = drop_run_id("drop", f"{upload.relative}|{upload.size}|{upload.mtime_ns}")
+        run_id = drop_run_id("drop", f"{upload.relative}|{upload.size}|{upload.mtime_ns}", upload.path.name, upload.mtime_ns / 1e9)
         user = user_of(upload.relative)
         if store.get(run_id) is None:
             try:
-                create_run(settings, instance, str(upload.path), user_id=user, run_id=run_id, add_partition=False)
+                options = sidecar_options(lambda rel: _read_if_file(folder / rel), upload.relative)
+                create_run(settings, instance, str(upload.path), user_id=user, run_id=run_id, add_partition=False, target=options.target,
+                           labels=options.labels, category=options.category, options=options.options, from_drop=True)
             except AutomodelError as exc:
                 if upload.path.exists():
                     tick.skipped.append(f"{upload.relative}: {exc}")
                 continue
-        tick.add(run_id, f"{upload.relative}@{upload.version}", user)
+        tick.add(run_id, f"{upload.relative}@{upload.version}", user, run_tags_for(store, run_id, "local_drop_sensor"))
     return tick.result(json.dumps(next_cursor, separators=(",", ":")), context, idle_reason=f"No new files in {folder}.")
 
 

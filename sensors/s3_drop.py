@@ -24,7 +24,7 @@ import dagster as dg
 from automodel.errors import AutomodelError
 from automodel.sessions import SessionStore
 from resources.settings import AutomodelSettings
-from sensors.drop_common import TickPlan, drop_run_id, is_upload, user_of
+from sensors.drop_common import TickPlan, drop_run_id, is_upload, run_tags_for, sidecar_options, user_of
 
 
 class S3UnavailableError(Exception):
@@ -56,7 +56,7 @@ def uploads_under(objects: list[dict], prefix: str) -> list[S3Upload]:
     uploads = []
     for obj in objects:
         key = obj["Key"]
-        relative = key[len(prefix):] if key.startswith(prefix) else key
+        relative = key.removeprefix(prefix)
         if is_upload(relative):
             uploads.append(S3Upload(key, relative, str(obj.get("ETag", "")).strip('"'), obj["LastModified"].timestamp(), int(obj.get("Size", 0))))
     return sorted(uploads, key=lambda u: (u.modified, u.key))
@@ -118,6 +118,16 @@ def _still_there(client, bucket: str, key: str) -> bool:
         raise S3UnavailableError(f"S3 could not be reached for s3://{bucket}/{key} ({type(exc).__name__}); retrying next tick") from exc
 
 
+def _read_sidecar(client, bucket: str, key: str, listed_keys: set[str]) -> bytes | None:
+    """The sidecar's bytes when the listing holds it; a sidecar that cannot be read fails the tick (the cursor stays)."""
+    if key not in listed_keys:
+        return None
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise S3UnavailableError(f"The sidecar s3://{bucket}/{key} could not be read ({type(exc).__name__}); retrying next tick") from exc
+
+
 def evaluate_s3_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, cursor_text: str | None, client=None,
                      context: dg.SensorEvaluationContext | None = None) -> dg.SensorResult | dg.SkipReason:
     from automodel_assets.runs import create_run
@@ -135,19 +145,23 @@ def evaluate_s3_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, 
     plan = plan_listing(uploads_under(listed, prefix), cursor, settings.s3_listing_overlap_s, settings.max_runs_per_tick)
     tick = TickPlan(deferred=plan.deferred)
     store = SessionStore(settings.layout.sessions_db)
+    listed_keys = {obj["Key"] for obj in listed}
     for upload in plan.new:
         uri = f"s3://{bucket}/{upload.key}"
         identity = f"{uri}@{upload.version}"
-        run_id = drop_run_id("s3", identity)
+        run_id = drop_run_id("s3", identity, upload.key.rsplit("/", 1)[-1], upload.modified)
         user = user_of(upload.relative)
         if store.get(run_id) is None:
             try:
-                create_run(settings, instance, uri, user_id=user, run_id=run_id, add_partition=False)
+                base = upload.key[: len(upload.key) - len(upload.relative)]
+                options = sidecar_options(lambda rel, base=base: _read_sidecar(client, bucket, base + rel, listed_keys), upload.relative)
+                create_run(settings, instance, uri, user_id=user, run_id=run_id, add_partition=False, target=options.target,
+                           labels=options.labels, category=options.category, options=options.options, from_drop=True)
             except AutomodelError as exc:
                 if _still_there(client, bucket, upload.key):
                     tick.skipped.append(f"{upload.relative}: {exc}")
                 continue
-        tick.add(run_id, identity, user)
+        tick.add(run_id, identity, user, run_tags_for(store, run_id, "s3_drop_sensor"))
     return tick.result(json.dumps(plan.cursor, separators=(",", ":")), context,
                        idle_reason=f"No new uploads under s3://{bucket}/{prefix}.")
 

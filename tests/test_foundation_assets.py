@@ -42,7 +42,9 @@ def test_materialize_every_asset_of_a_run(home, tmp_path, penguins):
     model_event = instance.get_latest_materialization_event(dg.AssetKey("model"))
     metadata = model_event.asset_materialization.metadata
     assert metadata["analyzer"].value == "RegressionAnalyzer"
-    assert "| r2 |" in metadata["metrics"].value and "lightgbm" in metadata["leaderboard"].value
+    metrics = {r.data["metric"]: r.data["value"] for r in metadata["metrics"].records}
+    assert metrics["r2"] == metadata["metric/r2"].value > 0.6  # a sortable table and a plottable float
+    assert any("lightgbm" in str(r.data.get("model", "")) for r in metadata["leaderboard"].records)
 
 
 def test_rematerializing_a_partition_needs_no_config(home, tmp_path, penguins):

@@ -1,0 +1,96 @@
+"""Options for a file dropped into a drop folder, from a sidecar file beside it.
+
+An upload cannot pass ``--target``; a sidecar can. ``sales.csv`` (or ``sales.csv.gz``) takes its
+options from ``sales.automodel.json`` in the same folder::
+
+    {"target": "revenue", "labels": {"store_id": "identifier"}, "budget_s": 30, "category": "retail"}
+
+Every key is optional. Write the sidecar before the data file (or in the same moment): the data
+file's run reads it when the file is picked up. A sidecar that cannot be used refuses the upload
+with one sentence naming the sidecar and the key (the sensor's skip reason); fix it and upload the
+data file again. More keys are added by adding a validator to ``OPTION_VALIDATORS``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from automodel.errors import InputFileError
+
+SIDECAR_SUFFIX = ".automodel.json"
+_COMPRESSION = (".gz", ".zip", ".bz2", ".xz")
+MAX_BUDGET_S = 3600.0
+
+
+def is_sidecar(name: str) -> bool:
+    return name.lower().endswith(SIDECAR_SUFFIX)
+
+
+def sidecar_name(data_file_name: str) -> str:
+    """``sales.csv`` -> ``sales.automodel.json``; ``sales.csv.gz`` -> ``sales.automodel.json``; folders are kept."""
+    folder, _, name = data_file_name.rpartition("/")
+    lowered = name.lower()
+    for suffix in _COMPRESSION:
+        if lowered.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    if "." in name.strip("."):
+        name = name.rsplit(".", 1)[0]
+    return f"{folder}/{name}{SIDECAR_SUFFIX}" if folder else f"{name}{SIDECAR_SUFFIX}"
+
+
+@dataclass
+class DropOptions:
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    category: str | None = None
+    # Everything else a run takes from the sidecar (budget_s, and any key added to OPTION_VALIDATORS).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(sidecar: str, key: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputFileError(f"{sidecar}: {key!r} must be a non-empty text (a column name as the file writes it); fix the sidecar and upload the file again.")
+    return value
+
+
+def _labels(sidecar: str, key: str, value) -> dict[str, str]:
+    from automodel.ingest.roles import ROLES
+
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InputFileError(f"{sidecar}: 'labels' must map column names to roles, e.g. {{\"store_id\": \"identifier\"}}; fix the sidecar and upload the file again.")
+    for column, role in value.items():
+        if role not in ROLES:
+            raise InputFileError(f"{sidecar}: label {column!r} has role {role!r}, which is not one of {', '.join(ROLES)}; fix the sidecar and upload the file again.")
+    return dict(value)
+
+
+def _budget(sidecar: str, key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_BUDGET_S:
+        raise InputFileError(f"{sidecar}: 'budget_s' must be a number of seconds above 0 and at most {MAX_BUDGET_S:g}; fix the sidecar and upload the file again.")
+    return float(value)
+
+
+OPTION_VALIDATORS: dict[str, Callable[[str, str, Any], Any]] = {
+    "target": _text, "labels": _labels, "category": _text, "budget_s": _budget,
+}
+
+
+def parse_sidecar(sidecar: str, data: bytes) -> DropOptions:
+    """Validate a sidecar's bytes; ``sidecar`` is its name as the user sees it (for the message)."""
+    try:
+        parsed = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" ({exc.msg} at line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InputFileError(f"{sidecar} is not valid JSON{where}; fix the sidecar and upload the file again.") from exc
+    if not isinstance(parsed, dict):
+        raise InputFileError(f"{sidecar} must hold a JSON object such as {{\"target\": \"revenue\"}}; fix the sidecar and upload the file again.")
+    unknown = sorted(set(parsed) - set(OPTION_VALIDATORS))
+    if unknown:
+        raise InputFileError(f"{sidecar}: unknown option {unknown[0]!r}; use {', '.join(sorted(OPTION_VALIDATORS))}.")
+    values = {key: OPTION_VALIDATORS[key](sidecar, key, value) for key, value in parsed.items() if value is not None}
+    return DropOptions(target=values.pop("target", None), labels=values.pop("labels", {}), category=values.pop("category", None),
+                       options=values)
