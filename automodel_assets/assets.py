@@ -335,7 +335,12 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
     run_id = context.partition_key
     store = SessionStore(settings.layout.sessions_db)
     shap_path = settings.layout.shap_path(run_id)
-    shap_rows = pd.read_csv(shap_path, dtype={"label": str}, keep_default_na=False) if shap_path.exists() and not explanations.empty else None
+    shap_rows = None
+    if shap_path.exists() and not explanations.empty:
+        # Labels are the values as the file wrote them ("NA" stays "NA"); the numbers are read back as numbers.
+        shap_rows = pd.read_csv(shap_path, dtype=str, keep_default_na=False)
+        for column in ("row", "shap", "value"):
+            shap_rows[column] = pd.to_numeric(shap_rows[column], errors="coerce")
     evaluation = evaluation_rows(enriched_frame, model.target, predictions, model.holdout, facts.get("holdout_basis"),
                                  scored_new_rows=bool(model.reused_from))
     classes = [c[len("proba_"):] for c in predictions.columns if str(c).startswith("proba_")]

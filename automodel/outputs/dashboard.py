@@ -320,13 +320,15 @@ def build_figures(task, frame, target, predictions, importance, *, evaluation: E
         elif chart == "calibration":
             fig = go.Figure()
             for label, positives, scores in _class_curves(evaluation):
-                bins = np.clip((scores * CALIBRATION_BINS).astype(int), 0, CALIBRATION_BINS - 1)
+                # Bins of equal row counts (deciles of the predicted probability), so no point rests on a handful of rows.
+                edges = np.unique(np.quantile(scores, np.linspace(0, 1, CALIBRATION_BINS + 1))[1:-1])
+                bins = np.searchsorted(edges, scores, side="right")
                 table = pd.DataFrame({"bin": bins, "p": scores, "y": positives}).groupby("bin").agg(p=("p", "mean"), y=("y", "mean"), n=("y", "size"))
                 fig.add_trace(go.Scatter(x=table["p"].round(6).tolist(), y=table["y"].round(6).tolist(), mode="lines+markers", name=label,
                                          customdata=table["n"].tolist(),
                                          hovertemplate="predicted %{x:.2f}, observed %{y:.2f} over %{customdata} rows<extra></extra>"))
             fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated", line={"dash": "dash"}))
-            fig.update_layout(title=f"Calibration: predicted probability vs observed share{caption}", xaxis_title="mean predicted probability",
+            fig.update_layout(title=f"Calibration: predicted probability vs observed share (deciles){caption}", xaxis_title="mean predicted probability",
                               yaxis_title="observed share of the class")
         elif chart == "gain":
             fig = go.Figure()
@@ -534,11 +536,23 @@ def _data_html(facts: dict) -> str:
     excluded = facts.get("excluded") or {}
     rows = [{"column": c, "role": r, "missing": int(missing.get(c, 0)), "used by the model": "no: " + excluded[c] if c in excluded
              else ("target" if c == facts.get("target") else "")} for c, r in roles.items()]
-    cleaning = facts.get("cleaning") or {}
-    changes = [{"change": k.replace("_", " "), "detail": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}
-               for k, v in cleaning.items() if v not in (None, {}, [], 0)]
+    changes = cleaning_rows(facts.get("cleaning") or {})
     return (f"<p>{facts['rows']:,} rows, {facts['columns']:,} columns.</p><h3>Columns and roles</h3>" + html_table(rows, table_id="roles")
             + "<h3>What cleaning changed</h3>" + (html_table(changes, table_id="cleaning") if changes else "<p class='note'>Nothing.</p>"))
+
+
+def cleaning_rows(cleaning: dict) -> list[dict]:
+    """What cleaning changed, one row per step and column (the cleaned_frame asset's report)."""
+    rows = []
+    for step, columns in (cleaning.get("steps") or {}).items():
+        rows += [{"change": step.replace("_", " "), "column": column, "values changed": int(n)}
+                 for column, n in sorted(columns.items(), key=lambda kv: -kv[1])]
+    rows += [{"change": "column dropped", "column": column, "values changed": why} for column, why in (cleaning.get("dropped_columns") or {}).items()]
+    rows += [{"change": f"read as {kind}", "column": column, "values changed": ""} for column, kind in (cleaning.get("converted") or {}).items()]
+    for key, what in (("duplicate_rows", "duplicate rows kept but left out of training"), ("outlier_rows", "outlier rows kept but left out of training")):
+        if cleaning.get(key):
+            rows.append({"change": what, "column": "", "values changed": int(cleaning[key])})
+    return rows
 
 
 def _enrichment_html(facts: dict) -> str:
@@ -555,8 +569,15 @@ def _enrichment_html(facts: dict) -> str:
                 f"{html.escape(' = '.join(enrichment.get('keys') or []))} ({html.escape(str(enrichment.get('strategy') or ''))}), "
                 f"{enrichment['coverage']:.0%} of rows matched{html.escape(lift_text)}; added "
                 f"{len(enrichment.get('added_columns') or [])} column(s).</p>")
+        if len(enrichment.get("tables") or []) > 1:
+            kept += "<h3>Kept tables</h3>" + html_table([{"table": t.get("table"), "key": " = ".join(t.get("keys") or []),
+                                                          "how": t.get("strategy"), "coverage": t.get("coverage"), "lift": t.get("lift")}
+                                                         for t in enrichment["tables"]], table_id="enrichment-tables")
     else:
         kept = f"<p id='enrichment-kept'>No lake table was kept: {html.escape(str(enrichment.get('reason') or 'enrichment did not run'))}.</p>"
+    refused = enrichment.get("refused") or []
+    if refused:
+        kept += "<h3>Refused</h3>" + html_table(refused, table_id="enrichment-refused")
     return kept + ("<h3>Candidates</h3>" + html_table(rows, table_id="enrichment-candidates") if rows else "")
 
 

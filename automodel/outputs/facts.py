@@ -124,6 +124,9 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
     enrichment = enrichment or {}
     kept_enrichment = {k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift", "added_columns", "reason",
                                                        "metric", "plain_score", "enriched_score") if k in enrichment}
+    kept_enrichment["tables"] = [{k: t.get(k) for k in ("table", "keys", "strategy", "coverage", "lift") if k in t}
+                                 for t in enrichment.get("tables") or []]
+    kept_enrichment["refused"] = [{"table": r.get("table"), "reason": r.get("reason")} for r in enrichment.get("refused") or []]
     kept_enrichment["candidates"] = [
         {k: c.get(k) for k in ("table", "score", "coverage", "lift", "strategy", "tried", "user_columns", "lake_columns") if k in c}
         for c in enrichment.get("candidates") or []

@@ -70,9 +70,12 @@ def enrichment_sentence(facts: dict) -> str | None:
     if not enrichment.get("kept"):
         return None
     lift = enrichment.get("lift")
-    gain = f", which raised held-out {metric_label(enrichment.get('metric') or facts.get('metric') or '')} by {_fmt(float(lift))}".replace("  ", " ") \
-        if isinstance(lift, (int, float)) and lift > 0 else ""
-    return f"The data was enriched with the lake table {enrichment['table']!r} ({enrichment['coverage']:.0%} of rows matched){gain}."
+    metric = metric_label(enrichment.get("metric") or facts.get("metric") or "score")
+    gain = (f", which raised a quick 3-fold {metric} from {_fmt(enrichment.get('plain_score'))} to {_fmt(enrichment.get('enriched_score'))} "
+            f"(lift {_fmt(float(lift))})") if isinstance(lift, (int, float)) and enrichment.get("plain_score") is not None else ""
+    names = [t["table"] for t in enrichment.get("tables") or []] or [enrichment["table"]]
+    tables = "the lake table " + repr(names[0]) if len(names) == 1 else "the lake tables " + ", ".join(repr(n) for n in names)
+    return f"The data was enriched with {tables} ({enrichment['coverage']:.0%} of rows matched){gain}."
 
 
 def template_summary(facts: dict) -> str:
