@@ -88,22 +88,25 @@ def parse_records(lines: list[str], dialect: Dialect, width: int | None, first_l
                   literal_quotes: list[int] | None = None) -> list[Record]:
     """Lines split into cells. A line leaving a quote open is joined with the following lines when that gives a
     record of the table's width and the lines it would swallow are not rows of that width themselves; otherwise
-    the quote is a literal character (a stray quote)."""
+    the quote is a literal character (a stray quote). Lines may end with "\\r" (CRLF files): it is not part of the
+    last cell, but a quoted value spanning lines keeps its line ends as written."""
     quote = dialect.quotechar
     records: list[Record] = []
     i, n = 0, len(lines)
     while i < n:
-        line = lines[i]
+        raw = lines[i]
+        line = raw.removesuffix("\r")
         if quote and quote in line and line.count(quote) % 2 == 1:
-            joined, count, j = line, line.count(quote), i + 1
+            joined, count, j = raw, line.count(quote), i + 1
             while j < n and j - i < _JOIN_LINES and count % 2 == 1:
                 joined += "\n" + lines[j]
                 count += lines[j].count(quote)
                 j += 1
+            joined = joined.removesuffix("\r")
             alone = split_record(line, dialect)
             if count % 2 == 0 and width is not None:
                 together = split_record(joined, dialect)
-                swallowed_rows = all(len(split_record(lines[k], dialect)) == width for k in range(i + 1, j))
+                swallowed_rows = all(len(split_record(lines[k].rstrip("\r"), dialect)) == width for k in range(i + 1, j))
                 if len(together) == width and (len(alone) != width or not swallowed_rows):
                     records.append(Record(first_line + i, together, joined))
                     i = j
@@ -150,23 +153,29 @@ def _resplitter(dialect: Dialect, width: int):
 
 def read_text(text: str, name: str) -> tuple[pd.DataFrame, Decisions]:
     """The first table of the text (newlines already normalised to \\n), every cell kept as text."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    head = text[: 2 * _SAMPLE_BYTES].split("\n")
+    if len(head) > 1 and len(text) > 2 * _SAMPLE_BYTES:
+        head.pop()  # a line cut by the slice
     sample, size = [], 0
-    for line in lines[:_SAMPLE_LINES]:
+    for line in head[:_SAMPLE_LINES]:
         sample.append(line)
         size += len(line)
         if size > _SAMPLE_BYTES:
             break
+    if sample and sample[-1] == "" and len(text) <= 2 * _SAMPLE_BYTES:
+        sample.pop()
+    sample = [line.removesuffix("\r") for line in sample]
     dialect, _ = detect(sample, name)
     decisions = Decisions(dialect=dialect)
     width = table_width(parse_records(sample, dialect, None))
     if len(text) > _FAST_BYTES and len(dialect.delimiter) == 1 and dialect.quotechar in ('"', "") and not dialect.escapechar:
-        frame = _read_fast(lines, sample, dialect, width, decisions)
+        frame = _read_fast(text, sample, dialect, width, decisions)
         if frame is not None:
             return frame, decisions
         decisions = Decisions(dialect=dialect)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     records = parse_records(lines, dialect, width, literal_quotes=decisions.literal_quotes)
     return _assemble(records, dialect, decisions), decisions
 
@@ -185,7 +194,7 @@ def _assemble(records: list[Record], dialect: Dialect, decisions: Decisions) -> 
         width -= 1
         for i in layout.data:
             if len(records[i].cells) == width + 1 and not records[i].cells[-1].strip():
-                records[i].cells = records[i].cells[:-1]
+                records[i].set_cells(records[i].cells[:-1])
         decisions.dropped_trailing_column = True
         resplit = _resplitter(dialect, width)
     kinds = column_kinds([records[i] for i in layout.data], width)
@@ -255,7 +264,7 @@ def _fit_header(cells: list[str], width: int) -> list[str]:
 
 # ---- the fast path ---------------------------------------------------------------------------------
 
-def _read_fast(lines: list[str], sample: list[str], dialect: Dialect, width: int, decisions: Decisions) -> pd.DataFrame | None:
+def _read_fast(text: str, sample: list[str], dialect: Dialect, width: int, decisions: Decisions) -> pd.DataFrame | None:
     """pyarrow for the bulk of a large clean file; None sends the file through the tolerant steps."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -269,7 +278,9 @@ def _read_fast(lines: list[str], sample: list[str], dialect: Dialect, width: int
     _describe_layout(records, layout, decisions)
     header = _header(records, layout, _resplitter(dialect, width), width, decisions)
     first_data_line = (records[layout.header_rows[-1]].line if layout.header_rows else records[layout.start].line - 1)
-    body = "\n".join(lines[first_data_line:])
+    offset = 0
+    for _ in range(first_data_line):  # past the lines before the data (a header row spanning lines is not taken here)
+        offset = text.index("\n", offset) + 1
     placeholders = [f"f{i}" for i in range(width)]
     ragged = []
 
@@ -279,7 +290,7 @@ def _read_fast(lines: list[str], sample: list[str], dialect: Dialect, width: int
 
     try:
         table = pacsv.read_csv(
-            io.BytesIO(body.encode("utf-8")),
+            io.BytesIO(text[offset:].encode("utf-8")),
             read_options=pacsv.ReadOptions(column_names=placeholders, block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, quote_char=dialect.quotechar or False,
                                              double_quote=True, newlines_in_values=True, invalid_row_handler=on_invalid),
@@ -296,8 +307,6 @@ def _read_fast(lines: list[str], sample: list[str], dialect: Dialect, width: int
         repeated = (frame["f0"] == header[0]) & (frame["f1"] == header[1])
         if repeated.any():
             return None
-    # Blank lines are not rows.
-    frame = frame.loc[~(frame == "").all(axis=1)].reset_index(drop=True) if len(frame) else frame
     decisions.reader = "pyarrow"
     if header is not None:
         decisions.header_cells = list(header)

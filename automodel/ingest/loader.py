@@ -84,11 +84,13 @@ def _looks_binary(text: str) -> bool:
     sample = text[:_SNIFF_BYTES]
     if not sample:
         return False
-    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\r\n\t\f") or ch == "\ufffd")
+    bad = len(_CONTROL.findall(sample))
     return bad / len(sample) > 0.01
 
 
 _COMMENT_LINE = re.compile(r"^[ \t]*#[^\n]*(\n|$)", re.MULTILINE)
+_NOT_BLANK = re.compile(r"\S")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\ufffd]")  # control characters other than \t \n \f \r, and U+FFFD
 
 
 def _plural(n: int, noun: str) -> str:
@@ -114,15 +116,16 @@ def _read_delimited(name: str, data: bytes, info: LoadInfo) -> pd.DataFrame:
     text = data.decode(encoding, errors="replace")
     if _looks_binary(text) or "\x00" in text[:_SNIFF_BYTES]:
         raise InputFileError(f"{name} does not look like text: it may be a binary file with a .csv name; export it as CSV and try again.")
-    if not text.strip():
+    if not _NOT_BLANK.search(text):
         return pd.DataFrame()
-    if "\r" in text:
+    if "\r" in text and text.count("\r") > 2 * text.count("\n"):
+        # Lines ended by CR alone (old Mac files). CRLF is kept as it is: a quoted value keeps its own line ends.
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if _COMMENT_LINE.search(text):
+    if "#" in text and _COMMENT_LINE.search(text):  # the plain scan first: the regex is slow on large files
         text, removed = _drop_comment_lines(text)
         if removed:
             info.problems.append(f"{_plural(removed, 'comment line')} starting with '#' skipped")
-        if not text.strip():
+        if not _NOT_BLANK.search(text):
             return pd.DataFrame()
     frame, decisions = read_text(text, name)
     _record_decisions(info, decisions)

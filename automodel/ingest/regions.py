@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _NUMBER = re.compile(r"[-+]?[$€£¥]?\s?[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?\s?(?:%|[$€£¥])?|\(\s*[$€£¥]?\d[\d,.]*\s*\)")
 _DATE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s?[AaPp][Mm])?(?:Z|[+-]\d{2}:?\d{2})?)?")
@@ -20,11 +21,15 @@ TYPED = ("number", "date", "time", "url")
 MISSING_TOKENS = frozenset({"na", "n/a", "nan", "null", "none", "-", "--", "?", ".", "#n/a", "missing"})
 
 
+_DIGIT = re.compile(r"\d")
+
+
+@lru_cache(maxsize=1 << 16)
 def cell_kind(cell: str) -> str:
     text = cell.strip()
     if not text or text.lower() in MISSING_TOKENS:
         return "empty"
-    if any(ch.isdigit() for ch in text):
+    if _DIGIT.search(text):
         if _NUMBER.fullmatch(text):
             return "number"
         if _DATE.fullmatch(text):
@@ -36,19 +41,22 @@ def cell_kind(cell: str) -> str:
     return "text"
 
 
-@dataclass
 class Record:
-    line: int  # 1-based line number in the file where the record starts
-    cells: list[str]
-    text: str  # the record as written (joined lines for a value spanning lines)
+    """One record: where it starts in the file (1-based line), its cells and its text as written."""
 
-    @property
-    def blank(self) -> bool:
-        return not any(c.strip() for c in self.cells)
+    __slots__ = ("blank", "cells", "filled", "line", "text")
 
-    @property
-    def filled(self) -> int:
-        return sum(1 for c in self.cells if c.strip())
+    def __init__(self, line: int, cells: list[str], text: str):
+        self.line, self.text = line, text
+        self.set_cells(cells)
+
+    def set_cells(self, cells: list[str]) -> None:
+        self.cells = cells
+        filled = len(cells) - cells.count("")
+        if filled and filled <= 2 and not "".join(cells).strip():
+            filled = 0  # cells holding only spaces
+        self.filled = filled
+        self.blank = filled == 0
 
 
 @dataclass
@@ -80,7 +88,7 @@ class ColumnKinds:
         return sum(self.share(i, cell_kind(c)) for i, c in enumerate(cells))
 
 
-def column_kinds(records: list[Record], width: int, limit: int = 500) -> ColumnKinds:
+def column_kinds(records: list[Record], width: int, limit: int = 200) -> ColumnKinds:
     counts = [Counter() for _ in range(width)]
     rows = 0
     for record in records:
@@ -103,15 +111,22 @@ def table_width(records: list[Record]) -> int:
 def header_like(record: Record, kinds: ColumnKinds, typed: dict[int, str], header: list[str] | None = None,
                 least: int = 1) -> bool:
     """Words where the data has numbers, dates or links: a header row (or a repeat of the header)."""
-    cells = [c.strip() for c in record.cells]
-    if header is not None and cells[: len(header)] == [h.strip() for h in header] and any(cells):
+    cells = record.cells
+    if (header is not None and cells and header and cells[0].strip() == header[0].strip() and record.filled
+            and [c.strip() for c in cells[: len(header)]] == [h.strip() for h in header]):
         return True
     if not typed:
         return False
-    filled = [i for i in typed if i < len(cells) and cells[i]]
-    if not filled:
-        return False
-    return all(cell_kind(cells[i]) == "text" for i in filled) and len(filled) >= max(min(least, len(typed)), len(typed) // 2)
+    filled = 0
+    for i in typed:
+        if i < len(cells):
+            kind = cell_kind(cells[i])
+            if kind == "empty":
+                continue
+            if kind != "text":
+                return False
+            filled += 1
+    return filled > 0 and filled >= max(min(least, len(typed)), len(typed) // 2)
 
 
 @dataclass
@@ -145,15 +160,23 @@ def find_layout(records: list[Record], resplit) -> Layout:
     usual_filled = filled_counts[len(filled_counts) // 2] if filled_counts else 1
     enough = max(1, min(usual_filled, (width + 1) // 2)) if width > 1 else 1
 
+    def shaped(record: Record, near: bool) -> list[str] | None:
+        """The record's cells at (or, with ``near``, within one of) the table's width, re-split when another delimiter gives it."""
+        if len(record.cells) == width or (near and _near(len(record.cells), width)):
+            return record.cells
+        return resplit(record)
+
+    def filled(cells: list[str]) -> int:
+        return sum(1 for c in cells if c.strip())
+
     def fits(i: int) -> bool:
-        record = records[i]
-        return (len(record.cells) == width or resplit(record) is not None) and record.filled >= enough
+        cells = shaped(records[i], near=False)
+        return cells is not None and filled(cells) >= enough
 
     start_pos = 0
     for pos, i in enumerate(nonblank):
-        record = records[i]
-        shape_ok = _near(len(record.cells), width) or resplit(record) is not None
-        if not shape_ok or record.filled < enough:
+        cells = shaped(records[i], near=True)
+        if cells is None or filled(cells) < enough:
             continue
         following = nonblank[pos + 1: pos + 4]
         if not following or sum(fits(j) for j in following) * 2 >= len(following):
@@ -211,7 +234,7 @@ def _split_tables(records, rest: list[int], layout: Layout, kinds: ColumnKinds, 
         odd_width = len(record.cells) != width
         starts_table = False
         # A run of rows sharing another width is another table; a lone odd row is a damaged row of this one.
-        run = [j for j in rest[pos: pos + 3] if len(records[j].cells) == len(record.cells)]
+        run = [j for j in rest[pos: pos + 3] if len(records[j].cells) == len(record.cells)] if odd_width else rest[pos: pos + 3]
         if (data and len(record.cells) > 1 and header_like(record, kinds, typed, header_cells, least=2)
                 and (_near(len(record.cells), width) or len(run) >= 2)):
             starts_table = True
