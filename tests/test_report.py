@@ -186,3 +186,17 @@ def test_a_baseline_run_says_why_and_draws_no_empty_or_meaningless_chart(tmp_pat
     for name, figure in figures_in_html(page).items():
         points = sum(len(trace.get("x") or trace.get("z") or []) for trace in figure["data"])
         assert points > 0, f"chart {name} is empty"
+
+
+def test_held_out_evidence_survives_a_rerun_of_the_report(runs, monkeypatch):
+    out = runs["classification"]
+    before = figures_in_html(Path(out["dashboard_path"]).read_text())["confusion_matrix"]["data"][0]["z"]
+    monkeypatch.setenv("AUTOMODEL_HOME", str(runs["home"]))
+    monkeypatch.setenv("AUTOMODEL_LAKE", str(REPO / "datasets"))
+    monkeypatch.setenv("ENABLE_SEMANTIC_MERGE", "0")
+    again = run_cli("rerun", out["run_id"], "--from", "summary", "--user", "reader", "--json")
+    assert again.code == 0, again.err
+    figures = figures_in_html(Path(again.json["dashboard_path"]).read_text())
+    assert figures["confusion_matrix"]["data"][0]["z"] == before
+    assert "held-out" in figures["confusion_matrix"]["layout"]["title"]["text"]
+    assert again.json["holdout_basis"] == out["holdout_basis"] and again.json["metrics"] == pytest.approx(out["metrics"])

@@ -172,3 +172,8 @@ def test_pycaret_backend_is_selected_by_configuration(penguins):
     scored = result.fitted.predict_frame(penguins.sample(10, random_state=0)[list(reversed(penguins.columns))])
     assert np.allclose(scored.filter(like="proba_").sum(axis=1), 1.0, atol=1e-3)
     assert result.metrics["accuracy"] > 0.9
+    # PyCaret's holdout predictions are kept like the own search's: the rows its metrics were computed on.
+    held_out = result.holdout
+    assert result.details["holdout_basis"] == f"20 % random holdout, {len(held_out):,} rows"
+    assert (penguins["species"].iloc[held_out["row"]].to_numpy() == held_out["actual"].to_numpy()).all()
+    assert (held_out["prediction"] == held_out["actual"]).mean() == pytest.approx(result.metrics["accuracy"])
