@@ -5,7 +5,8 @@ options from ``sales.automodel.json`` in the same folder::
 
     {"target": "revenue", "labels": {"store_id": "identifier"}, "budget_s": 30, "category": "retail"}
 
-Every key is optional. Write the sidecar before the data file (or in the same moment): the data
+``{"model": "RUN_ID"}`` makes the drop a scoring run: the file is scored with that run's model (no
+training), read exactly as the model's training file was. Every key is optional. Write the sidecar before the data file (or in the same moment): the data
 file's run reads it when the file is picked up. A sidecar that cannot be used refuses the upload
 with one sentence naming the sidecar and the key (the sensor's skip reason); fix it and upload the
 data file again. More keys are added by adding a validator to ``OPTION_VALIDATORS``.
@@ -74,8 +75,16 @@ def _budget(sidecar: str, key: str, value) -> float:
     return float(value)
 
 
+def _model(sidecar: str, key: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputFileError(f"{sidecar}: 'model' must be the run id of a run that trained a model (see `automodel sessions`); "
+                             "fix the sidecar and upload the file again.")
+    return value.strip()
+
+
 OPTION_VALIDATORS: dict[str, Callable[[str, str, Any], Any]] = {
     "target": _text, "labels": _labels, "category": _text, "budget_s": _budget,
+    "model": _model,  # score the file with that run's model (like `automodel score`) instead of training
 }
 
 

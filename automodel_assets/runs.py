@@ -192,6 +192,7 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     """
     layout = settings.layout
     user_id = safe_user_id(user_id)
+    model_run_id = model_run_id or (options or {}).get("model")  # a drop's sidecar may name the model to score with
     name, size = validate_source(source)
     safe_file_name(name)
     store = SessionStore(layout.sessions_db)

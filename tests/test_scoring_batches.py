@@ -190,9 +190,10 @@ def test_a_missing_column_the_model_needs_is_one_sentence(trained):
     assert "'lotsize'" in message and "\n" not in message and message.endswith(".")
 
 
-def test_cli_score_replays_training_and_reports_per_run(home, cli, tmp_path, monkeypatch):
+def test_cli_score_and_a_drop_folder_scoring_run_replay_training_and_report(home, cli, tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "2")
     monkeypatch.setenv("ENABLE_SEMANTIC_MERGE", "false")
+    monkeypatch.setenv("ENABLE_SHAP_EXPLANATIONS", "0")  # explanations are another stage's concern (and slow)
     table = _table("credit").iloc[:800]
     table.to_csv(tmp_path / "credit.csv", index=False)
     trained = cli("run", tmp_path / "credit.csv", "--target", "Status", "--json")
@@ -214,6 +215,29 @@ def test_cli_score_replays_training_and_reports_per_run(home, cli, tmp_path, mon
     assert not [a for a in out["actions"] if a["recipe"] == "role_review" and a["triggered"]], "roles are the model's, not re-guessed on 4 rows"
     predictions = pd.read_csv(out["predictions_path"])
     pd.testing.assert_frame_equal(predictions.iloc[:3], training_predictions.iloc[positions].reset_index(drop=True), check_exact=True)
+
+    # The same batch dropped into the drop folder with a sidecar naming the model: a scoring run, read the same way.
+    from automodel.sessions import SessionStore
+    from automodel_assets.definitions import current_definitions
+    from automodel_assets.runs import get_instance
+    from resources.settings import AutomodelSettings
+    from sensors.local_drop import evaluate_local_drop
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "batch.automodel.json").write_text(json.dumps({"model": run_id}))
+    batch.to_csv(drop / "batch.csv", index=False)
+    settings = AutomodelSettings.from_env(drop_dir=str(drop))
+    instance = get_instance(settings.layout)
+    tick = evaluate_local_drop(settings, instance, None, settle_s=0)
+    assert len(tick.run_requests) == 1, tick.skip_reason
+    request = tick.run_requests[0]
+    instance.add_dynamic_partitions("run_id", [request.partition_key])
+    assert current_definitions().resolve_job_def("automodel_run").execute_in_process(
+        partition_key=request.partition_key, tags=request.tags, instance=instance).success
+    dropped = SessionStore(settings.layout.sessions_db).get(request.partition_key)
+    assert dropped["model_run_id"] == run_id and dropped["scoring"]["unseen_categories"]["Job"]["values"] == ["astronaut"]
+    pd.testing.assert_frame_equal(pd.read_csv(dropped["predictions_path"]), predictions, check_exact=True)
 
     table.iloc[10:13].drop(columns=["Age"]).to_csv(tmp_path / "no_age.csv", index=False)
     refused = cli("score", tmp_path / "no_age.csv", "--model", run_id)
