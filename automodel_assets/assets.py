@@ -355,7 +355,8 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
     store.update(run_id, dashboard_path=str(path))
     url = dashboard_link(settings, path)
     context.add_output_metadata({"dashboard": dg.MetadataValue.url(url), "path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
-                                 "key_figures": pairs_table(figures_shown, "figure", "value"), **numbers(figures_shown, "figure")})
+                                 "key_figures": pairs_table(figures_shown, "figure", "value"), **numbers(figures_shown, "figure"),
+                                 "holdout_basis": str(facts.get("holdout_basis")), "trusted": bool(facts["trusted"])})
     return {"path": str(path), "url": url, "charts": charts, "key_figures": figures_shown}
 
 

@@ -33,7 +33,7 @@ def runs(tmp_path_factory, penguins):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AUTOMODEL_HOME", str(home))
         env.setenv("AUTOMODEL_LAKE", str(REPO / "datasets"))
-        env.setenv("AUTOMODEL_SEARCH_BUDGET_S", "4")
+        env.setenv("AUTOMODEL_SEARCH_BUDGET_S", "3")
         env.setenv("ENABLE_SEMANTIC_MERGE", "0")  # the lake has nothing for penguins; building its index costs time
         env.delenv("AUTOMODEL_WEBHOOK_URL", raising=False)
         env.delenv("AUTOMODEL_LLM_PROVIDER", raising=False)
@@ -68,7 +68,12 @@ def test_the_page_renders_without_errors_and_shows_the_run_json_numbers(runs, ta
         sizes = seen.page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => [e.id, e.getBoundingClientRect().width, e.getBoundingClientRect().height])")
         anchors = seen.page.eval_on_selector_all("nav.toc a", "els => els.map(a => a.getAttribute('href'))")
         missing_targets = [a for a in anchors if seen.page.query_selector(a) is None]
+        # Printing to PDF from the browser: every chart on A4 pages, the contents box left out.
+        seen.page.emulate_media(media="print")
+        toc_when_printed = seen.page.eval_on_selector("nav.toc", "e => getComputedStyle(e).display")
+        pdf = seen.page.pdf(path=str(tmp_path / f"{task}.pdf"), format="A4")
         assert seen.console_errors == []
+    assert toc_when_printed == "none" and pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 3
     assert (tmp_path / f"{task}.png").stat().st_size > 10_000
     # Every metric of the run JSON is on the page, as the same number and written the one way metrics are written.
     assert {name for name, _, _ in shown} == set(out["metrics"])
