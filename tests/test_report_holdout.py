@@ -61,3 +61,19 @@ def test_held_out_predictions_travel_with_the_saved_model_and_the_model_outcome(
     assert outcome.holdout is not None and bundle["holdout"].equals(outcome.holdout)
     assert bundle["holdout_basis"] == outcome.details["holdout_basis"]
     assert "holdout" not in outcome.to_dict()  # the JSON-able view stays small
+
+
+def test_time_ordered_rows_are_held_out_only_after_the_rows_that_trained_them():
+    from analyzers.preprocess import feature_plan, plan_features
+    from analyzers.search import search
+
+    economics = rdata("ggplot2", "economics")  # monthly US series, 1967-2015
+    economics["date"] = pd.to_datetime(economics["date"])
+    plan, _ = feature_plan(infer_column_meta(economics), "unemploy")
+    columns = list(dict.fromkeys(plan_features(plan) + ["date"]))
+    found = search(economics[columns], economics["unemploy"], "regression", plan, time_budget_s=4, time_column="date")
+    held_out = found.holdout
+    # Expanding windows: the earliest stretch only ever trains, every later month is predicted from the past.
+    assert found.details["holdout_basis"] == f"expanding-window 4-fold out-of-fold predictions, {len(held_out):,} of {len(economics):,} rows"
+    assert economics["date"].iloc[held_out["row"]].min() > economics["date"].min()
+    assert regression_metrics(held_out["actual"], held_out["prediction"])["r2"] == pytest.approx(found.metrics["r2"])
