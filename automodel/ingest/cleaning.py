@@ -98,9 +98,12 @@ def _sample(series: pd.Series, n: int = _GATE_SAMPLE) -> pd.Series:
 _ODD_WHITESPACE = r"\s{2,}|[^\S ]"
 
 
-def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, unify_case: bool = True) -> pd.DataFrame:
+def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, unify_case: bool = True, _wide: bool = True) -> pd.DataFrame:
     """Strip stray whitespace, turn missing-value tokens into real missing values and, in label columns,
     write values that differ only by case ("Yes"/"yes") the way they are written most often."""
+    text_columns = [c for c in (columns or frame.columns) if _is_text(frame[c])]
+    if _wide and len(text_columns) >= _WIDE_COLUMNS and len(frame) <= _GATE_SAMPLE and frame.columns.is_unique:
+        return _normalize_text_wide(frame, report, text_columns, unify_case)
     out = frame.copy()
     for col in columns or out.columns:
         series = out[col]
@@ -123,6 +126,65 @@ def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, un
             stripped = _unify_case(stripped, col, report)
         out[col] = stripped
     return out
+
+
+_WIDE_COLUMNS = 200
+
+
+def _normalize_text_wide(frame: pd.DataFrame, report: CleaningReport, text_columns: list, unify_case: bool) -> pd.DataFrame:
+    """``normalize_text`` for wide tables (many text columns, at most _GATE_SAMPLE rows), with the same results.
+
+    Column by column, each of a dozen string operations costs a fixed ~0.1 ms of pandas overhead whatever
+    the column's length: 50,000 columns of 30 rows took minutes for 1.5 million cells. Here every text cell
+    goes through each Arrow kernel once, in one array, and per-column counts come from the column index of
+    each cell. Only columns that may hold case variants ("Yes"/"yes") go back to the per-column rule."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = len(frame)
+    pieces = []
+    for col in text_columns:
+        pieces.extend(chunk.cast(pa.string()) for chunk in pa.chunked_array(_as_text(frame[col]).array._pa_array).chunks)
+    try:  # slices of one string array share its buffers, so the columns split back without copies
+        cells = pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
+    except (pa.ArrowInvalid, pa.ArrowCapacityError):  # over 2 GB of text in all: column by column
+        return normalize_text(frame, report, text_columns, unify_case, _wide=False)
+    column_of = np.repeat(np.arange(len(text_columns)), rows)
+
+    def per_column(mask) -> np.ndarray:
+        flags = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+        return np.bincount(column_of[flags], minlength=len(text_columns))
+
+    # The same rule as column by column: runs of whitespace and tabs or line breaks become one space.
+    stripped = pc.replace_substring_regex(pc.utf8_trim_whitespace(cells), _ODD_WHITESPACE, " ")
+    changed = per_column(pc.not_equal(stripped, cells))
+    is_na_token = pc.fill_null(pc.is_in(pc.utf8_lower(stripped), value_set=pa.array(sorted(NA_TOKENS), pa.string())), False)
+    tokens = per_column(is_na_token)
+    stripped = pc.if_else(is_na_token, pa.scalar(None, pa.string()), stripped)
+    for i, col in enumerate(text_columns):
+        report.count("strip_whitespace", col, int(changed[i]))
+    for i, col in enumerate(text_columns):
+        report.count("missing_tokens", col, int(tokens[i]))
+
+    may_unify = set()
+    if unify_case:
+        present = pc.is_valid(stripped).to_numpy(zero_copy_only=False)
+        values = pd.DataFrame({"column": column_of[present],
+                               "value": stripped.filter(pa.array(present)).to_numpy(zero_copy_only=False)})
+        distinct = values.drop_duplicates()
+        lettered = distinct.loc[distinct["value"].str.contains(r"[A-Za-z]", regex=True), "column"].unique()
+        n_distinct = distinct.groupby("column").size()
+        n_folded = distinct.assign(value=distinct["value"].str.lower()).drop_duplicates().groupby("column").size()
+        n_present = values.groupby("column").size()
+        # The per-column rule acts only where some labels differ by case alone and values repeat: test just those.
+        candidates = n_distinct[(n_folded < n_distinct) & (n_distinct <= 1_000) & (n_distinct <= 0.5 * n_present)].index
+        may_unify = {text_columns[i] for i in set(candidates) & set(lettered)}
+
+    as_pandas = {}
+    for i, col in enumerate(text_columns):
+        series = pd.Series(pd.arrays.ArrowStringArray(stripped.slice(i * rows, rows)), index=frame.index, name=col)
+        as_pandas[col] = _unify_case(series, col, report) if col in may_unify else series
+    return pd.DataFrame({col: as_pandas.get(col, frame[col]) for col in frame.columns}, index=frame.index)
 
 
 def _unify_case(series: pd.Series, col: str, report: CleaningReport, max_labels: int = 1_000) -> pd.Series:
