@@ -72,7 +72,7 @@ class AutomodelSettings(dg.ConfigurableResource):
     # Input bounds (automodel.ingest.archive): inflated size and expansion ratio of compressed files, table width.
     max_inflated_mb: float = 2048.0
     max_expansion_ratio: float = 100.0
-    max_columns: int = 5_000
+    max_columns: int = 2_000
     # Feature flags.
     enable_llm_preprocessing: bool = False
     enable_shap_explanations: bool = True
@@ -127,7 +127,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             quota_tiers=env.get("AUTOMODEL_QUOTA_TIERS", ""),
             max_inflated_mb=float(env.get("AUTOMODEL_MAX_INFLATED_MB", 2048.0)),
             max_expansion_ratio=float(env.get("AUTOMODEL_MAX_EXPANSION_RATIO", 100.0)),
-            max_columns=int(env.get("AUTOMODEL_MAX_COLUMNS", 5_000)),
+            max_columns=int(env.get("AUTOMODEL_MAX_COLUMNS", 2_000)),
             enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
             enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),

@@ -217,3 +217,50 @@ def test_inspect_export_protects_formula_cells_and_keeps_numbers(cli, home, tmp_
     assert exported["delta"].tolist() == frame["delta"].tolist()
     assert exported["species"].tolist() == frame["species"].tolist()
     assert source.read_bytes() == before
+
+
+# ---- finding 5: wide tables ------------------------------------------------------------------------
+
+def _wide_penguins(penguins, copies: int) -> pd.DataFrame:
+    """Real rows made wide: every column repeated, with stray spaces, missing tokens and case variants in some copies."""
+    rows = penguins.head(30).astype(str).reset_index(drop=True)
+    columns = {}
+    for k in range(copies):
+        for col in rows.columns:
+            values = rows[col]
+            if k % 4 == 1:
+                values = values.where(values.index % 3 != 0, "  " + values + "\t kg ")
+            elif k % 4 == 2:
+                values = values.where(values.index % 4 != 0, "N/A")
+            elif k % 4 == 3 and col in ("species", "island", "sex"):
+                values = values.where(values.index % 2 == 0, values.str.upper())
+            columns[f"{col}_{k}"] = values
+    return pd.DataFrame(columns)
+
+
+def test_wide_text_normalisation_matches_column_by_column(penguins, monkeypatch):
+    from automodel.ingest import cleaning
+
+    raw, _ = load_bytes("wide.csv", _wide_penguins(penguins, 40).to_csv(index=False).encode())  # 320 columns x 30 rows
+    assert raw.shape == (30, 320)
+    wide_report = cleaning.CleaningReport()
+    wide = cleaning.normalize_text(raw, wide_report)
+    monkeypatch.setattr(cleaning, "_WIDE_COLUMNS", 10**9)  # the per-column path, as for a narrow table
+    narrow_report = cleaning.CleaningReport()
+    narrow = cleaning.normalize_text(raw, narrow_report)
+    assert wide.equals(narrow) and list(wide.dtypes) == list(narrow.dtypes)
+    assert wide_report.to_dict() == narrow_report.to_dict()
+    assert wide_report.steps["missing_tokens"] and wide_report.steps["case_unified"] and wide_report.steps["strip_whitespace"]
+
+
+def test_a_table_wider_than_the_column_limit_is_refused_before_parsing(cli, home, tmp_path, penguins, monkeypatch):
+    path = tmp_path / "wide.csv"
+    _wide_penguins(penguins, 40).to_csv(path, index=False)
+    monkeypatch.setenv("AUTOMODEL_MAX_COLUMNS", "300")
+    result = cli("inspect", path)
+    assert result.code == 2 and "has 320 columns in its first rows, more than the 300 accepted (AUTOMODEL_MAX_COLUMNS)" in result.err
+    assert result.err.count("\n") == 1
+    frame, info = load_bytes("wide.csv", path.read_bytes(), limits=InputLimits(max_columns=400))
+    assert frame.shape == (30, 320) and info.columns == 320
+    with pytest.raises(InputFileError, match="has 320 columns, more than the 100"):  # JSON: counted once parsed
+        load_bytes("wide.json", _wide_penguins(penguins, 40).to_json(orient="records").encode(), limits=InputLimits(max_columns=100))
