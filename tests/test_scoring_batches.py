@@ -87,6 +87,19 @@ def test_batches_of_1_3_and_50_rows_score_exactly_like_the_whole_file(trained, n
         assert report.missing_imputed == [] and report.extra_columns == []
 
 
+def test_a_parquet_batch_scores_like_the_csv_the_model_was_trained_on(trained):
+    import io
+
+    model = trained("credit")
+    positions = [3, 40, 41, 900, 2500]
+    buffer = io.BytesIO()
+    model.table.iloc[positions].to_parquet(buffer, index=False)  # typed: integers, floats with gaps, text
+    raw, _ = stages.load_raw("batch.parquet", buffer.getvalue(), "batch.parquet")
+    frame, report = stages.replay_cleaning(raw, model.model_path)
+    pd.testing.assert_frame_equal(stages.predict(frame, model.outcome), model.expected(positions), check_exact=True)
+    assert report.notes() == []
+
+
 def test_a_column_constant_in_the_batch_is_kept(trained):
     model = trained("credit")
     table = model.table
@@ -215,6 +228,11 @@ def test_cli_score_and_a_drop_folder_scoring_run_replay_training_and_report(home
     assert not [a for a in out["actions"] if a["recipe"] == "role_review" and a["triggered"]], "roles are the model's, not re-guessed on 4 rows"
     predictions = pd.read_csv(out["predictions_path"])
     pd.testing.assert_frame_equal(predictions.iloc[:3], training_predictions.iloc[positions].reset_index(drop=True), check_exact=True)
+
+    again = cli("rerun", out["run_id"], "--from", "cleaned_frame", "--json")  # a scoring run rerun replays the schema again
+    assert again.code == 0, again.err
+    assert again.json["scoring"] == out["scoring"]
+    pd.testing.assert_frame_equal(pd.read_csv(again.json["predictions_path"]), predictions, check_exact=True)
 
     # The same batch dropped into the drop folder with a sidecar naming the model: a scoring run, read the same way.
     from automodel.sessions import SessionStore

@@ -134,14 +134,23 @@ class ColumnSchema:
             return values
 
     def _text(self, series: pd.Series) -> pd.Series:
-        if not _is_text(series):  # numbers where training had text (a typed file format): written as text
-            series = series.map(lambda v: v if pd.isna(v) else str(v))
+        if not _is_text(series):  # numbers where training had text (a typed file format): written as a person would
+            series = series.map(_as_written)
         values = _as_text(series)
         if self.case_map:
             spelled = values.str.lower().map(self.case_map)
             values = spelled.where(spelled.notna(), values)
         values = values.astype(object)
         return values.where(values.notna(), np.nan)
+
+
+def _as_written(value):
+    """A typed value as text the way a delimited file writes it: 12.0 read from Parquet is '12', not '12.0'."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return value
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 @dataclass
