@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from automodel.ingest.dialect import DELIMITERS, Dialect, detect, split_record
+from automodel.ingest.dialect import DELIMITERS, Dialect, detect, split_lines, split_record
 from automodel.ingest.regions import Layout, Record, column_kinds, find_layout, table_width
 from automodel.ingest.repair import repair_row
 
@@ -27,7 +27,6 @@ TEXT_DTYPE = pd.StringDtype("pyarrow")
 _SAMPLE_LINES = 200
 _SAMPLE_BYTES = 64 * 1024
 _FAST_BYTES = 4 * 1024 * 1024  # below this the tolerant reader is fast enough
-_JOIN_LINES = 200  # the longest quoted value spanning lines that is looked for
 
 
 @dataclass
@@ -86,53 +85,8 @@ def _lines(numbers: list[int], shown: int = 10) -> str:
 
 def parse_records(lines: list[str], dialect: Dialect, width: int | None, first_line: int = 1,
                   literal_quotes: list[int] | None = None) -> list[Record]:
-    """Lines split into cells. A line leaving a quote open is joined with the following lines when that gives a
-    record of the table's width and the lines it would swallow are not rows of that width themselves; otherwise
-    the quote is a literal character (a stray quote). Lines may end with "\\r" (CRLF files): it is not part of the
-    last cell, but a quoted value spanning lines keeps its line ends as written."""
-    quote = dialect.quotechar
-    records: list[Record] = []
-    i, n = 0, len(lines)
-    while i < n:
-        raw = lines[i]
-        line = raw.removesuffix("\r")
-        if quote and quote in line and line.count(quote) % 2 == 1:
-            joined, count, j = raw, line.count(quote), i + 1
-            while j < n and j - i < _JOIN_LINES and count % 2 == 1:
-                joined += "\n" + lines[j]
-                count += lines[j].count(quote)
-                j += 1
-            joined = joined.removesuffix("\r")
-            alone = split_record(line, dialect)
-            if count % 2 == 0 and width is not None:
-                together = split_record(joined, dialect)
-                swallowed_rows = all(len(split_record(lines[k].rstrip("\r"), dialect)) == width for k in range(i + 1, j))
-                if len(together) == width and (len(alone) != width or not swallowed_rows):
-                    records.append(Record(first_line + i, together, joined))
-                    i = j
-                    continue
-            if width is not None and len(alone) != width:
-                alone = _with_one_literal_quote(line, dialect, width) or alone
-            if literal_quotes is not None:
-                literal_quotes.append(first_line + i)
-            records.append(Record(first_line + i, alone, line))
-        else:
-            records.append(Record(first_line + i, split_record(line, dialect), line))
-        i += 1
-    return records
-
-
-def _with_one_literal_quote(line: str, dialect: Dialect, width: int) -> list[str] | None:
-    """The line read with one of its field-opening quotes taken as a literal character, where that gives the
-    table's width: a stray quote at the start of a cell otherwise runs on to the next quoted field."""
-    quote, delimiter = dialect.quotechar, dialect.delimiter
-    placeholder = "\x00"
-    for k, ch in enumerate(line):
-        if ch == quote and (k == 0 or line[:k].endswith(delimiter)):
-            cells = split_record(line[:k] + placeholder + line[k + 1:], dialect)
-            if len(cells) == width:
-                return [c.replace(placeholder, quote) for c in cells]
-    return None
+    """Lines split into records (``dialect.split_lines``), with their line numbers."""
+    return [Record(first_line + i, cells, text) for i, cells, text in split_lines(lines, dialect, width, literal_quotes, first_line)]
 
 
 def _resplitter(dialect: Dialect, width: int):
@@ -197,7 +151,8 @@ def _assemble(records: list[Record], dialect: Dialect, decisions: Decisions) -> 
                 records[i].set_cells(records[i].cells[:-1])
         decisions.dropped_trailing_column = True
         resplit = _resplitter(dialect, width)
-    kinds = column_kinds([records[i] for i in layout.data], width)
+    kinds = layout.kinds if layout.kinds is not None and len(layout.kinds.counts) == width else column_kinds(
+        [records[i] for i in layout.data], width)
     header = _header(records, layout, resplit, width, decisions)
     rows = []
     for i in layout.data:
@@ -217,9 +172,13 @@ def _assemble(records: list[Record], dialect: Dialect, decisions: Decisions) -> 
 
 
 def _frame(rows: list[list[str]], columns: list[str]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame({i: pd.Series([], dtype=TEXT_DTYPE) for i in range(len(columns))}).set_axis(columns, axis=1)
-    return pd.DataFrame(rows, dtype=TEXT_DTYPE).set_axis(columns, axis=1)
+    """Arrow-backed text columns, built column by column through pyarrow (several times faster than from rows)."""
+    import pyarrow as pa
+
+    arrays = [pa.array(list(column), type=pa.string()) for column in zip(*rows)] if rows else [pa.array([], pa.string())] * len(columns)
+    table = pa.Table.from_arrays(arrays, names=[f"f{i}" for i in range(len(columns))])
+    frame = table.to_pandas(types_mapper={pa.string(): TEXT_DTYPE}.get)
+    return frame.set_axis(columns, axis=1)
 
 
 def _describe_layout(records: list[Record], layout: Layout, decisions: Decisions) -> None:

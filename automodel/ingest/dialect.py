@@ -88,10 +88,92 @@ def split_record(text: str, dialect: Dialect) -> list[str]:
             return cells
 
 
-def opens_quoted_value(line: str, dialect: Dialect) -> bool:
-    """Whether the line leaves a quoted field open at its end (an odd count of quote characters is the cheap sign)."""
+_JOIN_LINES = 200  # the longest quoted value spanning lines that is looked for
+_PLACEHOLDER = "\x00"
+
+
+def _join_from(lines: list[str], i: int, first: str, quote: str) -> tuple[str, int] | None:
+    """``first`` (line i, possibly edited) joined with the following lines until its quotes balance; None if they never do."""
+    joined, count, j = first, first.count(quote), i + 1
+    while count % 2 and j < len(lines) and j - i < _JOIN_LINES:
+        joined += "\n" + lines[j]
+        count += lines[j].count(quote)
+        j += 1
+    return (joined.removesuffix("\r"), j) if count % 2 == 0 else None
+
+
+def _field_start_quotes(line: str, dialect: Dialect) -> list[int]:
+    quote, delimiter = dialect.quotechar, dialect.delimiter
+    return [k for k, ch in enumerate(line) if ch == quote and (k == 0 or line[:k].endswith(delimiter))]
+
+
+def split_lines(lines: list[str], dialect: Dialect, width: int | None, literal_quotes: list[int] | None = None,
+                first_line: int = 1) -> list[tuple[int, list[str], str]]:
+    """Lines split into records: (index of the first line, cells, text as written).
+
+    A line leaving a quote open is joined with the following lines (a quoted value spanning lines) when that gives a
+    record of the table's width and the lines it would swallow are not rows of that width themselves. A line whose
+    cells do not reach the width that way is read again with one of its field-opening quotes taken as a literal
+    character (a stray quote), alone or joined. Lines may end with "\\r" (CRLF files): it is not part of the last
+    cell, but a quoted value spanning lines keeps its line ends as written."""
     quote = dialect.quotechar
-    return bool(quote) and line.count(quote) % 2 == 1
+    records: list[tuple[int, list[str], str]] = []
+    i, n = 0, len(lines)
+    while i < n:
+        raw = lines[i]
+        line = raw.removesuffix("\r")
+        if not quote or quote not in line:
+            records.append((i, split_record(line, dialect), line))
+            i += 1
+            continue
+        alone = split_record(line, dialect)
+        if width is None or len(alone) == width and line.count(quote) % 2 == 0:
+            records.append((i, alone, line))
+            i += 1
+            continue
+        if line.count(quote) % 2:
+            joined = _join_from(lines, i, raw, quote)
+            if joined is not None:
+                together = split_record(joined[0], dialect)
+                swallowed_rows = all(len(split_record(lines[k].removesuffix("\r"), dialect)) == width for k in range(i + 1, joined[1]))
+                if len(together) == width and (len(alone) != width or not swallowed_rows):
+                    records.append((i, together, joined[0]))
+                    i = joined[1]
+                    continue
+        if len(alone) != width:
+            repaired = _with_one_literal_quote(lines, i, line, dialect, width)
+            if repaired is not None:
+                cells, text, i_next = repaired
+                if literal_quotes is not None:
+                    literal_quotes.append(first_line + i)
+                records.append((i, cells, text))
+                i = i_next
+                continue
+        if literal_quotes is not None and line.count(quote) % 2:
+            literal_quotes.append(first_line + i)
+        records.append((i, alone, line))
+        i += 1
+    return records
+
+
+def _with_one_literal_quote(lines: list[str], i: int, line: str, dialect: Dialect, width: int):
+    """The record read with one of its field-opening quotes taken as a literal character, where that gives the
+    table's width: a stray quote at the start of a cell otherwise runs on to the next quoted field, or shifts which
+    quotes open and close a value spanning lines. Returns (cells, text, index of the next line) or None."""
+    quote = dialect.quotechar
+    for k in _field_start_quotes(line, dialect):
+        edited = line[:k] + _PLACEHOLDER + line[k + 1:]
+        if edited.count(quote) % 2 == 0:
+            cells = split_record(edited, dialect)
+            if len(cells) == width:
+                return [c.replace(_PLACEHOLDER, quote) for c in cells], line, i + 1
+        else:
+            joined = _join_from(lines, i, edited, quote)
+            if joined is not None:
+                cells = split_record(joined[0], dialect)
+                if len(cells) == width:
+                    return [c.replace(_PLACEHOLDER, quote) for c in cells], joined[0].replace(_PLACEHOLDER, quote), joined[1]
+    return None
 
 
 # ---- cell types (the type score) ------------------------------------------------------------------
@@ -144,7 +226,9 @@ def _pattern_score(rows: list[list[str]]) -> float:
     delimiter) outweigh a hundred consistent ones; here the share of rows at the most common width counts instead."""
     if not rows:
         return 0.0
-    widths = Counter(len(r) for r in rows)
+    widths = Counter(len(r) for r in rows if len(r) > 1)
+    if not widths:
+        return 0.0
     width, n = max(widths.items(), key=lambda kv: (kv[1], kv[0]))
     return (n / len(rows)) * (width - 1) / width
 
@@ -154,7 +238,14 @@ _PRIOR = {" ": 0.9}
 
 
 def score_dialect(lines: list[str], dialect: Dialect) -> float:
+    """Rows are first split line by line; the most common width then lets quoted values spanning lines be joined and
+    stray quotes be read as literals, as the reader will, before the rows are scored."""
     rows = [split_record(line, dialect) for line in lines]
+    if dialect.quotechar and any(dialect.quotechar in line for line in lines):
+        widths = Counter(len(r) for r in rows if len(r) > 1)
+        if widths:
+            width = max(widths.items(), key=lambda kv: (kv[1], kv[0]))[0]
+            rows = [cells for _, cells, _ in split_lines(lines, dialect, width)]
     pattern = _pattern_score(rows)
     if pattern == 0.0:
         return 0.0

@@ -119,8 +119,9 @@ def _read_delimited(name: str, data: bytes, info: LoadInfo) -> pd.DataFrame:
     if not _NOT_BLANK.search(text):
         return pd.DataFrame()
     if "\r" in text and text.count("\r") > 2 * text.count("\n"):
-        # Lines ended by CR alone (old Mac files). CRLF is kept as it is: a quoted value keeps its own line ends.
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        # Lines ended by CR alone (old Mac files); a CRLF inside a quoted value stays one (the reader keeps a value's
+        # own line ends when it joins the lines of a value spanning lines).
+        text = text.replace("\r\n", "\x01").replace("\r", "\n").replace("\x01", "\r\n")
     if "#" in text and _COMMENT_LINE.search(text):  # the plain scan first: the regex is slow on large files
         text, removed = _drop_comment_lines(text)
         if removed:

@@ -139,6 +139,7 @@ class Layout:
     other_tables: list[tuple[int, int, int]] = field(default_factory=list)  # (first line, last line, width)
     notes_after: list[int] = field(default_factory=list)
     has_header: bool = True
+    kinds: ColumnKinds | None = None
 
 
 def _near(width: int, target: int) -> bool:
@@ -185,7 +186,7 @@ def find_layout(records: list[Record], resplit) -> Layout:
     else:
         start_pos = 0
     start = nonblank[start_pos]
-    layout = Layout(width=width, start=start, preamble=[i for i in nonblank[:start_pos]])
+    layout = Layout(width=width, start=start, preamble=[i for i in nonblank[:start_pos]], kinds=kinds)
 
     first = records[start]
     body = nonblank[start_pos + 1:]
