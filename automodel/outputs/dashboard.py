@@ -316,7 +316,8 @@ def build_figures(task, frame, target, predictions, importance, *, evaluation: E
                 traces.append(go.Scatter(x=recall.round(6).tolist(), y=precision.round(6).tolist(), mode="lines",
                                          name=f"{label} (average precision {ap:.3f}; base rate {positives.mean():.3f})"))
             fig = go.Figure(traces)
-            fig.update_layout(title=f"Precision-recall, each class against the rest{caption}", xaxis_title="recall", yaxis_title="precision")
+            fig.update_layout(title=f"Precision-recall, each class against the rest{caption}", xaxis_title="recall", yaxis_title="precision",
+                              showlegend=True)
         elif chart == "calibration":
             fig = go.Figure()
             for label, positives, scores in _class_curves(evaluation):
