@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dashboard-port", type=int, help="serve the dashboards folder on this loopback port "
                                                            "(default: the port of AUTOMODEL_DASHBOARD_URL, else 3001)")
     ours, passed_on = parser.parse_known_args(argv)
+    # Started in the background by a shell, we (and so dagster dev) would ignore interrupts; take them back so that
+    # an interrupt or a SIGTERM stops the UI, the daemon and the code server in order.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     settings = AutomodelSettings.from_env()
     os.environ["AUTOMODEL_HOME"] = str(settings.layout.home)  # the code server and daemon see the same absolute home
     os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings.layout))
