@@ -104,7 +104,10 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         "dashboard_path": row.get("dashboard_path"),
         "enrichment": {**{k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift")},
                        "tables": [{k: t.get(k) for k in ("table", "keys", "strategy", "grain", "aggregation", "coverage", "kept", "lift")}
-                                  for t in enrichment.get("tables") or []]},
+                                  for t in enrichment.get("tables") or []],
+                       "candidates": [{k: c.get(k) for k in ("table", "score", "containment", "user_columns", "lake_columns", "strategy",
+                                                             "coverage", "lift", "refused") if k in c}
+                                      for c in enrichment.get("candidates") or []]},
         "actions": row.get("actions") or [],
         # From the run's facts, like the summary and the dashboard (automodel.outputs.facts).
         "holdout_basis": facts.get("holdout_basis"), "trusted": facts.get("trusted"), "trust_reason": facts.get("trust_reason"),

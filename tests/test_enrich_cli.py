@@ -29,7 +29,9 @@ def test_run_reports_and_keeps_the_enrichment_and_score_reuses_it(home, cli, tmp
     out = result.json
     assert out["status"] == "succeeded" or out["error"] is None
     enrichment = out["enrichment"]
-    assert set(enrichment) == {"table", "keys", "strategy", "coverage", "kept", "lift", "tables"}
+    assert set(enrichment) == {"table", "keys", "strategy", "coverage", "kept", "lift", "tables", "candidates"}
+    assert enrichment["candidates"][0]["table"] == "state_crime" and enrichment["candidates"][0]["containment"] == 1.0
+    assert {c["table"] for c in enrichment["tables"]} <= {c["table"] for c in enrichment["candidates"] if "lift" in c}
     assert enrichment["keys"][0] == "State" and enrichment["coverage"] == 1.0 and isinstance(enrichment["lift"], float)
     assert enrichment["kept"] == (enrichment["lift"] >= 0.005) == bool(enrichment["tables"])
     for kept in enrichment["tables"]:

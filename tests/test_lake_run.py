@@ -31,6 +31,8 @@ def _check_enrichment(out: dict, rows: int) -> None:
     enrichment = out["enrichment"]
     assert enrichment["table"] in LAKE_TABLES and enrichment["coverage"] > 0.5 and isinstance(enrichment["lift"], float)
     assert enrichment["kept"] == bool(enrichment["tables"])
+    considered = {c["table"] for c in enrichment["candidates"]}
+    assert set(LAKE_TABLES) <= considered and enrichment["table"] in considered
     for kept in enrichment["tables"]:
         assert kept["table"] in LAKE_TABLES and kept["lift"] >= 0.005 and kept["grain"] and kept["aggregation"]
     assert len(pd.read_csv(out["predictions_path"])) == rows

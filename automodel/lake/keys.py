@@ -118,18 +118,38 @@ _GRAIN_UNIT = {"hour": "h", "date": "D", "month": "M", "year": "Y"}
 
 
 def _parse_times(values: pd.Series) -> pd.Series:
-    parsed = values if pd.api.types.is_datetime64_any_dtype(values) else pd.to_datetime(values, errors="coerce", format="mixed")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # One format inferred from the values parses them all at once; mixed formats fall back to one by one.
+            parsed = pd.to_datetime(values, errors="coerce")
+            if parsed.isna().sum() > values.isna().sum():
+                mixed = pd.to_datetime(values, errors="coerce", format="mixed")
+                parsed = mixed if mixed.notna().sum() > parsed.notna().sum() else parsed
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     return parsed
 
 
 def _at_grain(parsed: pd.Series, grain: str) -> pd.Series:
-    """Timestamps cut to a grain, as text: ``2013-01-01 05``, ``2013-01-01``, ``2013-01``, ``2013``."""
+    """Timestamps cut to a grain, as text: ``2013-01-01 05``, ``2013-01-01``, ``2013-01``, ``2013``.
+
+    Only the distinct cut values are formatted (a search builds several grains of every time column).
+    """
+    unit = _GRAIN_UNIT[grain]
     stamps = parsed.to_numpy(dtype="datetime64[ns]")
-    text = np.datetime_as_string(stamps.astype(f"datetime64[{_GRAIN_UNIT[grain]}]"), unit=_GRAIN_UNIT[grain]).astype(str)
-    out = pd.Series(np.char.replace(text, "T", " "), index=parsed.index, dtype=object)
-    return out.where(parsed.notna(), None).astype(object)
+    valid = ~np.isnat(stamps)
+    distinct, inverse = np.unique(stamps[valid].astype(f"datetime64[{unit}]"), return_inverse=True)
+    labels = np.datetime_as_string(distinct, unit=unit).astype(object)
+    if grain == "hour":
+        labels = np.asarray([label.replace("T", " ") for label in labels], dtype=object)
+    out = np.full(len(stamps), None, dtype=object)
+    out[valid] = labels[inverse]
+    return pd.Series(out, index=parsed.index, dtype=object)
 
 
 def _time_stamps(frame: pd.DataFrame, columns: list[str], source: str) -> pd.Series:
@@ -390,7 +410,11 @@ def _keys(frame: pd.DataFrame, metas, both_orders: bool) -> list[KeyColumns]:
     entities = [k for k in keys if k.recipe in SINGLE_KINDS or k.recipe == "generic"][:MAX_COMPOSITE_PARTS]
     counts = {id(k): _distinct(k.values) for k in [*entities, *times]}
 
+    present = {id(k): int(k.values.notna().sum()) for k in [*entities, *times]}
+
     def pair(a: KeyColumns, b: KeyColumns) -> None:
+        if not both_orders and (counts[id(a)] == present[id(a)] or counts[id(b)] == present[id(b)]):
+            return  # in a lake table, a part that is unique on its own already keys every row: the pair adds nothing
         values = (a.values + "|" + b.values).where(a.values.notna() & b.values.notna(), None).astype(object)
         if _distinct(values) > max(counts[id(a)], counts[id(b)]):
             keys.append(KeyColumns([*a.columns, *b.columns], f"{a.recipe}&{b.recipe}", values))
