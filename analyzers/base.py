@@ -32,6 +32,7 @@ class AnalysisContext:
     search_backend: str = "automodel"  # or "pycaret" (compare_models)
     metric: str | None = None  # the search's selection metric; None: R² for regression, macro F1 for classification
     leakage_guard: bool = True
+    min_rows: int = 20  # AUTOMODEL_MIN_ROWS: below it no model is trained and no correlation is claimed
 
 
 @dataclass

@@ -65,8 +65,10 @@ class DescriptiveAnalyzer(Analyzer):
             described = numeric.describe().T
             described["median"] = numeric.median()
             stats = described.round(6).to_dict(orient="index")
-        pearson = numeric.corr(method="pearson") if numeric.shape[1] > 1 else pd.DataFrame()
-        spearman = numeric.corr(method="spearman") if numeric.shape[1] > 1 else pd.DataFrame()
+        # A correlation of a handful of points is noise (two points always correlate perfectly): none below min_rows.
+        correlate = numeric.shape[1] > 1 and len(df) >= getattr(context, "min_rows", 20)
+        pearson = numeric.corr(method="pearson") if correlate else pd.DataFrame()
+        spearman = numeric.corr(method="spearman") if correlate else pd.DataFrame()
         missing = (df.isna().mean() * 100).round(2)
         strongest = []
         if not pearson.empty:

@@ -51,13 +51,18 @@ def assess_modelability(df: pd.DataFrame, context: AnalysisContext) -> Modelabil
     feature_missing = float(df[features].isna().mean().mean()) if features else 1.0
     details = {"rows": len(df), "labelled_rows": labelled, "target_missing_ratio": round(missing_ratio, 4), "usable_features": len(features),
                "feature_missing_ratio": round(feature_missing, 4)}
-    if labelled < MIN_ROWS:
-        return Modelability(False, f"only {labelled} rows have a target value; at least {MIN_ROWS} are needed", 0.95, details)
+    min_rows = getattr(context, "min_rows", MIN_ROWS)
+    if labelled < min_rows:
+        return Modelability(False, f"only {labelled} rows have a target value; at least {min_rows} are needed (AUTOMODEL_MIN_ROWS)", 0.95, details)
     present = y.dropna()
     if present.astype(str).nunique() < 2:
-        return Modelability(False, f"target {target!r} has a single value, so there is nothing to predict", 1.0, details)
+        value = str(present.iloc[0])[:40] if len(present) else ""
+        return Modelability(False, f"target {target!r} has a single value ({value!r}) in every row, so there is nothing to predict", 1.0, details)
     if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present) and float(present.astype(float).std()) == 0.0:
         return Modelability(False, f"target {target!r} does not vary", 1.0, details)
+    identifier = _identifier_reason(present, target, context)
+    if identifier:
+        return Modelability(False, identifier, 0.95, details)
     if not features:
         return Modelability(False, "no column besides the target can be used as a feature", 0.95, details)
     if missing_ratio > MAX_TARGET_MISSING:
@@ -66,6 +71,29 @@ def assess_modelability(df: pd.DataFrame, context: AnalysisContext) -> Modelabil
         return Modelability(False, f"{feature_missing:.0%} of the feature cells are empty", 0.8, details)
     confidence = float(np.clip(0.5 + 0.1 * np.log10(labelled) + 0.02 * len(features) - 0.3 * feature_missing, 0.5, 0.99))
     return Modelability(True, f"{labelled} labelled rows and {len(features)} usable features", round(confidence, 3), details)
+
+
+def _identifier_reason(present: pd.Series, target: str, context: AnalysisContext) -> str | None:
+    """Why the target looks like a row identifier (nothing to learn: each row names itself), or None.
+
+    Role inference's verdict counts first; besides it, a target whose values are all different is an identifier
+    unless they are real measurements (numbers with a fractional part, or spread like a quantity rather than counting 1, 2, 3...)."""
+    meta = next((m for m in context.metas if getattr(m, "name", None) == target), None)
+    role = getattr(meta, "role", None)
+    distinct = int(present.astype(str).nunique())
+    if role == "identifier":
+        return (f"target {target!r} looks like an identifier ({distinct:,} different values in {len(present):,} rows), "
+                "so there is nothing to learn from it; name the column you want predicted with --target")
+    if distinct < len(present):
+        return None
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+        values = np.sort(present.astype(float).to_numpy())
+        steps = np.diff(values)
+        counting = bool(np.all(np.mod(values, 1) == 0)) and len(steps) > 0 and bool(np.all(steps == steps[0]))
+        if not counting:
+            return None  # all-different measurements (prices, weights) are a regression target
+    return (f"target {target!r} has a different value in every one of its {len(present):,} rows, like an identifier, "
+            "so there is nothing to learn from it; name the column you want predicted with --target")
 
 
 def select_analyzer(df: pd.DataFrame, context: AnalysisContext, preferred: str | None = None) -> Analyzer:
@@ -93,12 +121,17 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
     Every step taken is recorded in ``result.notes``.
     """
     steps: list[str] = []
+    min_rows = getattr(context, "min_rows", MIN_ROWS)
+    if len(df) < min_rows and not preferred:  # too few rows to claim a model, clusters, anomalies or correlations
+        reason = f"the table has only {len(df)} row{'s' if len(df) != 1 else ''}; at least {min_rows} are needed for a model or a correlation (AUTOMODEL_MIN_ROWS)"
+        steps.append(f"not modelable: {reason}; fell back to descriptive analysis")
+        return _descriptive(df, context, steps, {"no_model_reason": reason})
     if context.target and not preferred:
         check = assess_modelability(df, context)
         steps.append(f"modelability: {check.reason} (confidence {check.confidence:.2f})")
         if not check.is_modelable:
             steps.append(f"not modelable: {check.reason}; fell back to descriptive analysis")
-            return _descriptive(df, context, steps, {"modelability": dataclasses.asdict(check)})
+            return _descriptive(df, context, steps, {"modelability": dataclasses.asdict(check), "no_model_reason": check.reason})
     analyzer = select_analyzer(df, context, preferred)
     steps.append(f"selected {analyzer.name}")
     try:

@@ -210,12 +210,12 @@ def load_model_bundle(path: Path) -> dict:
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,
                 min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000,
                 time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
-                search_backend: str = "automodel", training_schema: TrainingSchema | None = None) -> ModelOutcome:
+                search_backend: str = "automodel", training_schema: TrainingSchema | None = None, min_rows: int = 20) -> ModelOutcome:
     metas = enriched_metas(frame, profile)
     context = AnalysisContext(
         metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target), time_column=profile.time_column,
         min_r2=min_r2, max_mape=max_mape, max_rows_first_pass=max_rows_first_pass, max_rows_full=max_rows_full,
-        time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1), search_backend=search_backend,
+        time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1), search_backend=search_backend, min_rows=min_rows,
     )
 
     def relabel(labels):

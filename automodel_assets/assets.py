@@ -222,7 +222,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
             time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s), user_labels=manifest.labels or None,
             search_backend=settings.search_backend,
-            training_schema=stages.read_training_schema(layout.model_dir(run_id)),
+            training_schema=stages.read_training_schema(layout.model_dir(run_id)), min_rows=settings.min_rows,
         )
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
@@ -374,13 +374,15 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
             run_id=run_id, file_name=manifest.file_name, user_id=manifest.user_id, analyzer=model.analyzer, task=model.task,
             target=model.target, metrics=model.metrics, summary=summary["text"], predictions=predictions,
             column_metadata=column_metadata.metas, needs_role_review=model.needs_role_review, frame=enriched_frame,
+            trusted=bool(model.trusted) and not str(model.model_info.get("model") or "").startswith("baseline"),
+            model_name=str(model.model_info.get("model") or ""),
         )
         results = execute_actions(action_context, ActionLog(settings.layout.action_log_db),
                                   enabled=select_recipes(settings.recipes_enabled, settings.recipes_disabled),
                                   recipe_options=parse_recipe_options(settings.recipe_options), notifiers=notifier.notifiers())
     else:
         results = [{"recipe": "all", "triggered": False, "message": "ENABLE_AGENT_ACTIONS is off", "records": [], "notified": []}]
-    taken = [{k: r[k] for k in ("recipe", "triggered", "message", "notified")} for r in results]
+    taken = [{k: r[k] for k in ("recipe", "triggered", "message", "notified", "held_back") if k in r} for r in results]
     store.update(run_id, actions=taken, status="success", error=None)
     fill_actions(settings.layout.dashboard_path(run_id), taken)
     publish_if_s3(settings.layout.dashboard_path(run_id))  # the published copy gets the actions too

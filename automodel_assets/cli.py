@@ -144,7 +144,9 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(f"  predictions: {result['predictions_path']}")
     print(f"  dashboard:   {result['dashboard_path']}")
     triggered = [a["recipe"] for a in result["actions"] if a.get("triggered")]
-    print(f"  actions:     {', '.join(triggered) if triggered else 'none triggered'}")
+    held = [a["recipe"] for a in result["actions"] if a.get("held_back")]
+    print(f"  actions:     {', '.join(triggered) if triggered else 'none triggered'}"
+          + (f" ({', '.join(held)} held back: the model is not trusted)" if held else ""))
     print(f"  summary:     {result['summary']}")
 
 

@@ -24,6 +24,8 @@ class ActionContext:
     needs_role_review: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
     frame: pd.DataFrame | None = None  # the run's (enriched) rows, row-aligned with predictions, for alert context
+    trusted: bool = True  # the model cleared the quality thresholds (a baseline or below-threshold model did not)
+    model_name: str = ""
 
 
 @dataclass
@@ -48,6 +50,9 @@ class Recipe(ABC):
     """
 
     name: str = "recipe"
+    # A recipe that acts on the model's predictions runs only when the model is trusted, unless its options say
+    # {"act_on_untrusted": true} (AUTOMODEL_RECIPE_OPTIONS): a mean-only model must not raise purchase orders.
+    needs_trusted_model: bool = False
 
     @abstractmethod
     def execute(self, context: ActionContext) -> ActionOutcome:

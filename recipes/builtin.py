@@ -61,6 +61,7 @@ class AnomalyAlertRecipe(Recipe):
     """
 
     name = "anomaly_alert"
+    needs_trusted_model = True
 
     def __init__(self, min_rate: float = 0.05, min_score: float | None = None, top: int = 10):
         self.min_rate = float(min_rate)
@@ -98,6 +99,7 @@ class ReorderRecipe(Recipe):
     """
 
     name = "reorder"
+    needs_trusted_model = True
 
     def __init__(self, threshold: float | None = None, order_up_to: float | None = None, target_words: tuple[str, ...] | list[str] | None = None,
                  max_orders: int = 500):

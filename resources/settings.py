@@ -73,6 +73,8 @@ class AutomodelSettings(dg.ConfigurableResource):
     max_inflated_mb: float = 2048.0
     max_expansion_ratio: float = 100.0
     max_columns: int = 2_000
+    # Fewest rows for a model, clusters, anomalies or a correlation (analyzers.selection); fewer get a descriptive analysis saying so.
+    min_rows: int = 20
     # Feature flags.
     enable_llm_preprocessing: bool = False
     enable_shap_explanations: bool = True
@@ -128,6 +130,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             max_inflated_mb=float(env.get("AUTOMODEL_MAX_INFLATED_MB", 2048.0)),
             max_expansion_ratio=float(env.get("AUTOMODEL_MAX_EXPANSION_RATIO", 100.0)),
             max_columns=int(env.get("AUTOMODEL_MAX_COLUMNS", 2_000)),
+            min_rows=int(env.get("AUTOMODEL_MIN_ROWS", 20)),
             enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
             enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),

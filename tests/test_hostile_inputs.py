@@ -264,3 +264,110 @@ def test_a_table_wider_than_the_column_limit_is_refused_before_parsing(cli, home
     assert frame.shape == (30, 320) and info.columns == 320
     with pytest.raises(InputFileError, match="has 320 columns, more than the 100"):  # JSON: counted once parsed
         load_bytes("wide.json", _wide_penguins(penguins, 40).to_json(orient="records").encode(), limits=InputLimits(max_columns=100))
+
+
+# ---- finding 8: degenerate targets, tiny tables, recipes on untrusted models --------------------
+
+def _analyze(frame: pd.DataFrame, target: str | None, **context_options):
+    from analyzers.base import AnalysisContext
+    from analyzers.selection import analyze
+    from automodel import stages
+
+    raw, _ = stages.load_raw("t.csv", frame.to_csv(index=False).encode(), "t.csv")
+    cleaned, _ = stages.clean_frame(raw, target)
+    profile = stages.profile_frame(cleaned, raw, target, None)
+    context = AnalysisContext(metas=profile.metas, target=profile.target, time_budget_s=3, **context_options)
+    return analyze(cleaned, context)
+
+
+def _summary(result) -> str:
+    from automodel.outputs.facts import build_facts
+    from automodel.outputs.summary import template_summary
+
+    outcome = {"analyzer": result.analyzer, "task": result.task, "target": result.target, "metrics": result.metrics,
+               "model_info": result.model_info, "details": result.details, "notes": result.notes, "trusted": result.trusted}
+    return template_summary(build_facts(outcome, rows=int(result.metrics.get("rows", 0)), columns=int(result.metrics.get("columns", 0))))
+
+
+def test_a_constant_target_gets_a_descriptive_analysis_that_says_why(penguins):
+    frame = penguins.assign(continent="Antarctica")
+    result = _analyze(frame, "continent")
+    assert result.task == "descriptive" and result.fitted is None
+    assert "single value ('Antarctica') in every row" in result.details["no_model_reason"]
+    assert "No predictive model was trained: target 'continent' has a single value ('Antarctica')" in _summary(result)
+
+
+@pytest.mark.parametrize("kind", ["counter", "code"])
+def test_an_identifier_target_is_refused_with_the_reason(penguins, kind):
+    ids = [f"PAL-{i:04d}" for i in range(len(penguins))] if kind == "code" else list(range(1, len(penguins) + 1))
+    result = _analyze(penguins.assign(individual=ids), "individual")
+    assert result.task == "descriptive" and result.fitted is None
+    reason = result.details["no_model_reason"]
+    assert "'individual'" in reason and "identifier" in reason and "--target" in reason
+    assert "identifier" in _summary(result)
+
+
+def test_a_unique_measurement_is_still_a_regression_target(penguins):
+    # Every body mass made distinct: all-different real measurements are what regression predicts, not identifiers.
+    frame = penguins.dropna(subset=["body_mass_g"]).reset_index(drop=True)
+    frame["body_mass_g"] = frame["body_mass_g"] + frame.index * 0.01
+    from analyzers.selection import _identifier_reason
+    from analyzers.base import AnalysisContext
+
+    assert _identifier_reason(frame["body_mass_g"], "body_mass_g", AnalysisContext(metas=[], target="body_mass_g")) is None
+
+
+def test_a_two_row_file_claims_no_correlation_or_model_in_the_cli_and_summary(cli, home, tmp_path, penguins, monkeypatch):
+    monkeypatch.setenv("ENABLE_SEMANTIC_MERGE", "0")  # nothing to enrich two rows with; keeps the test fast
+    path = tmp_path / "two.csv"
+    penguins.dropna().head(2)[["bill_length_mm", "bill_depth_mm", "body_mass_g"]].to_csv(path, index=False)
+    result = cli("run", path, "--target", "body_mass_g")
+    assert result.code == 0, result.err
+    assert "DescriptiveAnalyzer (descriptive)" in result.out and "model:       None" in result.out
+    summary = next(line for line in result.out.splitlines() if line.strip().startswith("summary:"))
+    assert "only 2 rows" in summary and "AUTOMODEL_MIN_ROWS" in summary
+    assert "Pearson" not in summary and "relationship" not in summary
+
+
+def test_fewer_rows_than_the_configured_minimum_get_no_correlations(penguins):
+    frame = penguins.dropna().head(30)[["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]]
+    small = _analyze(frame, None, min_rows=50)
+    assert small.task == "descriptive" and not small.details["top_correlations"] and not small.details["pearson"]
+    assert "only 30 rows" in small.details["no_model_reason"]
+    enough = _analyze(frame, None, min_rows=20)
+    assert "no_model_reason" not in enough.details
+
+
+def test_recipes_hold_back_on_a_mean_only_model_unless_configured(tmp_path, penguins):
+    """The issue's case: units sold unrelated to every column, a mean-only model with R² 0, and a reorder rule
+    that would raise a purchase order for every row."""
+    import numpy as np
+
+    from analyzers.base import AnalysisContext
+    from analyzers.regression import RegressionAnalyzer
+    from analyzers.selection import baseline_result
+    from automodel import stages
+    from automodel.outputs.actions import ActionLog, execute_actions
+    from recipes import ActionContext
+
+    frame = penguins.dropna().reset_index(drop=True)
+    frame["units_sold"] = np.random.default_rng(0).permutation(frame["body_mass_g"].to_numpy()) / 100  # real values, no relation
+    raw, _ = stages.load_raw("sales.csv", frame.to_csv(index=False).encode(), "sales.csv")
+    cleaned, _ = stages.clean_frame(raw, "units_sold")
+    profile = stages.profile_frame(cleaned, raw, "units_sold", None)
+    baseline = baseline_result(cleaned, AnalysisContext(metas=profile.metas, target="units_sold"), RegressionAnalyzer())
+    predictions = baseline.fitted.predict_frame(cleaned)
+    assert baseline.metrics["r2"] == pytest.approx(0.0, abs=1e-9) and not baseline.trusted
+    threshold = float(predictions["prediction"].iloc[0]) - 1  # every row's prediction (the mean) exceeds it
+    context = ActionContext(run_id="run-sales", file_name="sales.csv", user_id="alice", analyzer=baseline.analyzer, task="regression",
+                            target="units_sold", metrics=baseline.metrics, summary="", predictions=predictions,
+                            column_metadata=profile.metas, frame=cleaned, trusted=False, model_name=baseline.model_info["model"])
+    log = ActionLog(tmp_path / "actions.db")
+    held = next(r for r in execute_actions(context, log, enabled=["reorder"], recipe_options={"reorder": {"threshold": threshold}})
+                if r["recipe"] == "reorder")
+    assert held["held_back"] and not held["triggered"]
+    assert "not trusted" in held["message"] and "baseline (mean)" in held["message"] and "act_on_untrusted" in held["message"]
+    assert log.tasks(run_id="run-sales", kind="purchase_order") == []
+    acted = execute_actions(context, log, enabled=["reorder"], recipe_options={"reorder": {"threshold": threshold, "act_on_untrusted": True}})[0]
+    assert acted["triggered"] and not acted["held_back"]
+    assert len(log.tasks(run_id="run-sales", kind="purchase_order")) == len(cleaned)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from automodel.errors import AutomodelError
 from automodel.safety import redact_pii
-from recipes import ActionContext, available_recipes
+from recipes import ActionContext, ActionOutcome, available_recipes
 
 logger = logging.getLogger("automodel.actions")
 
@@ -236,12 +236,14 @@ def execute_actions(context: ActionContext, log: ActionLog, enabled: list[str] |
             results.append({"recipe": name, "triggered": False, "message": f"unknown recipe {name!r}", "severity": "info", "records": [],
                             "notified": [], "skipped": [], "failed": {}, "tasks": 0})
             continue
-        options = (recipe_options or {}).get(name, {})
+        options = dict((recipe_options or {}).get(name, {}))
+        act_on_untrusted = bool(options.pop("act_on_untrusted", False))
         try:
             recipe = recipes[name](**options)
         except TypeError as exc:
             raise AutomodelError(f"Options {options} do not fit recipe {name!r} ({exc}); fix AUTOMODEL_RECIPE_OPTIONS.") from exc
-        outcome = asdict(recipe.execute(context))
+        held_back = getattr(recipe, "needs_trusted_model", False) and not context.trusted and not act_on_untrusted
+        outcome = asdict(_held_back(name, context) if held_back else recipe.execute(context))
         outcome["message"] = redact_pii(outcome["message"])
         outcome["records"] = _redacted(outcome["records"])
         notify, tasks, task_kind = outcome.pop("notify"), _redacted(outcome.pop("tasks")), outcome.pop("task_kind")
@@ -269,5 +271,13 @@ def execute_actions(context: ActionContext, log: ActionLog, enabled: list[str] |
             for channel, why in failed.items():
                 outcome["message"] += f" ({channel} failed: {why})"
         log.record(context.run_id, outcome, notified, dedupe_key)
-        results.append({**outcome, "notified": notified, "skipped": skipped, "failed": failed, "tasks": len(tasks)})
+        results.append({**outcome, "notified": notified, "skipped": skipped, "failed": failed, "tasks": len(tasks), "held_back": held_back})
     return results
+
+
+def _held_back(name: str, context: ActionContext) -> ActionOutcome:
+    """The outcome of a recipe not run because the model it would act on is not trusted."""
+    metric = next((f"{k} {context.metrics[k]:.3f}" for k in ("r2", "f1", "silhouette") if isinstance(context.metrics.get(k), (int, float))), "")
+    model = ", ".join(p for p in (context.model_name, metric) if p)
+    return ActionOutcome(name, False, f"held back: the model{f' ({model})' if model else ''} is not trusted, so {name} did not act on its "
+                                      f"predictions; set AUTOMODEL_RECIPE_OPTIONS={{\"{name}\": {{\"act_on_untrusted\": true}}}} to act anyway")

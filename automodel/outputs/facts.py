@@ -139,6 +139,7 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "validation": model_info.get("validation"), "trusted": bool(outcome.get("trusted", True)) and fallback is None,
         "trust_reason": _trust_reason(outcome, fallback, metric, basis), "fallback": fallback,
         "notes": [str(n) for n in outcome.get("notes") or []], "leaderboard": leaderboard,
+        "no_model_reason": details.get("no_model_reason"),  # a descriptive analysis says why no model was trained
         "enrichment": kept_enrichment, "cleaning": cleaning or {}, "roles": dict(roles or {}),
         "missing": {str(k): int(v) for k, v in (missing or {}).items() if v},
         "top_features": [f["feature"] for f in (importance or []) if f.get("importance", 0) > 0][:3],

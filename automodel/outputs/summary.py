@@ -59,7 +59,8 @@ def _headline(facts: dict) -> list[str]:
     if task == "anomaly":
         return [f"{int(metrics.get('anomalies', 0))} rows ({metrics.get('anomaly_rate', 0):.1%}) look anomalous; "
                 "the dashboard ranks them by anomaly score."]
-    lines = [f"No predictive model was trained; {_fmt(metrics.get('missing_cells_pct', 0.0))}% of cells are empty."]
+    why = f": {facts['no_model_reason']}" if facts.get("no_model_reason") else ""
+    lines = [f"No predictive model was trained{why}; {_fmt(metrics.get('missing_cells_pct', 0.0))}% of cells are empty."]
     for pair in (facts.get("top_correlations") or [])[:1]:
         lines.append(f"The strongest relationship is between {pair['a']!r} and {pair['b']!r} (Pearson {_fmt(pair['pearson'])}).")
     return lines
