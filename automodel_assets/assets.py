@@ -93,7 +93,7 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     from automodel_assets.runs import input_limits
 
     frame, info = stages.load_raw(manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1], data, manifest.source_uri,
-                                  limits=input_limits(settings, manifest.user_id))
+                                  limits=input_limits(settings, manifest.user_id, local=True))  # create_run applied drop quotas
     context.add_output_metadata({
         "source": manifest.source_uri, "user": manifest.user_id, "size_bytes": info.size_bytes, "sha256": info.sha256,
         "format": info.format, "encoding": str(info.encoding), "encoding_confidence": info.encoding_confidence, "delimiter": repr(info.delimiter), "dagster/row_count": info.rows,

@@ -6,6 +6,7 @@ partition; materializing it needs nothing else, so the UI can rematerialize any 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -128,14 +129,17 @@ def user_stored_bytes(layout: Layout, user_id: str) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
 
 
-def input_limits(settings: AutomodelSettings, user_id: str | None = None):
+def input_limits(settings: AutomodelSettings, user_id: str | None = None, local: bool = False):
     """Bounds on a run's input: the settings' inflated size, expansion ratio and column limits; with a user, what is
-    left of their storage quota too (a compressed upload counts at its inflated size)."""
+    left of their storage quota too (a compressed upload counts at its inflated size). ``local`` as for ``user_tier``."""
     from automodel.ingest.archive import InputLimits
 
     if user_id is None:
         return InputLimits.from_settings(settings)
-    left = int(user_tier(settings, user_id).max_gb * 1024**3) - user_stored_bytes(settings.layout, user_id)
+    tier = user_tier(settings, user_id, local=local)
+    if not math.isfinite(tier.max_gb):
+        return InputLimits.from_settings(settings)
+    left = int(tier.max_gb * 1024**3) - user_stored_bytes(settings.layout, user_id)
     return InputLimits.from_settings(settings, quota_left_bytes=max(0, left))
 
 
@@ -200,7 +204,7 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
     recent_runs = store.count_for_user(user_id, since=time.time() - QUOTA_WINDOW_S)
     check_quota(user_tier(settings, user_id, local=not from_drop), recent_runs, user_stored_bytes(layout, user_id), size)
     if not source.startswith("s3://") and is_compressed(name):  # counted at its inflated size, streamed, never held
-        inflated_size(name, Path(source).read_bytes(), input_limits(settings, user_id))
+        inflated_size(name, Path(source).read_bytes(), input_limits(settings, user_id, local=not from_drop))
     if model_run_id:
         previous = store.get(model_run_id)
         if previous is None or previous["user_id"] != user_id:  # another user's model is reported exactly like a missing one

@@ -118,7 +118,7 @@ def test_a_bomb_counts_against_the_storage_quota_at_its_inflated_size(cli, home,
     path = tmp_path / "penguins.csv.gz"
     path.write_bytes(gzip.compress(text))
     monkeypatch.setenv("MAX_GB_FREE", str(1.0 / 1024))  # 1 MB: the upload fits, what it inflates to does not
-    result = cli("run", path, "--json")
+    result = cli("run", path, "--user", "alice", "--json")
     assert result.code == 2
     assert "left of this user's storage quota" in result.err and "inflated size" in result.err
     assert not (home / "users").exists() or not any((home / "users").rglob("*.gz"))  # refused before staging
