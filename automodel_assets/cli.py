@@ -164,11 +164,19 @@ def _materialize_new(settings, instance, store, created, as_json: bool) -> int:
     return 0
 
 
+def _load_definitions() -> None:
+    """Load the definitions (extension modules included) before a run is recorded: a broken one is refused up front."""
+    from automodel_assets.definitions import current_definitions
+
+    current_definitions()
+
+
 def cmd_run(args) -> int:
     from automodel.sessions import SessionStore
     from automodel_assets.runs import create_run, get_instance, parse_labels
 
     settings = _settings(args)
+    _load_definitions()
     instance = get_instance(settings.layout)
     created = create_run(settings, instance, args.source, user_id=args.user, target=args.target, labels=parse_labels(args.label))
     return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
@@ -179,6 +187,7 @@ def cmd_score(args) -> int:
     from automodel_assets.runs import create_run, get_instance
 
     settings = _settings(args)
+    _load_definitions()
     instance = get_instance(settings.layout)
     created = create_run(settings, instance, args.source, user_id=args.user, model_run_id=args.model)
     return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
@@ -345,6 +354,16 @@ def cmd_ask(args) -> int:
     digest = hashlib.sha256(args.question.strip().lower().encode()).hexdigest()[:10]
     write_answer_chart(result, settings.layout.dashboard_path(args.run_id).with_name(f"{args.run_id}_ask_{digest}.html"))
     out = {"run_id": args.run_id, **result.to_dict()}
+    if result.chart_path:  # the chart is linked from the run's dashboard asset in the UI, like the dashboard itself
+        from automodel.safety import redact_pii
+        from automodel_assets.links import dashboard_link
+
+        out["chart_url"] = dashboard_link(settings, Path(result.chart_path))
+        question = redact_pii(args.question)
+        instance.report_runless_asset_event(dg.AssetObservation(
+            "dashboard", partition=args.run_id, description=f"automodel ask: {question}"[:500],
+            metadata={"question": question, "chart": dg.MetadataValue.url(out["chart_url"]),
+                      "chart_path": dg.MetadataValue.path(str(result.chart_path))}))
     if args.json:
         print(json.dumps(out, default=str))
     else:

@@ -16,35 +16,29 @@ import pandas as pd
 import pytest
 from conftest import REPO, run_cli
 
-# The README's worked example, word for word in behaviour: a statistic over `predictions` on the run_id partitions.
-TEAM_MODULE = '''
-import dagster as dg
-import pandas as pd
 
-from automodel_assets.partitions import runs_partitions
-
-
-@dg.asset(partitions_def=runs_partitions, group_name="team", description="Share of the rows given each prediction.")
-def prediction_shares(context: dg.AssetExecutionContext, predictions: pd.DataFrame) -> pd.DataFrame:
-    shares = predictions["prediction"].astype(str).value_counts(normalize=True).rename_axis("prediction").reset_index(name="share")
-    context.add_output_metadata({"classes": len(shares)})
-    return shares
-'''
+def readme_asset_example() -> str:
+    """The Python block of the README's "Compose an asset" section: the test adds the asset exactly as a reader would."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Compose an asset"):]
+    return section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 3)]
 
 
 @pytest.fixture(scope="module")
 def composed(tmp_path_factory):
-    """A home, a team module on the path and named in AUTOMODEL_ASSET_MODULES, and one CLI run (user ana, target species)."""
+    """A home, the README's team module on the path and named in AUTOMODEL_ASSET_MODULES, and one CLI run (user ana, target species)."""
     import palmerpenguins
 
     work = tmp_path_factory.mktemp("composed")
-    (work / "team_assets.py").write_text(textwrap.dedent(TEAM_MODULE))
+    (work / "my_team").mkdir()
+    (work / "my_team" / "__init__.py").write_text("")
+    (work / "my_team" / "assets.py").write_text(textwrap.dedent(readme_asset_example()))
     penguins = palmerpenguins.load_penguins()
     penguins.to_csv(work / "penguins.csv", index=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(work))
         for name, value in {"AUTOMODEL_HOME": str(work / "home"), "AUTOMODEL_LAKE": str(REPO / "datasets"), "AUTOMODEL_SEARCH_BUDGET_S": "3",
-                            "ENABLE_SEMANTIC_MERGE": "0", "ENABLE_SHAP_EXPLANATIONS": "0", "AUTOMODEL_ASSET_MODULES": "team_assets"}.items():
+                            "ENABLE_SEMANTIC_MERGE": "0", "ENABLE_SHAP_EXPLANATIONS": "0", "AUTOMODEL_ASSET_MODULES": "my_team.assets"}.items():
             mp.setenv(name, value)
         for name in ("DAGSTER_HOME", "AUTOMODEL_WEBHOOK_URL", "AUTOMODEL_DASHBOARD_URL", "AUTOMODEL_ASSET_STORE"):
             mp.delenv(name, raising=False)
@@ -78,6 +72,15 @@ def test_cli_run_is_a_tagged_run_of_the_real_job_and_builds_the_added_asset(comp
     assert run.remote_job_origin.location_name == "automodel" and run.remote_job_origin.job_name == "automodel_run"  # what the UI matches
     shares = _shares(composed["home"], run_id)
     assert set(shares["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"} and abs(shares["share"].sum() - 1) < 1e-9
+
+
+def test_an_asset_module_that_cannot_be_imported_is_one_sentence_and_records_nothing(home, tmp_path, penguins, monkeypatch):
+    penguins.head(40).to_csv(tmp_path / "p.csv", index=False)
+    monkeypatch.setenv("AUTOMODEL_ASSET_MODULES", "no_such_team.assets")
+    refused = run_cli("run", tmp_path / "p.csv", "--json")
+    assert refused.code == 2 and refused.err.count("\n") == 1
+    assert "AUTOMODEL_ASSET_MODULES names 'no_such_team.assets', which could not be imported" in refused.err
+    assert run_cli("sessions", "--json").json["sessions"] == []
 
 
 def test_metadata_is_typed(composed):

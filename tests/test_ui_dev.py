@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 
+import dagster as dg
 import pytest
 from browser import chromium_path, open_browser
 from conftest import REPO, free_port, run_cli
@@ -137,6 +138,25 @@ def test_the_dashboard_link_opens_the_dashboard(dev, new_page):
     dashboard = opened.value
     dashboard.wait_for_load_state("domcontentloaded")
     assert dev["run_id"] in dashboard.title() and "species" in dashboard.content()
+
+
+def test_an_ask_chart_is_linked_from_the_dashboard_asset_and_served(dev):
+    from automodel.layout import Layout
+    from automodel_assets.runs import get_instance
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOMODEL_HOME", str(dev["home"]))
+        mp.setenv("AUTOMODEL_DASHBOARD_URL", f"http://127.0.0.1:{dev['dashboards']}/")
+        asked = run_cli("ask", dev["run_id"], "average body mass by species", "--user", "ana", "--json")
+    assert asked.code == 0, asked.err
+    url = asked.json["chart_url"]
+    assert url.startswith(f"http://127.0.0.1:{dev['dashboards']}/{dev['run_id']}_ask_")
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200 and b"plotly" in response.read().lower()
+    instance = get_instance(Layout.at(dev["home"]))
+    observed = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("dashboard"), asset_partitions=[dev["run_id"]]), limit=1)
+    metadata = observed.records[0].asset_observation.metadata
+    assert metadata["chart"].value == url and metadata["question"].value == "average body mass by species"
 
 
 def test_the_first_dev_after_a_cli_run_sees_the_lake_unchanged_and_the_run_up_to_date(dev):
