@@ -58,7 +58,8 @@ class Decisions:
         if self.notes_after:
             out.append(f"{_plural(self.notes_after, 'note line')} after the table skipped")
         if self.literal_quotes:
-            out.append(f"{_plural(len(self.literal_quotes), 'quote')} that never close kept as literal characters "
+            n = len(self.literal_quotes)
+            out.append(f"{_plural(n, 'quote')} that never close{'s' if n == 1 else ''} kept as literal character{'' if n == 1 else 's'} "
                        f"(line{'s' if len(self.literal_quotes) > 1 else ''} {_lines(self.literal_quotes)})")
         if self.repaired_rows:
             actions: dict[str, int] = {}
@@ -224,10 +225,7 @@ def _fit_header(cells: list[str], width: int) -> list[str]:
 # ---- the fast path ---------------------------------------------------------------------------------
 
 def _read_fast(text: str, sample: list[str], dialect: Dialect, width: int, decisions: Decisions) -> pd.DataFrame | None:
-    """pyarrow for the bulk of a large clean file; None sends the file through the tolerant steps."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
+    """pyarrow for the bulk of a large file; None sends the file through the tolerant steps."""
     records = parse_records(sample, dialect, width)
     layout = find_layout(records, _resplitter(dialect, width))
     if layout.width != width or width < 1 or layout.other_tables or layout.notes_after:
@@ -241,6 +239,30 @@ def _read_fast(text: str, sample: list[str], dialect: Dialect, width: int, decis
     for _ in range(first_data_line):  # past the lines before the data (a header row spanning lines is not taken here)
         offset = text.index("\n", offset) + 1
     placeholders = [f"f{i}" for i in range(width)]
+    body = text[offset:]
+    frame = _pyarrow_rows(body, dialect, placeholders)
+    if frame is None:  # some rows are ragged: pyarrow for the clean chunks, the tolerant reader for the others
+        kinds = layout.kinds if layout.kinds is not None and len(layout.kinds.counts) == width else column_kinds(records, width)
+        frame = _read_chunked(body, first_data_line + 1, dialect, width, kinds, placeholders, decisions)
+    if header is not None and width > 1 and len(frame):
+        # A second table with the same columns (a repeated header) is not data of the first.
+        repeated = (frame["f0"] == header[0]) & (frame["f1"] == header[1])
+        if repeated.any():
+            return None
+    decisions.reader = "pyarrow" if not decisions.repaired_rows and not decisions.literal_quotes else "pyarrow, tolerant where rows needed it"
+    if header is not None:
+        decisions.header_cells = list(header)
+        frame.columns = header
+    else:
+        frame.columns = [f"column_{i + 1}" for i in range(width)]
+    return frame
+
+
+def _pyarrow_rows(body: str, dialect: Dialect, placeholders: list[str]) -> pd.DataFrame | None:
+    """The rows of ``body`` (no header) as Arrow text columns; None when a row is ragged or pyarrow cannot read it."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     ragged = []
 
     def on_invalid(row):
@@ -249,7 +271,7 @@ def _read_fast(text: str, sample: list[str], dialect: Dialect, width: int, decis
 
     try:
         table = pacsv.read_csv(
-            io.BytesIO(text[offset:].encode("utf-8")),
+            io.BytesIO(body.encode("utf-8")),
             read_options=pacsv.ReadOptions(column_names=placeholders, block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, quote_char=dialect.quotechar or False,
                                              double_quote=True, newlines_in_values=True, invalid_row_handler=on_invalid),
@@ -261,16 +283,42 @@ def _read_fast(text: str, sample: list[str], dialect: Dialect, width: int, decis
     if ragged:
         return None
     # Column by column: Table.to_pandas with a types_mapper costs ~3 ms and ~700 KB per column (50,000 columns: out of memory).
-    frame = pd.DataFrame({p: pd.arrays.ArrowStringArray(table.column(p)) for p in placeholders}, copy=False)
-    if header is not None and width > 1 and len(frame):
-        # A second table with the same columns (a repeated header) is not data of the first.
-        repeated = (frame["f0"] == header[0]) & (frame["f1"] == header[1])
-        if repeated.any():
-            return None
-    decisions.reader = "pyarrow"
-    if header is not None:
-        decisions.header_cells = list(header)
-        frame.columns = header
-    else:
-        frame.columns = [f"column_{i + 1}" for i in range(width)]
-    return frame
+    return pd.DataFrame({p: pd.arrays.ArrowStringArray(table.column(p)) for p in placeholders}, copy=False)
+
+
+_CHUNK_LINES = 20_000
+
+
+def _read_chunked(body: str, first_line: int, dialect: Dialect, width: int, kinds, placeholders: list[str],
+                  decisions: Decisions) -> pd.DataFrame:
+    """A large file with a few damaged rows: chunks of lines (cut where the quotes balance) go through pyarrow, and a
+    chunk it finds ragged goes through the tolerant reader, so only the chunks holding damaged rows are slow."""
+    lines = body.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    quote = dialect.quotechar
+    resplit = _resplitter(dialect, width)
+    frames, start = [], 0
+    while start < len(lines):
+        end = min(start + _CHUNK_LINES, len(lines))
+        if quote:
+            odd = sum(line.count(quote) for line in lines[start:end]) % 2
+            while odd and end < len(lines) and end - start < 2 * _CHUNK_LINES:  # do not cut a quoted value spanning lines
+                odd ^= lines[end].count(quote) % 2
+                end += 1
+        chunk = lines[start:end]
+        frame = _pyarrow_rows("\n".join(chunk) + "\n", dialect, placeholders)
+        if frame is None:
+            rows = []
+            for record in parse_records(chunk, dialect, width, first_line=first_line + start, literal_quotes=decisions.literal_quotes):
+                if record.blank:
+                    continue
+                cells = record.cells
+                if len(cells) != width:
+                    cells, action = repair_row(cells, width, kinds, dialect.delimiter, resplit.alternatives(record))
+                    decisions.repaired_rows.append({"line": record.line, "fields": len(record.cells), "action": action})
+                rows.append(cells)
+            frame = _frame(rows, placeholders)
+        frames.append(frame)
+        start = end
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
