@@ -155,7 +155,9 @@ def select_charts(task: str, frame: pd.DataFrame, target: str | None, prediction
         charts.append("clusters_2d")
     if task == "anomaly" and predictions is not None and "anomaly_score" in predictions:
         charts.append("anomaly_scores")
-    if frame.select_dtypes(include=[np.number]).shape[1] >= 2:
+    from analyzers.selection import MIN_ROWS
+
+    if frame.select_dtypes(include=[np.number]).shape[1] >= 2 and len(frame) >= MIN_ROWS:  # fewer rows: correlations are noise
         charts.append("correlation_heatmap")
     if frame.isna().any().any():
         charts.append("missing_values")
@@ -508,7 +510,9 @@ def headline_html(facts: dict, title: str, summary_text: str) -> str:
     table = "<table id='headline'>" + "".join(f"<tr><th>{html.escape(k)}</th><td data-field='{html.escape(k)}'>{html.escape(str(v))}</td></tr>"
                                               for k, v in rows) + "</table>"
     verdict = ""
-    if facts["task"] in ("regression", "classification"):
+    if facts.get("no_model_reason"):
+        verdict = f"<div class='verdict untrusted' id='no-model'>No predictive model was trained: {html.escape(facts['no_model_reason'])}.</div>"
+    elif facts["task"] in ("regression", "classification"):
         kind = "trusted" if facts["trusted"] else "untrusted"
         verdict = f"<div class='verdict {kind}' id='trust' data-trusted='{str(facts['trusted']).lower()}'>{html.escape(facts['trust_reason'])}</div>"
     caveats = "".join(f"<li>{html.escape(c)}</li>" for c in facts.get("caveats") or [])
