@@ -150,6 +150,18 @@ def test_dates_units_percent_and_thousands_are_read_as_in_training():
     assert replayed["pressure"].iloc[1] == cleaned["pressure"].iloc[31]
 
 
+def test_a_model_saved_before_training_schemas_still_scores_a_constant_batch(trained, tmp_path):
+    import joblib
+
+    model = trained("credit")
+    bundle = joblib.load(model.model_path)
+    bundle.pop("training_schema")
+    joblib.dump(bundle, tmp_path / "best_model")
+    positions = np.flatnonzero((model.table["Debt"] == 0).to_numpy())[:3]
+    frame, report = stages.replay_cleaning(_load(model.table.iloc[positions]), tmp_path / "best_model")
+    assert "Debt" in frame.columns and not report.replayed and "cleaned afresh" in report.notes()[0]
+
+
 def test_a_linear_model_scores_a_row_alike_in_any_batch(trained):
     """BLAS rounds a row's dot product by its place in the batch; scoring in whole blocks removes that."""
     from sklearn.linear_model import LogisticRegression
