@@ -191,10 +191,11 @@ def training_mask(frame: pd.DataFrame, target: str | None) -> pd.Series:
 
 
 def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None, holdout: pd.DataFrame | None = None,
-                      holdout_basis: str | None = None, training_schema: TrainingSchema | None = None) -> None:
-    # The held-out predictions travel with the model, so a scoring run that reuses it can still calibrate against them.
+                      holdout_basis: str | None = None, training_schema: TrainingSchema | None = None, trusted: bool = True) -> None:
+    # The held-out predictions travel with the model, so a scoring run that reuses it can still calibrate against them;
+    # so does its verdict, so recipes on a scoring run act only on a model that was trusted when trained.
     bundle = {"fitted": fitted, "enrichment_spec": enrichment_spec, "saved_at": time.time(), "versions": fitted.versions,
-              "holdout": holdout, "holdout_basis": holdout_basis}
+              "holdout": holdout, "holdout_basis": holdout_basis, "trusted": bool(trusted)}
     if training_schema is not None:  # plain data, so a bundle stays readable whatever the schema code becomes
         join_keys = spec_user_columns(enrichment_spec) if enrichment_spec else []
         bundle["training_schema"] = training_schema.for_model(fitted.feature_columns, join_keys, fitted.target).to_dict()
@@ -228,7 +229,8 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
     seconds = time.perf_counter() - started
     saved = None
     if result.fitted is not None:
-        save_model_bundle(model_path, result.fitted, enrichment_spec, result.holdout, result.details.get("holdout_basis"), training_schema)
+        save_model_bundle(model_path, result.fitted, enrichment_spec, result.holdout, result.details.get("holdout_basis"), training_schema,
+                          trusted=result.trusted)
         saved = str(model_path)
     return ModelOutcome(
         analyzer=result.analyzer, task=result.task, target=result.target, metrics=result.metrics, model_info=result.model_info,
@@ -259,6 +261,7 @@ def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scorin
         analyzer=fitted.analyzer, task=fitted.task, target=fitted.target, metrics=metrics,
         model_info={"model": fitted.model_name, "features": len(fitted.feature_columns), "reused": True}, model_path=str(model_path),
         reused_from=model_run_id, notes=[f"reused the model of run {model_run_id}; no training", *(scoring or {}).get("notes", [])],
+        trusted=bool(bundle.get("trusted", True)),
         details={"scoring": scoring} if scoring else {},
     )
 

@@ -371,3 +371,6 @@ def test_recipes_hold_back_on_a_mean_only_model_unless_configured(tmp_path, peng
     acted = execute_actions(context, log, enabled=["reorder"], recipe_options={"reorder": {"threshold": threshold, "act_on_untrusted": True}})[0]
     assert acted["triggered"] and not acted["held_back"]
     assert len(log.tasks(run_id="run-sales", kind="purchase_order")) == len(cleaned)
+    # A scoring run reusing this model carries its verdict, so the same recipes hold back there too.
+    stages.save_model_bundle(tmp_path / "model.joblib", baseline.fitted, None, trusted=baseline.trusted)
+    assert stages.reuse_model(cleaned, "run-sales", tmp_path / "model.joblib").trusted is False
