@@ -184,6 +184,8 @@ class ScoringReport:
             out.append("Columns matched to the training names: " + ", ".join(f"{a!r} as {b!r}" for a, b in self.renamed.items()) + ".")
         if self.extra_columns:
             out.append(f"Columns the model was not trained on were ignored: {_names(self.extra_columns)}.")
+        if self.missing_unused:
+            out.append(f"Not in the file, and not used by the model: {_names(self.missing_unused)}.")
         return out
 
     def to_dict(self) -> dict:
@@ -312,5 +314,7 @@ class TrainingSchema:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainingSchema:
-        columns = [ColumnSchema(**c) for c in data.get("columns", [])]
-        return cls(columns=columns, **{k: v for k, v in data.items() if k != "columns"})
+        """Fields this version does not know (a schema saved by a newer one) are left out rather than refused."""
+        column_fields, schema_fields = set(ColumnSchema.__dataclass_fields__), set(cls.__dataclass_fields__) - {"columns"}
+        columns = [ColumnSchema(**{k: v for k, v in c.items() if k in column_fields}) for c in data.get("columns", [])]
+        return cls(columns=columns, **{k: v for k, v in data.items() if k in schema_fields})
