@@ -102,9 +102,16 @@ def column_kinds(records: list[Record], width: int, limit: int = 200) -> ColumnK
 
 
 def table_width(records: list[Record]) -> int:
-    widths = Counter(len(r.cells) for r in records if not r.blank)
+    """The first table's width: that of the first run of three rows sharing a width (more than one cell) that is
+    common in the file, so a longer second table does not set it; else the most common width."""
+    nonblank = [r for r in records if not r.blank]
+    widths = Counter(len(r.cells) for r in nonblank)
     if not widths:
         return 0
+    for a, b, c in zip(nonblank, nonblank[1:], nonblank[2:]):
+        width = len(a.cells)
+        if width > 1 and len(b.cells) == width == len(c.cells) and widths[width] >= 0.2 * len(nonblank):
+            return width
     return max(widths.items(), key=lambda kv: (kv[1], kv[0]))[0]
 
 
@@ -179,6 +186,8 @@ def find_layout(records: list[Record], resplit) -> Layout:
         cells = shaped(records[i], near=True)
         if cells is None or filled(cells) < enough:
             continue
+        if filled(cells) < usual_filled and i + 1 < len(records) and records[i + 1].blank:
+            continue  # a sparse line set off by a blank line: a title ("PREAMBLE,,,"), not the header
         following = nonblank[pos + 1: pos + 4]
         if not following or sum(fits(j) for j in following) * 2 >= len(following):
             start_pos = pos
@@ -245,6 +254,8 @@ def _split_tables(records, rest: list[int], layout: Layout, kinds: ColumnKinds, 
                 break
             if len(run) >= 2 and len(record.cells) > 1:
                 starts_table = True
+        elif data and odd_width and len(run) >= 3:  # three rows in a row one cell off: another table, not damaged rows
+            starts_table = True
         if starts_table:
             _record_other_tables(records, rest[pos:], layout)
             break
