@@ -66,10 +66,10 @@ class ColumnSchema:
 
     def replay(self, series: pd.Series) -> tuple[pd.Series, int]:
         """The batch's column read as training read it, and how many values could not be read (now missing)."""
-        if isinstance(series.dtype, pd.CategoricalDtype):
-            series = series.astype(object)
-        if _is_text(series):
-            series = normalize_text(pd.DataFrame({"v": series}), CleaningReport(), unify_case=False)["v"]
+        return self.read(_normalised(pd.DataFrame({"v": series}))["v"])
+
+    def read(self, series: pd.Series) -> tuple[pd.Series, int]:
+        """``replay`` for a column whose text is already normalised (stripped, missing-value tokens removed)."""
         given = series.notna()
         family = self.family
         if family == "boolean":
@@ -142,6 +142,14 @@ class ColumnSchema:
             values = spelled.where(spelled.notna(), values)
         values = values.astype(object)
         return values.where(values.notna(), np.nan)
+
+
+def _normalised(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text stripped and missing-value tokens made missing, as cleaning does first (all columns in one pass)."""
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if categorical:
+        frame = frame.astype(dict.fromkeys(categorical, object))
+    return normalize_text(frame, CleaningReport(), unify_case=False)
 
 
 def _as_written(value):
@@ -265,17 +273,20 @@ class TrainingSchema:
             raise ScoringError(f"The file to score lacks {_names(absent_required, 4)}, which the model needs: it had a value in every "
                                f"training row{can_skip}; add the column and score again.")
         index = pd.RangeIndex(len(raw))
+        given = [c.name for c in self.columns if c.name in matched]
+        batch = raw[[matched[name] for name in given]].reset_index(drop=True)
+        batch.columns = given
+        batch = _normalised(batch)
         out: dict[str, pd.Series] = {}
         for column in self.columns:
-            source = matched.get(column.name)
-            if source is None:
+            if column.name not in matched:
                 if column.name in used:
-                    out[column.name] = column.replay(pd.Series([None] * len(raw), index=index, dtype=object))[0]
+                    out[column.name] = column.read(pd.Series([None] * len(raw), index=index, dtype=object))[0]
                     report.missing_imputed.append(column.name)
                 elif column.name != self.target:
                     report.missing_unused.append(column.name)
                 continue
-            values, unreadable = column.replay(raw[source].reset_index(drop=True))
+            values, unreadable = column.read(batch[column.name])
             out[column.name] = values
             if unreadable:
                 report.unreadable[column.name] = unreadable
