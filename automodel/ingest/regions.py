@@ -26,7 +26,7 @@ _DIGIT = re.compile(r"\d")
 
 @lru_cache(maxsize=1 << 16)
 def cell_kind(cell: str) -> str:
-    text = cell.strip()
+    text = cell.strip().strip("\"'")  # a stray quote does not change what a value is
     if not text or text.lower() in MISSING_TOKENS:
         return "empty"
     if _DIGIT.search(text):
@@ -122,8 +122,8 @@ def header_like(record: Record, kinds: ColumnKinds, typed: dict[int, str], heade
     if (header is not None and cells and header and cells[0].strip() == header[0].strip() and record.filled
             and [c.strip() for c in cells[: len(header)]] == [h.strip() for h in header]):
         return True
-    if not typed:
-        return False
+    if not typed or (len(typed) < least and not all(cell_kind(c) == "text" for c in cells)):
+        return False  # with one typed column, only a row of names (every cell filled, all words) is a header
     filled = 0
     for i in typed:
         if i < len(cells):
@@ -201,19 +201,27 @@ def find_layout(records: list[Record], resplit) -> Layout:
     body = nonblank[start_pos + 1:]
     layout.has_header = _is_header(first, [records[i] for i in body[:5]], typed, width)
     header_cells = first.cells if layout.has_header else None
+    if header_cells is not None:
+        # A header repeated further down starts another table (files appended to each other); a first row that recurs
+        # as data (a table of repeated text values) is not a header to look for.
+        stripped = [c.strip() for c in header_cells]
+        recurring = sum(1 for i in body[3:500] if [c.strip() for c in records[i].cells] == stripped)
+        repeat_header = header_cells if recurring < 2 else None
+    else:
+        repeat_header = None
     position = start_pos + 1 if layout.has_header else start_pos
     if layout.has_header:
         layout.header_rows.append(start)
         # Up to two more header rows (units, a second line of long names, a repeated header) above the data.
         while len(layout.header_rows) < 3 and position < len(nonblank) and len(body) > len(layout.header_rows):
             candidate = records[nonblank[position]]
-            if _near(len(candidate.cells), width) and header_like(candidate, kinds, typed, header_cells):
+            if _near(len(candidate.cells), width) and header_like(candidate, kinds, typed, repeat_header):
                 layout.header_rows.append(nonblank[position])
                 position += 1
             else:
                 break
     rest = nonblank[position:]
-    _split_tables(records, rest, layout, kinds, typed, header_cells, width)
+    _split_tables(records, rest, layout, kinds, typed, repeat_header, width)
     return layout
 
 
