@@ -177,8 +177,8 @@ def _frame(rows: list[list[str]], columns: list[str]) -> pd.DataFrame:
     import pyarrow as pa
 
     arrays = [pa.array(list(column), type=pa.string()) for column in zip(*rows)] if rows else [pa.array([], pa.string())] * len(columns)
-    table = pa.Table.from_arrays(arrays, names=[f"f{i}" for i in range(len(columns))])
-    frame = table.to_pandas(types_mapper={pa.string(): TEXT_DTYPE}.get)
+    # Not Table.to_pandas with a types_mapper: ~3 ms and ~700 KB a column (50,000 columns ran out of memory).
+    frame = pd.DataFrame({f"f{i}": pd.arrays.ArrowStringArray(array) for i, array in enumerate(arrays)}, copy=False)
     return frame.set_axis(columns, axis=1)
 
 
