@@ -49,9 +49,11 @@ def repair_row(cells: list[str], width: int, kinds: ColumnKinds, delimiter: str,
     delimiters: (delimiter, cells)."""
     # (fit, preference: lower wins a tie, position: later wins a tie, cells, action)
     candidates: list[tuple[float, int, int, list[str], str]] = []
+    # A line written with another delimiter rarely holds the table's own: where it does, re-splitting loses ties.
+    resplit_preference = 0 if len(cells) == 1 else 3
     for other, split in alternatives:
         if len(split) == width:
-            candidates.append((kinds.fit(split), 0, 0, split, "written with a different delimiter: re-split on it"))
+            candidates.append((kinds.fit(split), resplit_preference, 0, split, "written with a different delimiter: re-split on it"))
         elif width < len(split) <= width + _MAX_SHIFT:
             candidates.extend(_join_candidates(split, width, kinds, other, 4,
                                                "written with a different delimiter: re-split on it, values holding it joined"))
