@@ -144,9 +144,12 @@ def cases() -> list[dict]:
          "right": {"us_states"}},
         {"label": "county murders 1996, FIPS as integers -> county tables", "rows": counties[counties["year"] == 1996].drop(
             columns=["statefips", "countyfips", "year"]), "target": "murdrate", "right": county_tables},
-        {"label": "zip codes as integers -> zip_county", "rows": pd.DataFrame({
+        {"label": "zip codes as integers, zip type to predict (the lake holds it: refused) -> zip_county", "rows": pd.DataFrame({
             "zip": zips["zip_code"].astype(int).to_numpy(), "kind": zips["zip_code_type"].to_numpy(),
             "lat": pd.to_numeric(zips["lat"]).to_numpy()}), "target": "kind", "right": {"zip_county"}},
+        {"label": "zip codes as integers, time zone to predict -> zip_county", "rows": pd.DataFrame({
+            "zip": zips["zip_code"].astype(int).to_numpy(), "area_codes": zips["area_codes"].map(len).to_numpy(),
+            "timezone": zips["timezone"].to_numpy()}), "target": "timezone", "right": {"zip_county"}},
         {"label": "city + state in capitals / lower case -> city_postal_profile", "rows": pd.DataFrame({
             "city": cities["city"].str.upper().to_numpy(), "state": cities["state"].str.lower().to_numpy(),
             "area_codes": cities["area_codes"].map(len).to_numpy()}), "target": "area_codes",

@@ -193,3 +193,14 @@ def test_a_lake_table_holding_the_users_rows_or_the_target_is_never_joined(tmp_p
     assert all(t["table"] not in refused for t in report.tables)
     shown = {c["table"]: c for c in report.candidates}
     assert shown["delay_audit"]["refused"] == refused["delay_audit"]
+
+
+def test_the_target_is_never_a_join_key(flights_lake):
+    lake, db, _ = flights_lake
+    # Carrier codes to predict from distance and origin: the airlines table holds every carrier code,
+    # but joining on the column being predicted would need the answer first.
+    flights = flights_frame(600, seed=8)[["origin", "distance", "carrier"]]
+    frame, metas = profile(flights)
+    _, report = rank_and_merge(frame, metas, lake, db, target="carrier")
+    assert all("carrier" not in c.get("user_columns", []) for c in report.candidates)
+    assert all(not t["keys"][0].split("+").count("carrier") for t in report.tables)

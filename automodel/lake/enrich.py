@@ -344,8 +344,10 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
     joinable table is still reported with its coverage).
     """
     lake_dir, db_path = Path(lake_dir), Path(db_path)
+    # The target is never a join key: a model has to predict it for rows where it is unknown.
+    key_metas = [m for m in metas if m.name != target]
     try:
-        hits = search_datasets(metas, top_k=12, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
+        hits = search_datasets(key_metas, top_k=12, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
     except IndexOutOfDate as exc:  # enrichment is optional: the run goes on unenriched and says why
         return frame, MergeReport(reason=exc.message)
     if not hits:
