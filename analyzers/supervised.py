@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import numpy as np
 import pandas as pd
 
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
@@ -30,15 +31,29 @@ def target_kind(series: pd.Series, role: str | None = None) -> str:
     return "regression"
 
 
-def training_rows(df: pd.DataFrame, context: AnalysisContext) -> pd.DataFrame:
-    """Labelled rows, without the duplicates and outliers of the training mask, at most MAX_ROWS_FULL."""
+def training_rows(df: pd.DataFrame, context: AnalysisContext, task: str = "regression", notes: list | None = None) -> pd.DataFrame:
+    """Labelled rows, without the duplicates and outliers of the training mask. Up to MAX_ROWS_FULL rows every one is
+    used; above it a sample of MAX_ROWS_FULL rows, stratified by class for classifiers (each class keeps its share),
+    and ``notes`` says so."""
     rows = df[df[context.target].notna()]
     if context.training_mask is not None:
         mask = context.training_mask.reindex(rows.index).fillna(True).astype(bool)
         if mask.sum() >= max(20, len(rows) // 2):
             rows = rows[mask]
     if len(rows) > context.max_rows_full:
-        rows = rows.sample(context.max_rows_full, random_state=context.random_state).sort_index()
+        labels = rows[context.target].astype(str)
+        counts = labels.value_counts()
+        if task == "classification" and counts.min() >= 2 and len(counts) < context.max_rows_full // 2:
+            from sklearn.model_selection import train_test_split
+
+            keep, _ = train_test_split(rows.index.to_numpy(), train_size=context.max_rows_full, random_state=context.random_state,
+                                       stratify=labels.to_numpy())
+            rows, how = rows.loc[np.sort(keep)], "a sample stratified by class"
+        else:
+            rows, how = rows.sample(context.max_rows_full, random_state=context.random_state).sort_index(), "a random sample"
+        if notes is not None:
+            notes.append(f"trained on {len(rows)} of {int(df[context.target].notna().sum())} labelled rows ({how}; "
+                         f"MAX_ROWS_FULL is {context.max_rows_full})")
     return rows
 
 
@@ -97,7 +112,7 @@ class SupervisedAnalyzer(Analyzer):
         features = plan_features(plan)
         if not features:
             raise ValueError("no usable feature columns")
-        rows = training_rows(df, context)
+        rows = training_rows(df, context, self.task, notes)
         y = self.prepare_target(rows[context.target])
         # The date column that orders the rows travels with the features so validation can respect time.
         columns = features + ([context.time_column] if context.time_column in rows.columns and context.time_column not in features else [])
