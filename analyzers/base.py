@@ -24,7 +24,7 @@ class AnalysisContext:
     min_r2: float = 0.5
     max_mape: float = 0.3
     max_rows_first_pass: int = 25_000
-    max_rows_full: int = 100_000
+    max_rows_full: int = 1_000_000
     time_budget_s: float = 60.0
     random_state: int = 0
     n_jobs: int = 2  # LightGBM/XGBoost threads; more than the cores makes them busy-wait
@@ -33,6 +33,8 @@ class AnalysisContext:
     metric: str | None = None  # the search's selection metric; None: R² for regression, macro F1 for classification
     leakage_guard: bool = True
     min_rows: int = 20  # AUTOMODEL_MIN_ROWS: below it no model is trained and no correlation is claimed
+    keep: tuple = ()  # columns the user keeps (--keep): never left out by the leakage guard
+    drop: tuple = ()  # columns the user leaves out (--drop)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
-from analyzers.leakage import find_leaks
+from analyzers.leakage import leakage_report
 from analyzers.preprocess import feature_plan, plan_features
 from analyzers.search import SearchResult, search
 
@@ -101,14 +101,18 @@ class SupervisedAnalyzer(Analyzer):
 
     def run(self, df: pd.DataFrame, context: AnalysisContext) -> AnalysisResult:
         started = time.perf_counter()
-        plan, excluded = feature_plan(context.metas, context.target, context.exclude)
-        notes: list[str] = []
+        dropped = {col: "left out by the user (--drop)" for col in context.drop if col != context.target}
+        plan, excluded = feature_plan(context.metas, context.target, {**context.exclude, **dropped})
+        notes: list[str] = [f"left out {col!r}: {why}" for col, why in dropped.items()]
+        leakage = {"leaks": {}, "suspected": {}, "dropped_by_user": dropped, "kept_by_user": list(context.keep)}
         if context.leakage_guard:
-            leaks = find_leaks(df, context.target, self.task, plan_features(plan), context.random_state)
-            if leaks:
-                excluded.update(leaks)
+            report = leakage_report(df, context.target, self.task, plan_features(plan), context.random_state, context.keep)
+            leakage.update(report)
+            if report["leaks"]:
+                excluded.update(report["leaks"])
                 plan, _ = feature_plan(context.metas, context.target, excluded)
-                notes += [f"left out {col!r}: {why}" for col, why in leaks.items()]
+                notes += [f"left out {col!r}: {why}" for col, why in report["leaks"].items()]
+            notes += [f"suspected but kept {col!r}: {why}" for col, why in report["suspected"].items()]
         features = plan_features(plan)
         if not features:
             raise ValueError("no usable feature columns")
@@ -124,7 +128,7 @@ class SupervisedAnalyzer(Analyzer):
             classes=found.classes, analyzer=self.name, model_name=found.best_name, versions=library_versions(),
         )
         trusted, trust_notes = self.trust(found.metrics, y, context)
-        details = {"search": found.details}
+        details = {"search": found.details, "leakage": leakage}
         holdout = frame_positions(df, rows, found.holdout)
         if holdout is not None:
             details["holdout_basis"] = found.details.get("holdout_basis", "held-out rows")

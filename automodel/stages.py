@@ -22,6 +22,7 @@ from automodel.errors import ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
 from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
 from automodel.ingest.schema import ScoringReport, TrainingSchema
+from automodel.labels import restore_labels, written_labels
 
 # ---- stage 1: load, clean, profile -------------------------------------------------------------
 
@@ -84,6 +85,7 @@ class Profile:
     target_reason: str
     tags: list[str]
     time_column: str | None = None
+    target_labels: dict[str, str] | None = None  # cleaned target value -> the label as the input wrote it (automodel.labels)
 
     def meta(self, name: str) -> ColumnMeta | None:
         return next((m for m in self.metas if m.name == name), None)
@@ -120,7 +122,9 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
     else:
         chosen, reason = guess_target(frame, metas)
     time_column = next((m.name for m in metas if m.role in ("date", "datetime") and m.missing_count == 0 and frame[m.name].is_monotonic_increasing), None)
-    return Profile(metas=metas, target=chosen, target_reason=reason, tags=categorize_dataset(frame, metas), time_column=time_column)
+    labels = written_labels(raw[chosen], frame[chosen]) if raw is not None and chosen in frame.columns and chosen in raw.columns else None
+    return Profile(metas=metas, target=chosen, target_reason=reason, tags=categorize_dataset(frame, metas), time_column=time_column,
+                   target_labels=labels)
 
 
 # ---- stage 2: enrichment -----------------------------------------------------------------------
@@ -128,6 +132,8 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
                  reuse_spec: dict | None = None, category: str | None = None,
                  reusing_model: bool = False, max_tables: int = MAX_TABLES) -> tuple[pd.DataFrame, MergeReport]:
+    # From here on the target speaks the user's labels (Yes/No, not the booleans cleaning made of them).
+    frame = restore_labels(frame, profile.target, getattr(profile, "target_labels", None))
     if reusing_model and not reuse_spec:
         return frame, MergeReport(reason="the reused model was trained without enrichment")
     if reuse_spec:
@@ -209,7 +215,7 @@ def load_model_bundle(path: Path) -> dict:
 
 
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,
-                min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000,
+                min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 1_000_000,
                 time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
                 search_backend: str = "automodel", training_schema: TrainingSchema | None = None, min_rows: int = 20) -> ModelOutcome:
     metas = enriched_metas(frame, profile)

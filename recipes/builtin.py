@@ -42,15 +42,29 @@ class RoleReviewRecipe(Recipe):
 
     def execute(self, context: ActionContext) -> ActionOutcome:
         uncertain = [m for m in context.column_metadata if m.confidence < self.min_confidence and not m.user_labelled]
-        if not uncertain:
+        leakage = (context.model_details or {}).get("leakage") or {}
+        # Columns the leakage guard left out, or suspected and kept, are a person's call too.
+        leak_records = [{"column": col, "role": "left out as likely leakage", "confidence": None, "reason": why,
+                         "suggested_fix": f"automodel run FILE --keep {col}"} for col, why in (leakage.get("leaks") or {}).items()]
+        leak_records += [{"column": col, "role": "suspected leakage, kept", "confidence": None, "reason": why,
+                          "suggested_fix": f"automodel run FILE --drop {col}"} for col, why in (leakage.get("suspected") or {}).items()
+                         if col not in (leakage.get("kept_by_user") or [])]
+        if not uncertain and not leak_records:
             if context.needs_role_review:
                 return ActionOutcome(self.name, False, f"the run was flagged for review but no column is below confidence {self.min_confidence}")
             return ActionOutcome(self.name, False, "all column roles are confident")
         records = [{"column": m.name, "role": m.role, "confidence": round(float(m.confidence), 3), "reason": m.reason} for m in uncertain]
         tasks = [{**r, "key": r["column"], "suggested_fix": f"automodel run FILE --label {r['column']}=ROLE"} for r in records]
-        shown = ", ".join(f"{r['column']} ({r['role']}, {r['confidence']:.2f})" for r in records[:5])
-        return ActionOutcome(self.name, True, f"{len(records)} column role(s) need review: {shown}", records, notify=True,
-                             severity="low", tasks=tasks, task_kind="role_review")
+        tasks += [{**r, "key": f"leakage:{r['column']}"} for r in leak_records]
+        records += [{k: v for k, v in r.items() if k != "suggested_fix"} for r in leak_records]
+        parts = []
+        if uncertain:
+            parts.append(f"{len(uncertain)} column role(s) need review: " + ", ".join(
+                f"{r['column']} ({r['role']}, {r['confidence']:.2f})" for r in records[:5] if r["confidence"] is not None))
+        if leak_records:
+            parts.append(f"{len(leak_records)} column(s) to review for leakage: " + ", ".join(
+                f"{r['column']} ({r['role']})" for r in leak_records[:5]))
+        return ActionOutcome(self.name, True, "; ".join(parts), records, notify=True, severity="low", tasks=tasks, task_kind="role_review")
 
 
 class AnomalyAlertRecipe(Recipe):

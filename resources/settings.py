@@ -62,7 +62,7 @@ class AutomodelSettings(dg.ConfigurableResource):
     # Scalability limits.
     max_rows_first_pass: int = 25_000
     max_features_first_pass: int = 100
-    max_rows_full: int = 100_000
+    max_rows_full: int = 1_000_000
     profile_sample_rows: int = 1_000
     # Quotas for the free tier.
     max_requests_free: int = 20
@@ -122,7 +122,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             max_mape=float(env.get("MAX_MAPE", 0.3)),
             max_rows_first_pass=int(env.get("MAX_ROWS_FIRST_PASS", 25_000)),
             max_features_first_pass=int(env.get("MAX_FEATURES_FIRST_PASS", 100)),
-            max_rows_full=int(env.get("MAX_ROWS_FULL", 100_000)),
+            max_rows_full=int(env.get("MAX_ROWS_FULL", 1_000_000)),
             profile_sample_rows=int(env.get("PROFILE_SAMPLE_ROWS", 1_000)),
             max_requests_free=int(env.get("MAX_REQUESTS_FREE", 20)),
             max_gb_free=float(env.get("MAX_GB_FREE", 1.0)),
