@@ -193,7 +193,7 @@ def baseline_result(df: pd.DataFrame, context: AnalysisContext, analyzer: Analyz
     from analyzers.models import ClassLabelPipeline
     from analyzers.search import classification_metrics, regression_metrics
 
-    plan, excluded = feature_plan(context.metas, context.target, context.exclude)
+    plan, excluded = feature_plan(context.metas, context.target, {**context.exclude, **{c: "left out by the user (--drop)" for c in context.drop}})
     features = plan_features(plan)
     rows = df[df[context.target].notna()]
     if rows.empty:
