@@ -33,6 +33,7 @@ class AnalysisContext:
     metric: str | None = None  # the search's selection metric; None: R² for regression, macro F1 for classification
     leakage_guard: bool = True
     min_rows: int = 20  # AUTOMODEL_MIN_ROWS: below it no model is trained and no correlation is claimed
+    interval_coverage: float = 0.9  # regression prediction intervals (AUTOMODEL_INTERVAL_COVERAGE)
     keep: tuple = ()  # columns the user keeps (--keep): never left out by the leakage guard
     drop: tuple = ()  # columns the user leaves out (--drop)
 
@@ -49,6 +50,8 @@ class FittedModel:
     analyzer: str = ""
     model_name: str = ""
     versions: dict = field(default_factory=dict)
+    interval: dict | None = None  # regression: {"coverage", "half_width"} from held-out errors (analyzers.uncertainty)
+    calibrator: Any = None  # classification: a ProbabilityCalibrator when held-out probabilities were off
 
     def check_columns(self, frame: pd.DataFrame) -> None:
         missing = [c for c in self.feature_columns if c not in frame.columns]
@@ -59,18 +62,26 @@ class FittedModel:
             )
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """One row per input row, same order: ``prediction`` and, for classifiers, ``proba_<class>``."""
+        """One row per input row, same order: ``prediction`` and, for classifiers, ``proba_<class>`` (calibrated when
+        the model carries a calibrator); for regression with an interval, ``prediction_lower`` and ``prediction_upper``."""
         self.check_columns(frame)
         X = frame[self.feature_columns]
         out = pd.DataFrame(index=frame.index)
         if self.task == "classification":
-            proba = self.pipeline.predict_proba(X)
-            codes = np.asarray(proba).argmax(axis=1)
+            proba = np.asarray(self.pipeline.predict_proba(X), dtype=float)
+            calibrator = getattr(self, "calibrator", None)  # models saved before calibration existed have none
+            if calibrator is not None and len(proba):
+                proba = calibrator.transform(proba)
+            codes = proba.argmax(axis=1)
             out["prediction"] = [self.classes[i] for i in codes]
             for i, cls in enumerate(self.classes):
                 out[f"proba_{cls}"] = proba[:, i]
         else:
             out["prediction"] = self.pipeline.predict(X)
+            interval = getattr(self, "interval", None)
+            if interval:
+                out["prediction_lower"] = out["prediction"] - interval["half_width"]
+                out["prediction_upper"] = out["prediction"] + interval["half_width"]
         return out.reset_index(drop=True)
 
 

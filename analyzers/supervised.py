@@ -12,6 +12,7 @@ from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedMode
 from analyzers.leakage import leakage_report
 from analyzers.preprocess import feature_plan, plan_features
 from analyzers.search import SearchResult, search
+from analyzers.uncertainty import calibrate, conformal_interval
 
 SEARCH_BACKENDS = ("automodel", "pycaret")
 
@@ -132,6 +133,7 @@ class SupervisedAnalyzer(Analyzer):
         holdout = frame_positions(df, rows, found.holdout)
         if holdout is not None:
             details["holdout_basis"] = found.details.get("holdout_basis", "held-out rows")
+        self.attach_uncertainty(fitted, found.holdout, context, details)
         return AnalysisResult(
             analyzer=self.name, task=self.task, target=context.target, metrics=found.metrics,
             model_info={"model": found.best_name, "features": len(features), "training_rows": int(len(rows)),
@@ -143,6 +145,17 @@ class SupervisedAnalyzer(Analyzer):
 
     def trust(self, metrics: dict, y: pd.Series, context: AnalysisContext) -> tuple[bool, list[str]]:
         return True, []
+
+    def attach_uncertainty(self, fitted: FittedModel, holdout: pd.DataFrame | None, context: AnalysisContext, details: dict) -> None:
+        """Prediction intervals (regression) or a probability calibrator (classification) from the held-out predictions."""
+        if self.task == "regression":
+            fitted.interval = conformal_interval(holdout, context.interval_coverage)
+            if fitted.interval:
+                details["interval"] = fitted.interval
+        elif fitted.classes:
+            fitted.calibrator, report = calibrate(holdout, fitted.classes, context.random_state)
+            if report:
+                details["calibration"] = report
 
 
 __all__ = ["SupervisedAnalyzer", "target_kind", "training_rows", "run_search"]

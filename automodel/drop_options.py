@@ -3,7 +3,7 @@
 An upload cannot pass ``--target``; a sidecar can. ``sales.csv`` (or ``sales.csv.gz``) takes its
 options from ``sales.automodel.json`` in the same folder::
 
-    {"target": "revenue", "labels": {"store_id": "identifier"}, "budget_s": 30, "category": "retail"}
+    {"target": "revenue", "labels": {"store_id": "identifier"}, "budget_s": 30, "category": "retail", "drop": ["refund_date"]}
 
 ``{"model": "RUN_ID"}`` makes the drop a scoring run: the file is scored with that run's model (no
 training), read exactly as the model's training file was. Every key is optional. Write the sidecar before the data file (or in the same moment): the data
@@ -82,9 +82,26 @@ def _model(sidecar: str, key: str, value) -> str:
     return value.strip()
 
 
+def _columns(sidecar: str, key: str, value) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(c, str) and c.strip() for c in value):
+        raise InputFileError(f"{sidecar}: {key!r} must be a list of column names, e.g. [\"primary_breed\"]; fix the sidecar and upload the file again.")
+    return list(dict.fromkeys(value))
+
+
+def column_choices(source: str, keep: list[str] | None, drop: list[str] | None) -> dict[str, list[str]]:
+    """The user's calls on single columns for the leakage guard (``--keep``/``--drop``, or the sidecar's keys)."""
+    keep, drop = list(dict.fromkeys(keep or [])), list(dict.fromkeys(drop or []))
+    both = [c for c in keep if c in drop]
+    if both:
+        raise InputFileError(f"{source}: column {both[0]!r} is both kept and dropped; choose one.")
+    return {k: v for k, v in (("keep", keep), ("drop", drop)) if v}
+
+
 OPTION_VALIDATORS: dict[str, Callable[[str, str, Any], Any]] = {
     "target": _text, "labels": _labels, "category": _text, "budget_s": _budget,
     "model": _model,  # score the file with that run's model (like `automodel score`) instead of training
+    # Columns the leakage guard must keep, and columns to leave out of the model (analyzers.leakage).
+    "keep": _columns, "drop": _columns,
 }
 
 
@@ -101,5 +118,6 @@ def parse_sidecar(sidecar: str, data: bytes) -> DropOptions:
     if unknown:
         raise InputFileError(f"{sidecar}: unknown option {unknown[0]!r}; use {', '.join(sorted(OPTION_VALIDATORS))}.")
     values = {key: OPTION_VALIDATORS[key](sidecar, key, value) for key, value in parsed.items() if value is not None}
+    column_choices(sidecar, values.get("keep"), values.get("drop"))
     return DropOptions(target=values.pop("target", None), labels=values.pop("labels", {}), category=values.pop("category", None),
                        options=values)

@@ -22,6 +22,8 @@ from automodel.errors import ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
 from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
 from automodel.ingest.schema import ScoringReport, TrainingSchema
+from automodel.drift import compare as compare_drift
+from automodel.drift import drift_sentence, reference_profile
 from automodel.labels import restore_labels, written_labels
 
 # ---- stage 1: load, clean, profile -------------------------------------------------------------
@@ -197,11 +199,13 @@ def training_mask(frame: pd.DataFrame, target: str | None) -> pd.Series:
 
 
 def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None, holdout: pd.DataFrame | None = None,
-                      holdout_basis: str | None = None, training_schema: TrainingSchema | None = None, trusted: bool = True) -> None:
+                      holdout_basis: str | None = None, training_schema: TrainingSchema | None = None, trusted: bool = True,
+                      drift_reference: dict | None = None) -> None:
     # The held-out predictions travel with the model, so a scoring run that reuses it can still calibrate against them;
-    # so does its verdict, so recipes on a scoring run act only on a model that was trusted when trained.
+    # so does its verdict, so recipes on a scoring run act only on a model that was trusted when trained; and the
+    # training rows' column profile (automodel.drift), so a scoring run can tell whether its rows have moved.
     bundle = {"fitted": fitted, "enrichment_spec": enrichment_spec, "saved_at": time.time(), "versions": fitted.versions,
-              "holdout": holdout, "holdout_basis": holdout_basis, "trusted": bool(trusted)}
+              "holdout": holdout, "holdout_basis": holdout_basis, "trusted": bool(trusted), "drift_reference": drift_reference}
     if training_schema is not None:  # plain data, so a bundle stays readable whatever the schema code becomes
         join_keys = spec_user_columns(enrichment_spec) if enrichment_spec else []
         bundle["training_schema"] = training_schema.for_model(fitted.feature_columns, join_keys, fitted.target).to_dict()
@@ -217,12 +221,14 @@ def load_model_bundle(path: Path) -> dict:
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,
                 min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 1_000_000,
                 time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
-                search_backend: str = "automodel", training_schema: TrainingSchema | None = None, min_rows: int = 20) -> ModelOutcome:
+                search_backend: str = "automodel", training_schema: TrainingSchema | None = None, min_rows: int = 20,
+                interval_coverage: float = 0.9, keep: tuple = (), drop: tuple = ()) -> ModelOutcome:
     metas = enriched_metas(frame, profile)
     context = AnalysisContext(
         metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target), time_column=profile.time_column,
         min_r2=min_r2, max_mape=max_mape, max_rows_first_pass=max_rows_first_pass, max_rows_full=max_rows_full,
         time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1), search_backend=search_backend, min_rows=min_rows,
+        interval_coverage=interval_coverage, keep=tuple(keep or ()), drop=tuple(drop or ()),
     )
 
     def relabel(labels):
@@ -235,8 +241,9 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
     seconds = time.perf_counter() - started
     saved = None
     if result.fitted is not None:
+        reference = reference_profile(frame, result.fitted.feature_columns, {m.name: m.role for m in metas})
         save_model_bundle(model_path, result.fitted, enrichment_spec, result.holdout, result.details.get("holdout_basis"), training_schema,
-                          trusted=result.trusted)
+                          trusted=result.trusted, drift_reference=reference)
         saved = str(model_path)
     return ModelOutcome(
         analyzer=result.analyzer, task=result.task, target=result.target, metrics=result.metrics, model_info=result.model_info,
@@ -244,6 +251,17 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
         excluded_columns=result.excluded_columns, roles={m.name: m.role for m in metas}, needs_role_review=profile.needs_role_review,
         details=result.details, row_scores=result.row_scores, training_seconds=round(seconds, 3), holdout=result.holdout,
     )
+
+
+def reused_uncertainty(fitted: FittedModel) -> dict:
+    """What a reused model says about its own certainty: the interval it adds, whether it calibrates."""
+    out = {}
+    if getattr(fitted, "interval", None):
+        out["interval"] = fitted.interval
+    calibrator = getattr(fitted, "calibrator", None)
+    if fitted.task == "classification":
+        out["calibration"] = {"applied": calibrator is not None, "method": getattr(calibrator, "method", None)}
+    return out
 
 
 def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scoring: dict | None = None) -> ModelOutcome:
@@ -263,12 +281,16 @@ def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scorin
         else:
             proba = preds[[f"proba_{c}" for c in fitted.classes]].to_numpy()
             metrics = classification_metrics(frame.loc[known, fitted.target].astype(object), proba, fitted.classes)
+    drift = compare_drift(bundle.get("drift_reference"), frame)
+    notes = [f"reused the model of run {model_run_id}; no training"]
+    if drift and drift["moved"]:
+        notes.append(drift_sentence(drift))
     return ModelOutcome(
         analyzer=fitted.analyzer, task=fitted.task, target=fitted.target, metrics=metrics,
         model_info={"model": fitted.model_name, "features": len(fitted.feature_columns), "reused": True}, model_path=str(model_path),
-        reused_from=model_run_id, notes=[f"reused the model of run {model_run_id}; no training", *(scoring or {}).get("notes", [])],
+        reused_from=model_run_id, notes=[*notes, *(scoring or {}).get("notes", [])],
         trusted=bool(bundle.get("trusted", True)),
-        details={"scoring": scoring} if scoring else {},
+        details=reused_uncertainty(fitted) | ({"scoring": scoring} if scoring else {}) | ({"drift": drift} if drift else {}),
     )
 
 

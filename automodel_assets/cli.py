@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target")
     run.add_argument("--user", default="default")
     run.add_argument("--label", action="append", default=[], metavar="COL=ROLE")
+    run.add_argument("--keep", action="append", default=[], metavar="COL", help="keep COL in the model even if the leakage guard suspects it")
+    run.add_argument("--drop", action="append", default=[], metavar="COL", help="leave COL out of the model")
     run.add_argument("--lake")
     run.add_argument("--json", action="store_true")
 
@@ -115,6 +117,10 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         "baseline": facts.get("baseline"),
         "facts_path": str(layout.facts_path(run_id)) if facts else None,
         "scoring": row.get("scoring"),  # scoring runs: what replaying the training schema did (missing, unseen, extra columns)
+        # How sure the predictions are: the regression interval's coverage and half-width, the classifier's calibration.
+        "interval": facts.get("interval"), "calibration": facts.get("calibration"),
+        # Scoring runs: the columns whose values moved away from the training rows (automodel.drift).
+        "drift": {k: (facts.get("drift") or {}).get(k) for k in ("moved", "max_psi", "threshold", "columns")} if facts.get("drift") else None,
     }
 
 
@@ -178,7 +184,11 @@ def cmd_run(args) -> int:
     settings = _settings(args)
     _load_definitions()
     instance = get_instance(settings.layout)
-    created = create_run(settings, instance, args.source, user_id=args.user, target=args.target, labels=parse_labels(args.label))
+    from automodel.drop_options import column_choices
+
+    options = column_choices("--keep/--drop", args.keep, args.drop)
+    created = create_run(settings, instance, args.source, user_id=args.user, target=args.target, labels=parse_labels(args.label),
+                         options=options)
     return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
 
 

@@ -10,10 +10,10 @@ from importlib.metadata import entry_points
 
 from automodel.errors import AutomodelError
 from recipes.base import ActionContext, ActionOutcome, Recipe
-from recipes.builtin import AnomalyAlertRecipe, ReorderRecipe, RoleReviewRecipe
+from recipes.builtin import AnomalyAlertRecipe, DriftAlertRecipe, ReorderRecipe, RoleReviewRecipe
 
 ENTRY_POINT_GROUP = "automodel.recipes"
-BUILTIN: dict[str, type[Recipe]] = {cls.name: cls for cls in (RoleReviewRecipe, AnomalyAlertRecipe, ReorderRecipe)}
+BUILTIN: dict[str, type[Recipe]] = {cls.name: cls for cls in (RoleReviewRecipe, AnomalyAlertRecipe, ReorderRecipe, DriftAlertRecipe)}
 
 
 def available_recipes() -> dict[str, type[Recipe]]:

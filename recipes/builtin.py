@@ -154,3 +154,33 @@ class ReorderRecipe(Recipe):
         message = f"{len(tasks)} purchase order(s) proposed for {rule}, {total:g} units in total"
         return ActionOutcome(self.name, True, message, tasks[:20], notify=True, severity="medium",
                              tasks=tasks[: self.max_orders], task_kind="purchase_order")
+
+
+class DriftAlertRecipe(Recipe):
+    """Alert when a scoring run's rows have moved away from the rows the model was trained on (automodel.drift).
+
+    ``threshold``: the population stability index at which a column counts as moved (0.25, the usual reading).
+    ``min_columns``: how many moved columns raise the alert. Severity is high when a moved column reaches twice the threshold.
+    """
+
+    name = "drift_alert"
+
+    def __init__(self, threshold: float = 0.25, min_columns: int = 1, top: int = 10):
+        self.threshold = float(threshold)
+        self.min_columns = int(min_columns)
+        self.top = int(top)
+
+    def execute(self, context: ActionContext) -> ActionOutcome:
+        drift = (context.model_details or {}).get("drift")
+        if not drift:
+            return ActionOutcome(self.name, False, "no drift measured (only scoring runs compare their rows with the training rows)")
+        moved = [m for m in drift["columns"] if m["psi"] >= self.threshold]
+        if len(moved) < self.min_columns:
+            top = drift["columns"][0] if drift["columns"] else None
+            worst = f"; largest PSI {top['psi']:.3f} ({top['column']})" if top else ""
+            return ActionOutcome(self.name, False, f"no column moved past PSI {self.threshold:g}{worst}")
+        records = [{"column": m["column"], "psi": m["psi"], "kind": m["kind"]} for m in moved[: self.top]]
+        shown = ", ".join(f"{r['column']} ({r['psi']:.2f})" for r in records[:5])
+        severity = "high" if moved[0]["psi"] >= 2 * self.threshold else "medium"
+        return ActionOutcome(self.name, True, f"{len(moved)} column(s) moved since training (PSI >= {self.threshold:g}): {shown}",
+                             records, notify=True, severity=severity)

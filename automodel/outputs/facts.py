@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from automodel.atomic import write_text_atomic
+from automodel.drift import drift_sentence
 
 METRIC_LABELS = {
     "r2": "R²", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "accuracy": "accuracy", "precision": "macro precision",
@@ -151,6 +152,8 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "reused_from": outcome.get("reused_from"), "predictions_path": predictions_path,
         "training_seconds": outcome.get("training_seconds"),
         "scoring_notes": (details.get("scoring") or {}).get("notes", []),  # a scoring run: what reading the batch as in training had to do
+        "drift": details.get("drift"),
+        "interval": details.get("interval"), "calibration": details.get("calibration"),
     }
     facts["baseline"] = _against_baseline(baseline, metrics, fallback)
     facts["caveats"] = caveats(facts)
@@ -187,6 +190,9 @@ def caveats(facts: dict) -> list[str]:
                    "so treat its predictions with care.")
     if task in SUPERVISED and facts["metrics"] and facts["rows"] < 200:
         out.append(f"With only {facts['rows']:,} rows the held-out metrics are noisy.")
+    moved = drift_sentence(facts.get("drift"))
+    if moved:
+        out.append(moved[0].upper() + moved[1:])
     if facts.get("excluded"):
         out.append(f"{len(facts['excluded'])} column(s) were left out of the model (identifiers, free text or leakage).")
     return out
