@@ -146,6 +146,52 @@ class TextComponents(BaseEstimator, TransformerMixin):
         return [str(v) for v in np.asarray(X, dtype=object).ravel()]
 
 
+SENTENCE_CACHE_SIZE = 100_000
+_SENTENCE_CACHE: dict[str, np.ndarray] = {}
+
+
+class SentenceComponents(BaseEstimator, TransformerMixin):
+    """Free text to a few dense components of its meaning: the packaged MiniLM sentence embedding (automodel.embedder,
+    offline) reduced by PCA fitted on the training texts, plus the text's length. Same output shape as TextComponents,
+    so the search can put the two side by side and keep whichever scores better."""
+
+    def __init__(self, n_components: int = TEXT_COMPONENTS):
+        self.n_components = n_components
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        from automodel.embedder import embed
+
+        unique, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+        # The search fits this once per fold and candidate on overlapping rows: each distinct text is embedded once.
+        todo = [str(t) for t in unique if str(t) not in _SENTENCE_CACHE]
+        if todo:
+            if len(_SENTENCE_CACHE) + len(todo) > SENTENCE_CACHE_SIZE:
+                _SENTENCE_CACHE.clear()
+            _SENTENCE_CACHE.update(zip(todo, embed(todo)))
+        return np.stack([_SENTENCE_CACHE[str(t)] for t in unique])[inverse]
+
+    def fit(self, X, y=None):
+        from sklearn.decomposition import PCA
+
+        vectors = self._vectors(TextComponents._texts(X))
+        components = max(1, min(self.n_components, vectors.shape[0] - 1, vectors.shape[1]))
+        self.pca_ = PCA(n_components=components, random_state=0).fit(vectors) if vectors.shape[0] > 1 else None
+        return self
+
+    def transform(self, X):
+        texts = TextComponents._texts(X)
+        lengths = np.log1p(np.fromiter((len(t) for t in texts), dtype=float, count=len(texts)))[:, None]
+        padded = np.zeros((len(texts), self.n_components))
+        if self.pca_ is not None and len(texts):
+            parts = self.pca_.transform(self._vectors(texts))
+            padded[:, : parts.shape[1]] = parts
+        return np.hstack([lengths, padded])
+
+    def get_feature_names_out(self, input_features=None):
+        base = input_features[0] if input_features is not None and len(input_features) else "text"
+        return np.asarray([f"{base}__length"] + [f"{base}__meaning{i}" for i in range(self.n_components)], dtype=object)
+
+
 class SuffixedTargetEncoder(TargetEncoder):
     """TargetEncoder whose output names do not collide with the ordinal codes of the same columns."""
 
@@ -154,7 +200,8 @@ class SuffixedTargetEncoder(TargetEncoder):
 
 
 def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str | None = None) -> Pipeline:
-    """``kind='tree'`` gives ordinal codes; ``kind='linear'`` gives scaled numbers and one-hot codes.
+    """``kind='tree'`` gives ordinal codes; ``kind='linear'`` gives scaled numbers and one-hot codes; ``kind='tree_sentences'``
+    is ``tree`` with free text as MiniLM sentence-embedding components instead of TF-IDF/SVD topics.
 
     ``task`` ('regression' or 'classification') enables target encoding of high-cardinality
     categoricals; unsupervised pipelines pass ``None``.
@@ -165,6 +212,9 @@ def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str
     high_card = [c for c in plan.get("high_card", []) if c in plan["categorical"]] if task else []
     low_card = [c for c in plan["categorical"] if c not in high_card]
     transformers = []
+    sentences = kind == "tree_sentences"
+    if sentences:
+        kind = "tree"
     if kind == "tree":
         numeric = SimpleImputer(strategy="median", keep_empty_features=True)
         if numeric_cols:
@@ -184,7 +234,7 @@ def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str
         target_type = "continuous" if task == "regression" else "auto"
         transformers.append(("target_encoded", SuffixedTargetEncoder(target_type=target_type, random_state=0), high_card))
     for col in text:
-        transformers.append((f"text_{col}", TextComponents(), [col]))
+        transformers.append((f"text_{col}", SentenceComponents() if sentences else TextComponents(), [col]))
     columns = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("coerce", coercer), ("columns", columns)])
 
