@@ -66,3 +66,15 @@ def test_role_review_raises_suspected_and_dropped_columns(pets):
     assert outcome.triggered
     fixes = {task["column"]: task["suggested_fix"] for task in outcome.tasks}
     assert fixes == {"price_eur": "automodel run FILE --keep price_eur", "primary_breed": "automodel run FILE --drop primary_breed"}
+
+
+def test_drop_folder_sidecar_takes_keep_and_drop():
+    from automodel.drop_options import parse_sidecar
+    from automodel.errors import InputFileError
+
+    options = parse_sidecar("pets.automodel.json", b'{"target": "species", "keep": ["primary_breed"], "drop": ["license_number"]}')
+    assert options.options == {"keep": ["primary_breed"], "drop": ["license_number"]}
+    with pytest.raises(InputFileError, match="both kept and dropped"):
+        parse_sidecar("pets.automodel.json", b'{"keep": ["zip_code"], "drop": ["zip_code"]}')
+    with pytest.raises(InputFileError, match="list of column names"):
+        parse_sidecar("pets.automodel.json", b'{"drop": "zip_code"}')
