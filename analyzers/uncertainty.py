@@ -29,6 +29,7 @@ CALIBRATION_BINS = 10
 ISOTONIC_MIN_ROWS = 1_000
 ISOTONIC_MARGIN = 0.005
 MIN_HOLDOUT_ROWS = 40
+ACCURACY_TOLERANCE = 0.002
 
 
 # ---- intervals ---------------------------------------------------------------------------------------
@@ -141,13 +142,21 @@ def calibrate(holdout: pd.DataFrame | None, classes: list, seed: int = 0) -> tup
     if before <= CALIBRATION_TRIGGER or len(codes) < MIN_HOLDOUT_ROWS:
         report["reason"] = f"held-out calibration error {before:.3f} is within {CALIBRATION_TRIGGER}"
         return None, report
-    options = {"platt": expected_calibration_error(codes, _cross_fitted("platt", proba, codes, seed))}
+    fitted = {"platt": _cross_fitted("platt", proba, codes, seed)}
     if len(codes) >= ISOTONIC_MIN_ROWS:
-        options["isotonic"] = expected_calibration_error(codes, _cross_fitted("isotonic", proba, codes, seed))
+        fitted["isotonic"] = _cross_fitted("isotonic", proba, codes, seed)
+    options = {name: expected_calibration_error(codes, calibrated) for name, calibrated in fitted.items()}
     method = "isotonic" if options.get("isotonic", np.inf) < options["platt"] - ISOTONIC_MARGIN else "platt"
     after = options[method]
     if after >= before:
         report["reason"] = f"calibration did not lower the held-out error ({method}: {after:.3f} vs {before:.3f})"
+        return None, report
+    # The predicted class is the most probable one: calibration must not make those picks worse.
+    accuracy_before = float(np.mean(proba.argmax(axis=1) == codes))
+    accuracy_after = float(np.mean(fitted[method].argmax(axis=1) == codes))
+    if accuracy_after < accuracy_before - ACCURACY_TOLERANCE:
+        report["reason"] = (f"calibration would lower held-out accuracy ({accuracy_after:.3f} vs {accuracy_before:.3f}), "
+                            f"so the probabilities are left as they are")
         return None, report
     report.update({"ece_after": round(after, 4), "method": method, "applied": True})
     return ProbabilityCalibrator(method).fit(proba, codes), report
