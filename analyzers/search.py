@@ -624,7 +624,7 @@ class ModelSearch:
         metrics = self._report_metrics(y_valid, valid_predictions)
         holdout = holdout_predictions(y, first_pass[held_out], valid_predictions, self.classes)
         details = {
-            "validation": scheme, "metric": self.metric, "first_pass_rows": int(len(first_pass)), "final_fit_rows": int(final_rows),
+            "validation": scheme, "metric": self.metric, "first_pass_rows": len(first_pass), "final_fit_rows": int(final_rows),
             "refit": refit, "rungs": [int(r or n_train) for r in rungs], "learning_curve": {str(k): round(v, 6) for k, v in curve.items()},
             "search_seconds": round(time.perf_counter() - self.start, 3), "trials": len(self.trials), "notes": self.notes,
             "holdout_basis": holdout_basis(folds, _time_order(X_first, self.time_column) is not None, len(held_out),
@@ -688,7 +688,7 @@ class ModelSearch:
                 keep = np.sort(np.random.default_rng(self.seed).choice(Xt.shape[0], rows, replace=False))
                 Xt, train = Xt[keep], train[keep]
                 self.notes.append(f"the all-rows default fitted {rows} of {len(self.train_all)} training rows: the budget affords no more")
-        self.large_plan = {"rows": int(self.n_all), "training_rows": int(rows), "holdout_rows": int(len(holdout)), "matrix_columns": int(Xt.shape[1]),
+        self.large_plan = {"rows": int(self.n_all), "training_rows": int(rows), "holdout_rows": len(holdout), "matrix_columns": int(Xt.shape[1]),
                            "budget_s": round(self.budget, 1), "affordable_rounds": int(rounds), "learning_rate": round(params["learning_rate"], 4),
                            "threads": threads}
         self._large_matrices = (prep, Xt, Xv, train)
@@ -955,7 +955,7 @@ class ModelSearch:
             return self._combine(kept, [weights[m.candidate.name] for m in members]), members[0].rows, False
         pipelines = []
         for m in members:
-            rounds = max(10, int(math.ceil(m.rounds * 1.1)))
+            rounds = max(10, math.ceil(m.rounds * 1.1))
             pipeline = Pipeline([("prep", build_preprocessor(self.plan, m.candidate.preprocessing, self.task)),
                                  ("model", make_estimator(m.candidate, self.task, self.threads(n), self.seed, n_estimators=rounds,
                                                           categorical_indices=self.categorical_indices))])

@@ -136,7 +136,7 @@ class SupervisedAnalyzer(Analyzer):
         self.attach_uncertainty(fitted, found.holdout, context, details)
         return AnalysisResult(
             analyzer=self.name, task=self.task, target=context.target, metrics=found.metrics,
-            model_info={"model": found.best_name, "features": len(features), "training_rows": int(len(rows)),
+            model_info={"model": found.best_name, "features": len(features), "training_rows": len(rows),
                         "candidates": len(found.leaderboard), "backend": context.search_backend,
                         "validation": found.details.get("validation"), "final_fit_rows": found.details.get("final_fit_rows")},
             fitted=fitted, leaderboard=found.leaderboard, trusted=trusted, notes=notes + trust_notes, excluded_columns=excluded,
@@ -158,4 +158,4 @@ class SupervisedAnalyzer(Analyzer):
                 details["calibration"] = report
 
 
-__all__ = ["SupervisedAnalyzer", "target_kind", "training_rows", "run_search"]
+__all__ = ["SupervisedAnalyzer", "run_search", "target_kind", "training_rows"]

@@ -81,7 +81,7 @@ class ProbabilityCalibrator:
     def __init__(self, method: str = "platt"):
         self.method = method
 
-    def fit(self, proba: np.ndarray, codes: np.ndarray) -> "ProbabilityCalibrator":
+    def fit(self, proba: np.ndarray, codes: np.ndarray) -> ProbabilityCalibrator:
         proba = np.asarray(proba, dtype=float)
         self.n_classes_ = proba.shape[1]
         columns = [1] if self.n_classes_ == 2 else range(self.n_classes_)
@@ -137,7 +137,7 @@ def calibrate(holdout: pd.DataFrame | None, classes: list, seed: int = 0) -> tup
     keep = codes >= 0
     proba, codes = holdout.loc[keep, columns].to_numpy(dtype=float), codes[keep]
     before = expected_calibration_error(codes, proba)
-    report = {"ece_before": round(before, 4), "ece_after": round(before, 4), "method": None, "applied": False, "rows": int(len(codes)),
+    report = {"ece_before": round(before, 4), "ece_after": round(before, 4), "method": None, "applied": False, "rows": len(codes),
               "measured_on": "held-out rows (after: two-fold cross-fitting, so the calibrator never scores rows it was fitted on)"}
     if before <= CALIBRATION_TRIGGER or len(codes) < MIN_HOLDOUT_ROWS:
         report["reason"] = f"held-out calibration error {before:.3f} is within {CALIBRATION_TRIGGER}"

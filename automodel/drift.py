@@ -78,7 +78,7 @@ def reference_profile(frame: pd.DataFrame, columns: list[str], roles: dict[str, 
     """What drift is measured against, computed on the training rows (a fixed sample of at most ``max_rows``)."""
     roles = roles or {}
     rows = frame.sample(max_rows, random_state=seed) if len(frame) > max_rows else frame
-    out: dict = {"rows": int(len(frame)), "columns": {}}
+    out: dict = {"rows": len(frame), "columns": {}}
     for col in columns:
         if col not in rows.columns:
             continue
@@ -128,7 +128,7 @@ def compare(reference: dict | None, frame: pd.DataFrame, threshold: float = MOVE
                     measured[-1]["after_training_range"] = round(later, 4)
     measured.sort(key=lambda m: m["psi"], reverse=True)
     moved = [m for m in measured if m["status"] == "moved"]
-    return {"measure": "population stability index", "threshold": threshold, "rows": int(len(frame)), "training_rows": reference.get("rows"),
+    return {"measure": "population stability index", "threshold": threshold, "rows": len(frame), "training_rows": reference.get("rows"),
             "columns": measured, "moved": [m["column"] for m in moved], "max_psi": measured[0]["psi"] if measured else 0.0}
 
 

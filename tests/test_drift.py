@@ -29,7 +29,7 @@ def trained(txhousing, tmp_path_factory):
     training = training.reset_index(drop=True)
     profile = stages.profile_frame(training, None, "median", None)
     path = tmp_path_factory.mktemp("drift") / "model.joblib"
-    outcome = stages.train_model(training, profile, path, time_budget_s=3)
+    stages.train_model(training, profile, path, time_budget_s=3)
     return path, same_period.reset_index(drop=True), later.reset_index(drop=True)
 
 

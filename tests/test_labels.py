@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -43,7 +43,7 @@ def test_yes_no_target_round_trips_through_run_score_rerun_and_dashboard(home, c
     trained = cli("run", tmp_path / "train.csv", "--target", "default", "--drop", "income", "--json")
     assert trained.code == 0, trained.err
     out = trained.json
-    facts = json.loads(open(out["facts_path"], encoding="utf-8").read())
+    facts = json.loads(Path(out["facts_path"]).read_text(encoding="utf-8"))
     assert "--drop" in facts["excluded"]["income"]  # the user's call, recorded with the run
     assert out["calibration"] is not None and "ece_before" in out["calibration"]
     predictions = pd.read_csv(out["predictions_path"], keep_default_na=False)
@@ -52,7 +52,7 @@ def test_yes_no_target_round_trips_through_run_score_rerun_and_dashboard(home, c
     # Probabilities follow the documented class order (sorted text) and pick the prediction.
     picked = predictions[["proba_No", "proba_Yes"]].to_numpy().argmax(axis=1)
     assert (predictions["prediction"] == pd.Series(["No", "Yes"]).iloc[picked].to_numpy()).all()
-    html = open(out["dashboard_path"], encoding="utf-8").read()
+    html = Path(out["dashboard_path"]).read_text(encoding="utf-8")
     assert "Yes" in html and "True" not in html.replace("true", "")
 
     scored = cli("score", tmp_path / "new.csv", "--model", out["run_id"], "--json")
