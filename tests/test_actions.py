@@ -253,7 +253,7 @@ def test_recipes_are_plugins_and_configuration_enables_them(tmp_path, monkeypatc
     sys.modules.pop("vip_recipe", None)
 
     assert "vip_customer" in available_recipes()
-    assert select_recipes("", "") == ["role_review", "anomaly_alert", "reorder", "vip_customer"]
+    assert select_recipes("", "") == ["role_review", "anomaly_alert", "reorder", "drift_alert", "vip_customer"]
     assert select_recipes("vip_customer,reorder", "reorder") == ["vip_customer"]
     with pytest.raises(AutomodelError, match="Unknown recipe"):
         select_recipes("no_such_recipe")
@@ -292,7 +292,7 @@ def test_reorder_end_to_end_creates_purchase_orders_and_notifies_once(home, cli,
     assert expected.sum() > 0
     reorder = next(a for a in out["actions"] if a["recipe"] == "reorder")
     assert reorder["triggered"] and reorder["notified"] == ["log", "webhook", "email"]
-    assert [a["recipe"] for a in out["actions"]] == ["anomaly_alert", "reorder"]  # role_review disabled by configuration
+    assert [a["recipe"] for a in out["actions"]] == ["anomaly_alert", "reorder", "drift_alert"]  # role_review disabled by configuration
 
     orders = ActionLog(home / "action_logs.db").tasks(run_id=out["run_id"], kind="purchase_order")
     assert sorted(o["payload"]["row"] for o in orders) == list(predictions.index[expected])
