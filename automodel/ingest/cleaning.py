@@ -177,21 +177,49 @@ def _normalize_text_wide(frame: pd.DataFrame, report: CleaningReport, text_colum
     if unify_case and lettered.any():
         present = pc.is_valid(stripped)
         keep = pc.and_(present, pa.array(np.repeat(lettered, rows)))
-        values = pd.DataFrame({"column": column_of[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)],
-                               "value": pc.filter(stripped, keep).dictionary_encode().indices.to_numpy(zero_copy_only=False),
+        kept_at = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool))
+        encoded = pc.filter(stripped, keep).dictionary_encode()
+        values = pd.DataFrame({"column": column_of[kept_at], "value": encoded.indices.to_numpy(zero_copy_only=False),
                                "folded": pc.filter(pc.utf8_lower(stripped), keep).dictionary_encode().indices.to_numpy(zero_copy_only=False)})
         n_present = values.groupby("column").size()
         n_distinct = values.drop_duplicates(["column", "value"]).groupby("column").size()
         n_folded = values.drop_duplicates(["column", "folded"]).groupby("column").size()
         # The per-column rule acts only where some labels differ by case alone and values repeat: test just those.
         candidates = n_distinct[(n_folded < n_distinct) & (n_distinct <= 1_000) & (n_distinct <= 0.5 * n_present)].index
-        may_unify = {text_columns[i] for i in candidates}
+        if len(candidates):
+            stripped, tied = _unify_case_wide(stripped, values, kept_at, encoded.dictionary, set(candidates), text_columns, report)
+            may_unify = {text_columns[i] for i in tied}
 
     as_arrays = {}
     for i, col in enumerate(text_columns):
         array = pd.arrays.ArrowStringArray(stripped.slice(i * rows, rows))
         as_arrays[col] = _unify_case(pd.Series(array, index=frame.index), col, report).array if col in may_unify else array
     return pd.DataFrame({col: as_arrays[col] if col in as_arrays else arrays[col] for col in frame.columns}, index=frame.index, copy=False)
+
+
+def _unify_case_wide(stripped, values: pd.DataFrame, kept_at: np.ndarray, dictionary, candidates: set, text_columns: list,
+                     report: CleaningReport):
+    """``_unify_case`` for many columns at once: in each column, spellings that differ only by case become the most
+    frequent one. Where two spellings tie for most frequent, the per-column rule decides (returned as ``tied``)."""
+    import pyarrow as pa
+
+    in_candidate = values["column"].isin(candidates).to_numpy()
+    cells = values[in_candidate].reset_index(drop=True)
+    positions = kept_at[in_candidate]
+    counts = cells.groupby(["column", "folded", "value"], sort=False).size().rename("n").reset_index()
+    leaders = counts[counts["n"] == counts.groupby(["column", "folded"])["n"].transform("max")]
+    per_group = leaders.groupby(["column", "folded"]).size()
+    tied = set(per_group[per_group > 1].index.get_level_values(0))
+    canonical = leaders.drop_duplicates(["column", "folded"])[["column", "folded", "value"]].rename(columns={"value": "canonical"})
+    merged = cells.merge(canonical, on=["column", "folded"], how="left")  # a left merge keeps the cells' order
+    change = (merged["canonical"].to_numpy() != merged["value"].to_numpy()) & ~merged["column"].isin(tied).to_numpy()
+    if change.any():
+        for i, n in zip(*np.unique(merged["column"].to_numpy()[change], return_counts=True)):
+            report.count("case_unified", text_columns[i], int(n))
+        out = stripped.to_numpy(zero_copy_only=False).astype(object)
+        out[positions[change]] = dictionary.take(pa.array(merged["canonical"].to_numpy()[change])).to_numpy(zero_copy_only=False)
+        stripped = pa.array(out, type=pa.string())
+    return stripped, tied
 
 
 def _column_arrays(frame: pd.DataFrame) -> dict:
