@@ -232,8 +232,8 @@ def _wide_penguins(penguins, copies: int) -> pd.DataFrame:
                 values = values.where(values.index % 3 != 0, "  " + values + "\t kg ")
             elif k % 4 == 2:
                 values = values.where(values.index % 4 != 0, "N/A")
-            elif k % 4 == 3 and col in ("species", "island", "sex"):
-                values = values.where(values.index % 2 == 0, values.str.upper())
+            elif k % 4 == 3 and col in ("species", "island", "sex"):  # 2:1 spellings in some copies, 1:1 ties in others
+                values = values.where(values.index % (2 if k % 8 == 7 else 3) != 0, values.str.upper())
             columns[f"{col}_{k}"] = values
     return pd.DataFrame(columns)
 
