@@ -64,6 +64,15 @@ CELL_ROUNDS_PER_SECOND = 30e6
 METRIC_FOR_TASK = {"regression": "r2", "classification": "f1"}
 
 
+def selection_metric(task: str, y: pd.Series) -> str:
+    """R² for regression, macro F1 for several classes, ROC-AUC for two: F1 at a 0.5 threshold is a noisy way to
+    rank binary models and favoured resampled ones that rank rows worse (HMDA mortgage denials, 1,785 rows: test
+    ROC-AUC 0.870 chosen by F1, 0.888 chosen by ROC-AUC)."""
+    if task == "classification" and y.nunique(dropna=True) == 2:
+        return "roc_auc"
+    return METRIC_FOR_TASK[task]
+
+
 # ---- candidates -------------------------------------------------------------------------------------
 
 @dataclass
@@ -1045,6 +1054,6 @@ def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: lis
     if candidates is None:
         candidates = regression_candidates(n_jobs, seed) if task == "regression" else classification_candidates(n_jobs, seed, is_imbalanced(y))
         candidates = with_sentence_features(candidates, X, plan, time_budget_s)
-    runner = ModelSearch(task, plan, candidates, time_budget_s, seed, n_jobs, metric or METRIC_FOR_TASK[task], time_column,
+    runner = ModelSearch(task, plan, candidates, time_budget_s, seed, n_jobs, metric or selection_metric(task, y), time_column,
                          max_rows_first_pass, max_rows_full)
     return runner.run(X.reset_index(drop=True), y.reset_index(drop=True))
