@@ -311,8 +311,8 @@ def test_a_unique_measurement_is_still_a_regression_target(penguins):
     # Every body mass made distinct: all-different real measurements are what regression predicts, not identifiers.
     frame = penguins.dropna(subset=["body_mass_g"]).reset_index(drop=True)
     frame["body_mass_g"] = frame["body_mass_g"] + frame.index * 0.01
-    from analyzers.selection import _identifier_reason
     from analyzers.base import AnalysisContext
+    from analyzers.selection import _identifier_reason
 
     assert _identifier_reason(frame["body_mass_g"], "body_mass_g", AnalysisContext(metas=[], target="body_mass_g")) is None
 

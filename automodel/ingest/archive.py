@@ -49,13 +49,13 @@ class InputLimits:
     max_columns: int = DEFAULT_MAX_COLUMNS
 
     @classmethod
-    def from_settings(cls, settings, quota_left_bytes: int | None = None) -> "InputLimits":
+    def from_settings(cls, settings, quota_left_bytes: int | None = None) -> InputLimits:
         return cls(max_bytes=int(float(getattr(settings, "max_inflated_mb", DEFAULT_MAX_INFLATED_MB)) * _MB),
                    max_ratio=float(getattr(settings, "max_expansion_ratio", DEFAULT_MAX_EXPANSION_RATIO)),
                    quota_left_bytes=quota_left_bytes, max_columns=int(getattr(settings, "max_columns", DEFAULT_MAX_COLUMNS)))
 
     @classmethod
-    def from_env(cls) -> "InputLimits":
+    def from_env(cls) -> InputLimits:
         return cls(max_bytes=int(float(os.environ.get("AUTOMODEL_MAX_INFLATED_MB", DEFAULT_MAX_INFLATED_MB)) * _MB),
                    max_ratio=float(os.environ.get("AUTOMODEL_MAX_EXPANSION_RATIO", DEFAULT_MAX_EXPANSION_RATIO)),
                    max_columns=int(os.environ.get("AUTOMODEL_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)))
