@@ -327,10 +327,15 @@ def execute_run_job(instance: dg.DagsterInstance, partition_key: str | None, tag
     The executor is the job's (in-process by default, AUTOMODEL_EXECUTOR otherwise); the run records the code
     location of workspace.yaml, so the UI shows it as a run of ``automodel_run`` and can re-execute it.
     """
+    from dagster._core.definitions.reconstruct import ReconstructableJob
     from dagster._core.execution.api import execute_run
 
     from automodel_assets.definitions import automodel_run_job
 
+    # Dagster keeps the last job definition per equal target; ours depends on the environment (AUTOMODEL_HOME, --lake),
+    # which the command line and tests change within one process, so a cached one could run against another home.
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
     job = dg.reconstructable(job_target or automodel_run_job)
     load_data = job.repository.get_definition().repository_load_data
     job = job.with_repository_load_data(load_data)
