@@ -114,6 +114,22 @@ def test_rerun_from_predictions_rebuilds_the_added_asset_and_nothing_upstream(co
     assert unknown.code == 2 and "prediction_shares" in unknown.err
 
 
+def test_a_run_with_an_old_style_key_still_runs_and_reruns(composed):
+    from automodel.layout import Layout
+    from automodel_assets.runs import create_run, materialize_run
+    from resources.settings import AutomodelSettings
+
+    settings = AutomodelSettings.from_env()
+    instance = _instance(composed["home"])
+    old = "20261127T162532-386e7a7c"
+    create_run(settings, instance, str(composed["work"] / "penguins.csv"), user_id="ana", target="species", run_id=old)
+    assert materialize_run(settings, instance, old).success
+    assert settings.layout == Layout.at(composed["home"]) and settings.layout.model_path(old).exists()
+    assert old in {row["run_id"] for row in run_cli("sessions", "--user", "ana", "--json").json["sessions"]}
+    assert run_cli("rerun", old, "--from", "prediction_shares", "--user", "ana").code == 0
+    assert abs(_shares(composed["home"], old)["share"].sum() - 1) < 1e-9
+
+
 def test_a_drop_with_a_sidecar_runs_the_job_with_the_added_asset_and_the_sidecar_target(composed, tmp_path):
     from automodel.sessions import SessionStore
     from automodel_assets.definitions import current_definitions
