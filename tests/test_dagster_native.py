@@ -254,3 +254,31 @@ def test_the_home_links_the_project_instance_file_so_edits_take_effect(home, tmp
     own.write_text("telemetry:\n  enabled: false\n")  # an operator's own file (the production profile) is left alone
     get_instance(layout)
     assert not own.is_symlink() and own.read_text().startswith("telemetry")
+
+
+def test_with_an_s3_asset_store_the_dashboard_link_is_a_presigned_url_that_opens(home, s3_server, monkeypatch, tmp_path):
+    import urllib.request
+
+    from automodel_assets.links import dashboard_link
+    from resources.settings import AutomodelSettings
+
+    s3_server.client().create_bucket(Bucket="automodel-prod")
+    monkeypatch.setenv("AUTOMODEL_ASSET_STORE", "s3://automodel-prod/assets")
+    page = tmp_path / "2026-11-27-sales-0123abcd.html"
+    page.write_text("<html><title>automodel run 2026-11-27-sales-0123abcd</title></html>")
+    url = dashboard_link(AutomodelSettings.from_env(), page)
+    assert url.startswith(f"{s3_server.endpoint}/automodel-prod/assets/dashboards/2026-11-27-sales-0123abcd.html?") and "Signature" in url
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert b"automodel run 2026-11-27-sales-0123abcd" in response.read()
+    monkeypatch.setenv("AUTOMODEL_DASHBOARD_URL", "https://reports.example.org/automodel/")
+    assert dashboard_link(AutomodelSettings.from_env(), page) == "https://reports.example.org/automodel/2026-11-27-sales-0123abcd.html"
+
+
+def test_home_and_lake_are_absolute_wherever_the_ui_starts(monkeypatch, tmp_path):
+    from resources.settings import AutomodelSettings
+
+    monkeypatch.delenv("AUTOMODEL_HOME", raising=False)
+    monkeypatch.delenv("AUTOMODEL_LAKE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = AutomodelSettings.from_env()
+    assert settings.layout.home == (REPO / "local_data").resolve() and settings.lake_path == (REPO / "datasets").resolve()
