@@ -337,11 +337,6 @@ def execute_run_job(instance: dg.DagsterInstance, partition_key: str | None, tag
     ReconstructableJob.get_definition.cache_clear()
     ReconstructableJob.get_repository_definition.cache_clear()
     job = dg.reconstructable(job_target or automodel_run_job)
-    # Dagster keeps the last reconstructed job per process (lru_cache on ReconstructableJob); its resources hold the
-    # settings of the environment it was built in, so a process that changes AUTOMODEL_HOME or the flags between runs
-    # (tests, a --lake run) would run on the previous home. Build it for the environment as it is now.
-    type(job).get_definition.cache_clear()
-    type(job).get_repository_definition.cache_clear()
     load_data = job.repository.get_definition().repository_load_data
     job = job.with_repository_load_data(load_data)
     job_def = job.get_definition()
