@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,3 +82,32 @@ class Layout:
             self.shap_path(run_id),
             self.facts_path(run_id),
         ]
+
+
+PRIVATE_UMASK = 0o077  # new folders 0700, new files 0600
+
+
+def private_home_wanted() -> bool:
+    return os.environ.get("AUTOMODEL_PRIVATE_HOME", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def secure_home(layout: Layout, private: bool = True) -> None:
+    """Make the home private to the OS user who runs automodel (the embedded profile's trust model, automodel.trust).
+
+    The process umask makes every folder and file written from now on (session store, action log, Dagster
+    databases, models, predictions, dashboards, uploads) private, and child processes inherit it (``make dev``
+    starts the webserver and daemon under it). The home folder itself is closed (0700), which also closes
+    everything an older version left readable inside it, and the stores written directly in it are set to 0600.
+    ``AUTOMODEL_PRIVATE_HOME=0`` leaves permissions to the operator (a home shared by a group of accounts).
+    """
+    if not private:
+        return
+    os.umask(PRIVATE_UMASK)
+    home = layout.home
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if home.stat().st_uid == os.getuid():
+        os.chmod(home, 0o700)
+    for store in (layout.sessions_db, layout.action_log_db):
+        for path in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+            if path.exists() and path.stat().st_uid == os.getuid():
+                os.chmod(path, 0o600)

@@ -21,6 +21,8 @@ _COLUMNS = {
     "error": "TEXT", "analyzer": "TEXT", "task": "TEXT", "metrics": "TEXT", "model_type": "TEXT", "model_path": "TEXT",
     "predictions_path": "TEXT", "dashboard_path": "TEXT", "summary": "TEXT", "enrichment": "TEXT", "actions": "TEXT",
     "needs_role_review": "INTEGER", "scoring": "TEXT", "options": "TEXT",
+    # host|pid|start time of the process that runs it from the command line (automodel.liveness), so a dead one is noticed
+    "worker": "TEXT",
 }
 _JSON_FIELDS = {"labels", "metrics", "enrichment", "actions", "scoring", "options"}
 
@@ -69,9 +71,9 @@ class SessionStore:
         con.row_factory = sqlite3.Row
         return con
 
-    def create(self, manifest: RunManifest) -> None:
+    def create(self, manifest: RunManifest, worker: str | None = None) -> None:
         now = time.time()
-        row = {**asdict(manifest), "created_at": now, "updated_at": now, "status": "created"}
+        row = {**asdict(manifest), "created_at": now, "updated_at": now, "status": "created", "worker": worker}
         self._write("INSERT INTO runs ({cols}) VALUES ({marks})", row)
 
     def update(self, run_id: str, **fields) -> None:
@@ -130,6 +132,18 @@ class SessionStore:
         """Runs a user created, all time or since a UNIX time (quotas count a rolling window)."""
         with closing(self._connect()) as con:
             return int(con.execute("SELECT count(*) FROM runs WHERE user_id = ? AND created_at >= ?", [user_id, since or 0]).fetchone()[0])
+
+    def has_status(self, statuses: tuple[str, ...]) -> bool:
+        with closing(self._connect()) as con:
+            marks = ", ".join("?" * len(statuses))
+            return con.execute(f"SELECT 1 FROM runs WHERE status IN ({marks}) LIMIT 1", list(statuses)).fetchone() is not None
+
+    def unfinished_with_worker(self, statuses: tuple[str, ...]) -> list[dict]:
+        """Runs in one of ``statuses`` that a command-line process is recorded as running."""
+        with closing(self._connect()) as con:
+            marks = ", ".join("?" * len(statuses))
+            rows = con.execute(f"SELECT * FROM runs WHERE status IN ({marks}) AND worker IS NOT NULL", list(statuses)).fetchall()
+        return [self._decode(r) for r in rows]
 
     def delete(self, run_id: str) -> None:
         with closing(self._connect()) as con, con:

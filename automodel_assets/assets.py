@@ -21,6 +21,7 @@ from automodel.outputs.summary import summarize, summary_facts
 from automodel_assets.links import dashboard_link, publish_if_s3
 from automodel_assets.metadata import frame_table, numbers, pairs_table, present, table
 from automodel_assets.partitions import runs_partitions
+from automodel_assets.redaction import publish_metadata
 from recipes import ActionContext, parse_recipe_options, select_recipes
 from resources.llm import LLMResource
 from resources.notifier import NotifierResource
@@ -70,7 +71,7 @@ def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSetting
     report = build_index(settings.lake_path, settings.layout.catalog_db)
     catalog = catalog_summary(settings.layout.catalog_db)
     keys = ", ".join(f"{kind} {count}" for kind, count in catalog["keys_by_kind"].items()) or "none"
-    context.add_output_metadata({
+    publish_metadata(context, {
         "tables": report.tables, "profiled": ", ".join(report.profiled) or "none", "unchanged": len(report.unchanged),
         "skipped": "; ".join(f"{name}: {why}" for name, why in report.skipped.items()) or "none",
         "lake_fingerprint": lake_fingerprint(settings.lake_path), "seconds": round(report.seconds, 3),
@@ -94,7 +95,7 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
 
     frame, info = stages.load_raw(manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1], data, manifest.source_uri,
                                   limits=input_limits(settings, manifest.user_id, local=True))  # create_run applied drop quotas
-    context.add_output_metadata({
+    publish_metadata(context, {
         "source": manifest.source_uri, "user": manifest.user_id, "size_bytes": info.size_bytes, "sha256": info.sha256,
         "format": info.format, "encoding": str(info.encoding), "encoding_confidence": info.encoding_confidence, "delimiter": repr(info.delimiter), "dagster/row_count": info.rows,
         "columns": info.columns, "problems": "; ".join(info.problems) or "none", "dialect": dg.MetadataValue.md(info.dialect_markdown()),
@@ -116,7 +117,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
     if manifest.model_run_id:
         frame, scoring = stages.replay_cleaning(raw_dataset, settings.layout.model_path(manifest.model_run_id))
         SessionStore(settings.layout.sessions_db).update(context.partition_key, scoring=scoring.to_dict())
-        context.add_output_metadata({
+        publish_metadata(context, {
             "dagster/row_count": len(frame), "columns": frame.shape[1], "replayed_from": manifest.model_run_id,
             "scoring": dg.MetadataValue.md("\n".join(f"- {n}" for n in scoring.notes()) or "Every column read as in training."),
             "scoring_report": dg.MetadataValue.json(scoring.to_dict()),
@@ -127,7 +128,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
     stages.write_training_schema(settings.layout.model_dir(context.partition_key),
                                  stages.capture_training_schema(raw_dataset, frame, report, manifest.target))
     summary = report.to_dict()
-    context.add_output_metadata({
+    publish_metadata(context, {
         "dagster/row_count": len(frame), "columns": frame.shape[1], "changes": summary["total_changes"],
         "duplicate_rows": summary["duplicate_rows"], "outlier_rows": summary["outlier_rows"],
         "cleaning_report": dg.MetadataValue.json(summary), "cleaning": dg.MetadataValue.md(report.to_markdown()),
@@ -166,7 +167,7 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
     SessionStore(settings.layout.sessions_db).update(context.partition_key, target=profile.target)
     roles = [{"column": m.name, "role": m.role, "confidence": round(float(m.confidence), 3), "dtype": str(m.dtype),
               "missing": m.missing_count, "unique": m.unique_count, "user_labelled": bool(m.user_labelled)} for m in profile.metas]
-    context.add_output_metadata({
+    publish_metadata(context, {
         **present(target=profile.target), "target_reason": profile.target_reason, "tags": ", ".join(profile.tags),
         "needs_role_review": profile.needs_role_review, "roles": table(roles),
     })
@@ -188,7 +189,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
                                         reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables)
     store.update(context.partition_key, enrichment=report.to_dict())
-    context.add_output_metadata({
+    publish_metadata(context, {
         "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,
         **present(table=report.table, keys=" = ".join(report.keys) or None, strategy=report.strategy,
                   coverage=float(report.coverage) if report.coverage is not None else None,
@@ -228,7 +229,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
         )
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
-    context.add_output_metadata({
+    publish_metadata(context, {
         "analyzer": outcome.analyzer, "task": outcome.task, "trusted": bool(outcome.trusted), "notes": "; ".join(outcome.notes),
         "training_seconds": float(outcome.training_seconds), "candidates": len(outcome.leaderboard),
         **present(model=str(outcome.model_info["model"]) if outcome.model_info.get("model") else None, target=outcome.target,
@@ -255,11 +256,11 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     store.update(context.partition_key, predictions_path=str(path))
     scoring = (store.get(context.partition_key) or {}).get("scoring") if model.reused_from else None
     if scoring:
-        context.add_output_metadata({"scoring": dg.MetadataValue.md("\n".join(f"- {n}" for n in scoring["notes"]) or "Every column read as in training."),
+        publish_metadata(context, {"scoring": dg.MetadataValue.md("\n".join(f"- {n}" for n in scoring["notes"]) or "Every column read as in training."),
                                      "missing_imputed": ", ".join(scoring["missing_imputed"]) or "none",
                                      "unseen_categories": ", ".join(scoring["unseen_categories"]) or "none",
                                      "extra_columns_ignored": ", ".join(scoring["extra_columns"]) or "none"})
-    context.add_output_metadata({"dagster/row_count": len(frame), "path": dg.MetadataValue.path(str(path)),
+    publish_metadata(context, {"dagster/row_count": len(frame), "path": dg.MetadataValue.path(str(path)),
                                  "overview": pairs_table(prediction_overview(model.task, frame)),
                                  "preview": frame_table(frame, 10)})
     return frame
@@ -277,7 +278,7 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
     rows = stages.explain_rows(enriched_frame, model, enabled=settings.enable_shap_explanations)
     if not rows.empty:  # per-row SHAP values on a sample: the dashboard's beeswarm and dependence charts
         stages.write_predictions_csv(settings.layout.shap_path(context.partition_key), rows)
-    context.add_output_metadata({**present(method=importance["method"].iloc[0] if not importance.empty else None),
+    publish_metadata(context, {**present(method=importance["method"].iloc[0] if not importance.empty else None),
                                  "shap_rows": int(rows["row"].nunique()) if not rows.empty else 0, "features": len(importance),
                                  "top_features": frame_table(importance, 20)})
     return importance
@@ -305,7 +306,7 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
     if result.fallback_reason:
         context.log.warning(f"summary: {result.fallback_reason}")
     store.update(context.partition_key, summary=result.text)
-    context.add_output_metadata({
+    publish_metadata(context, {
         "summary": dg.MetadataValue.md(result.text), "provider": result.provider, "requested_provider": result.requested_provider,
         **present(fallback_reason=result.fallback_reason or None, holdout_basis=str(facts["holdout_basis"]) if facts.get("holdout_basis") else None),
         "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in result.recommendations) or "No recommendations."),
@@ -356,7 +357,7 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
                  predictions=predictions, frame=enriched_frame, actions=(store.get(run_id) or {}).get("actions"))
     store.update(run_id, dashboard_path=str(path))
     url = dashboard_link(settings, path)
-    context.add_output_metadata({"dashboard": dg.MetadataValue.url(url), "path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
+    publish_metadata(context, {"dashboard": dg.MetadataValue.url(url), "path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
                                  "key_figures": pairs_table(figures_shown, "figure", "value"), **numbers(figures_shown, "figure"),
                                  "holdout_basis": str(facts.get("holdout_basis")), "trusted": bool(facts["trusted"])})
     return {"path": str(path), "url": url, "charts": charts, "key_figures": figures_shown}
@@ -391,7 +392,7 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
     publish_if_s3(settings.layout.dashboard_path(run_id))  # the published copy gets the actions too
     rows = [{"recipe": r["recipe"], "triggered": bool(r["triggered"]), "message": r["message"], "notified": ", ".join(r["notified"])}
             for r in results]
-    context.add_output_metadata({"triggered": sum(bool(r["triggered"]) for r in results), "channels": ", ".join(notifier.channels),
+    publish_metadata(context, {"triggered": sum(bool(r["triggered"]) for r in results), "channels": ", ".join(notifier.channels),
                                  "actions": table(rows, ["recipe", "triggered", "message", "notified"])})
     return results
 

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run every stage on a file (local path or s3:// URI)")
     run.add_argument("source")
     run.add_argument("--target")
-    run.add_argument("--user", default="default")
+    run.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
     run.add_argument("--label", action="append", default=[], metavar="COL=ROLE")
     run.add_argument("--keep", action="append", default=[], metavar="COL", help="keep COL in the model even if the leakage guard suspects it")
     run.add_argument("--drop", action="append", default=[], metavar="COL", help="leave COL out of the model")
@@ -44,19 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score a file with another run's model, without retraining")
     score.add_argument("source")
     score.add_argument("--model", required=True, metavar="RUN_ID")
-    score.add_argument("--user", default="default")
+    score.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
     score.add_argument("--json", action="store_true")
 
     rerun = sub.add_parser("rerun", help="rematerialize a run's partition")
     rerun.add_argument("run_id")
     rerun.add_argument("--from", dest="from_asset", metavar="ASSET")
-    rerun.add_argument("--user", default="default")
+    rerun.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
     rerun.add_argument("--json", action="store_true")
 
     sessions = sub.add_parser("sessions", help="list runs, newest first")
     sessions.add_argument("--limit", type=int, default=20)
-    sessions.add_argument("--user", default="default", help="whose runs to list (each user sees only their own)")
-    sessions.add_argument("--all-users", action="store_true", help="operators: list every user's runs")
+    sessions.add_argument("--user", help="whose runs to list (each user sees only their own)")
+    sessions.add_argument("--all-users", action="store_true", help="operators (AUTOMODEL_ADMIN=1): list every user's runs")
     sessions.add_argument("--json", action="store_true")
 
     index = sub.add_parser("index", help="build the lake's semantic index")
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="ask a question about a run's data: writes a chart and prints the answer")
     ask.add_argument("run_id")
     ask.add_argument("question")
-    ask.add_argument("--user", default="default")
+    ask.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
     ask.add_argument("--json", action="store_true")
     return parser
 
@@ -205,13 +205,14 @@ def cmd_score(args) -> int:
 
 def cmd_rerun(args) -> int:
     from automodel.safety import safe_user_id
+    from automodel.trust import may_read
     from automodel.sessions import SessionStore
     from automodel_assets.runs import get_instance, materialize_run
 
     settings = _settings(args)
     store = SessionStore(settings.layout.sessions_db)
     row = store.get(args.run_id)
-    if row is None or row["user_id"] != safe_user_id(args.user):  # another user's run is reported exactly like a missing one
+    if row is None or not may_read(row["user_id"], safe_user_id(args.user), settings.admin):  # another user's run: exactly like a missing one
         raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
     instance = get_instance(settings.layout)
     if not instance.has_dynamic_partition("run_id", args.run_id):
@@ -232,6 +233,13 @@ def cmd_sessions(args) -> int:
     settings = _settings(args)
     if args.limit < 1:
         raise CliError("--limit must be at least 1.")
+    if args.all_users:
+        from automodel.trust import require_admin
+
+        require_admin(settings.admin, "--all-users")
+    from automodel_assets.recovery import recover_before_listing
+
+    recover_before_listing(settings)  # a run whose process died is listed as failed, not running for ever
     rows = SessionStore(settings.layout.sessions_db).list(args.limit, user_id=None if args.all_users else safe_user_id(args.user))
     if args.json:
         print(json.dumps({"sessions": rows}, default=str))
@@ -337,13 +345,14 @@ def cmd_ask(args) -> int:
     from automodel.outputs.ask import answer, write_answer_chart
     from automodel.safety import safe_user_id
     from automodel.sessions import SessionStore
+    from automodel.trust import may_read
     from automodel_assets.assets import ALL_ASSETS
     from automodel_assets.definitions import build_resources
     from automodel_assets.runs import get_instance
 
     settings = _settings(args)
     row = SessionStore(settings.layout.sessions_db).get(args.run_id)
-    if row is None or row["user_id"] != safe_user_id(args.user):  # another user's run is reported exactly like a missing one
+    if row is None or not may_read(row["user_id"], safe_user_id(args.user), settings.admin):  # another user's run: exactly like a missing one
         raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
     resources = build_resources(settings)
     instance = get_instance(settings.layout)
@@ -403,6 +412,14 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not args.command:
             raise CliError("Give a command: run, score, rerun, sessions, index, inspect or ask; see `automodel --help`.")
+        if hasattr(args, "user"):  # --user is a namespace; a deployment may fix it (automodel.trust)
+            from automodel.trust import acting_user
+
+            args.user = acting_user(args.user, os.environ.get("AUTOMODEL_USER", ""))
+        if args.command != "inspect":  # inspect writes nothing under the home
+            from automodel.layout import Layout, private_home_wanted, secure_home
+
+            secure_home(Layout.at(os.environ.get("AUTOMODEL_HOME", "./local_data")), private=private_home_wanted())
         return COMMANDS[args.command](args)
     except (CliError, AutomodelError) as exc:
         print(f"error: {redact_pii(str(exc))}", file=sys.stderr)

@@ -20,11 +20,13 @@ from automodel.atomic import file_lock, write_bytes_atomic
 from automodel.errors import AutomodelError, InputFileError
 from automodel.ingest.archive import inflated_size, is_compressed
 from automodel.ingest.loader import is_supported
-from automodel.layout import Layout
+from automodel.layout import Layout, private_home_wanted, secure_home
+from automodel.liveness import current_process
 from automodel.quotas import Tier, check_quota, parse_tiers
 from automodel.run_keys import readable_run_id
 from automodel.safety import safe_file_name, safe_user_id
 from automodel.sessions import RunManifest, SessionStore
+from automodel.trust import may_read
 from resources.settings import AutomodelSettings
 from resources.storage import get_backend, stage_upload
 
@@ -76,6 +78,7 @@ def ensure_dagster_home(layout: Layout) -> Path:
     A dagster.yaml that someone put there themselves (the production profile's deploy/dagster.yaml) is left alone;
     a copy an older version made is replaced by the link.
     """
+    secure_home(layout, private=private_home_wanted())  # the home is private to its OS user (automodel.trust)
     home = layout.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     write_project_env(layout)
@@ -207,14 +210,15 @@ def create_run(settings: AutomodelSettings, instance: dg.DagsterInstance, source
         inflated_size(name, Path(source).read_bytes(), input_limits(settings, user_id, local=not from_drop))
     if model_run_id:
         previous = store.get(model_run_id)
-        if previous is None or previous["user_id"] != user_id:  # another user's model is reported exactly like a missing one
+        if previous is None or not may_read(previous["user_id"], user_id, settings.admin):  # another user's model: exactly like a missing one
             raise AutomodelError(f"Run {model_run_id} is not known for user {user_id!r}; list runs with `automodel sessions --user {user_id}`.")
         if not previous.get("model_path"):
             raise AutomodelError(f"Run {model_run_id} has no saved predictive model to reuse; score with a run that trained a regression or classification model.")
     source_uri = source if source.startswith("s3://") else str(stage_upload(layout, user_id, Path(source).resolve()))
     manifest = RunManifest(run_id=run_id or readable_run_id(name), source_uri=source_uri, user_id=user_id, file_name=name, target=target,
                            labels=labels or {}, category=category, model_run_id=model_run_id, options=dict(options or {}))
-    store.create(manifest)
+    # The process that adds the partition runs it (the command line); a sensor's run is the daemon's to watch.
+    store.create(manifest, worker=current_process().encode() if add_partition else None)
     if add_partition:
         instance.add_dynamic_partitions("run_id", [manifest.run_id])
     return CreatedRun(manifest.run_id, manifest)
@@ -340,8 +344,12 @@ def execute_run_job(instance: dg.DagsterInstance, partition_key: str | None, tag
     load_data = job.repository.get_definition().repository_load_data
     job = job.with_repository_load_data(load_data)
     job_def = job.get_definition()
+    from automodel_assets.recovery import worker_tags
+
+    # This process executes the run: its host, pid and start time let a later command tell whether it died (recovery).
     dagster_run = instance.create_run_for_job(
-        job_def=job_def, run_config=QUIET_RUN_CONFIG, tags={**tags, **({"dagster/partition": partition_key} if partition_key else {})},
+        job_def=job_def, run_config=QUIET_RUN_CONFIG,
+        tags={**tags, **worker_tags(), **({"dagster/partition": partition_key} if partition_key else {})},
         asset_selection=frozenset(asset_keys) if asset_keys else None, remote_job_origin=_remote_origin(job_def.name),
         job_code_origin=job.get_python_origin(), repository_load_data=load_data,
     )
@@ -361,6 +369,11 @@ def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, r
         definitions = current_definitions()
         selection = dg.AssetSelection.assets(dg.AssetKey.from_user_string(from_asset)).downstream() & run_selection(list(definitions.assets or []))
         asset_keys = sorted(selection.resolve(definitions.resolve_asset_graph()), key=lambda k: k.to_user_string())
+    from automodel_assets.recovery import recover_dead_runs
+
+    # Runs killed earlier give back their pool slots first, or this run could wait for them for ever.
+    recover_dead_runs(settings, instance)
+    SessionStore(settings.layout.sessions_db).update(run_id, worker=current_process().encode())
     ensure_index(settings, instance)
     manifest = SessionStore(settings.layout.sessions_db).manifest(run_id)
     tags = run_tags(manifest, origin) if manifest else {RUN_ID_TAG: run_id}

@@ -18,14 +18,15 @@ class NotifierResource(dg.ConfigurableResource):
     smtp_to: str = ""  # comma-separated addresses
     smtp_username: str = ""
     smtp_password: str = ""
-    smtp_starttls: bool = False
+    smtp_starttls: bool = False  # STARTTLS is used whenever offered; True refuses a server that does not offer it
+    smtp_ca_file: str = ""  # a CA bundle to trust besides the system's (a relay with a private certificate)
     smtp_timeout_s: float = 10.0
 
     @classmethod
     def from_settings(cls, settings) -> "NotifierResource":
         return cls(webhook_url=settings.webhook_url, smtp_host=settings.smtp_host, smtp_port=settings.smtp_port, smtp_from=settings.smtp_from,
                    smtp_to=settings.smtp_to, smtp_username=settings.smtp_username, smtp_password=settings.smtp_password,
-                   smtp_starttls=settings.smtp_starttls)
+                   smtp_starttls=settings.smtp_starttls, smtp_ca_file=getattr(settings, "smtp_ca_file", ""))
 
     def notifiers(self) -> list:
         out: list = [LogNotifier()]
@@ -34,7 +35,8 @@ class NotifierResource(dg.ConfigurableResource):
         if self.smtp_host:
             recipients = [a.strip() for a in self.smtp_to.split(",") if a.strip()]
             out.append(EmailNotifier(self.smtp_host, self.smtp_port, self.smtp_from, recipients, timeout_s=self.smtp_timeout_s,
-                                     username=self.smtp_username, password=reveal(self.smtp_password), starttls=self.smtp_starttls))
+                                     username=self.smtp_username, password=reveal(self.smtp_password), starttls=self.smtp_starttls,
+                                     ca_file=self.smtp_ca_file))
         return out
 
     @property

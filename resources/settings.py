@@ -95,6 +95,10 @@ class AutomodelSettings(dg.ConfigurableResource):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    smtp_ca_file: str = ""
+    # Trust model (automodel.trust): operators may read every user's runs; a deployment may fix the identity.
+    admin: bool = False
+    user: str = ""
     recipes_enabled: str = ""  # comma-separated; empty means every recipe found
     recipes_disabled: str = ""
     recipe_options: str = ""  # JSON: {"reorder": {"threshold": 10}, "anomaly_alert": {"min_rate": 0.02}}
@@ -150,6 +154,9 @@ class AutomodelSettings(dg.ConfigurableResource):
             smtp_username=env.get("AUTOMODEL_SMTP_USERNAME", ""),
             smtp_password=_secret("AUTOMODEL_SMTP_PASSWORD"),
             smtp_starttls=_flag("AUTOMODEL_SMTP_STARTTLS", False),
+            smtp_ca_file=env.get("AUTOMODEL_SMTP_CA_FILE", ""),
+            admin=_flag("AUTOMODEL_ADMIN", False),
+            user=env.get("AUTOMODEL_USER", ""),
             recipes_enabled=env.get("AUTOMODEL_RECIPES", ""),
             recipes_disabled=env.get("AUTOMODEL_RECIPES_DISABLED", ""),
             recipe_options=env.get("AUTOMODEL_RECIPE_OPTIONS", ""),

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from automodel.errors import AutomodelError
+from automodel.errors import AutomodelError, UnsafePathError
+from automodel.safety import open_inside, private_copy_inside, regular_files_inside
 from automodel.sessions import SessionStore
 from resources.settings import AutomodelSettings
 from sensors.drop_common import PARTIAL_SUFFIXES, TickPlan, drop_run_id, is_upload, run_tags_for, sidecar_options, user_of
@@ -47,20 +48,11 @@ def drop_folder(settings: AutomodelSettings) -> Path:
 
 
 def scan_drop_folder(folder: Path) -> list[LocalUpload]:
-    """Finished uploads of supported formats, oldest first (files that vanish while scanning are left out)."""
-    found = []
+    """Finished uploads of supported formats, oldest first; symbolic links (to files or folders) are never followed."""
     if not folder.exists():
-        return found
-    for path in folder.rglob("*"):
-        relative = path.relative_to(folder).as_posix()
-        if not is_upload(relative):
-            continue
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            continue
-        if path.is_file():
-            found.append(LocalUpload(relative, path, stat.st_size, stat.st_mtime_ns))
+        return []
+    found = [LocalUpload(relative, folder / relative, info.st_size, info.st_mtime_ns)
+             for relative, info in regular_files_inside(folder) if is_upload(relative)]
     return sorted(found, key=lambda f: (f.mtime_ns, f.relative))
 
 
@@ -77,8 +69,13 @@ def plan_local_tick(uploads: list[LocalUpload], cursor: dict, now_ns: int, settl
     return taken, len(new) - len(taken), {"seen": next_seen}
 
 
-def _read_if_file(path: Path) -> bytes | None:
-    return path.read_bytes() if path.is_file() else None
+def _read_if_file(folder: Path, relative: str) -> bytes | None:
+    """A sidecar's bytes, or None when there is none; a sidecar that is a link is ignored like a missing one."""
+    try:
+        with open_inside(folder, relative) as handle:
+            return handle.read()
+    except UnsafePathError:
+        return None
 
 
 def evaluate_local_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, cursor_text: str | None,
@@ -95,9 +92,11 @@ def evaluate_local_drop(settings: AutomodelSettings, instance: dg.DagsterInstanc
         user = user_of(upload.relative)
         if store.get(run_id) is None:
             try:
-                options = sidecar_options(lambda rel: _read_if_file(folder / rel), upload.relative)
-                create_run(settings, instance, str(upload.path), user_id=user, run_id=run_id, add_partition=False, target=options.target,
-                           labels=options.labels, category=options.category, options=options.options, from_drop=True)
+                options = sidecar_options(lambda rel: _read_if_file(folder, rel), upload.relative)
+                # Read through a no-follow open of each path step: a link swapped in after the scan is refused, not followed.
+                with private_copy_inside(folder, upload.relative, settings.layout.home / "tmp") as copy:
+                    create_run(settings, instance, str(copy), user_id=user, run_id=run_id, add_partition=False, target=options.target,
+                               labels=options.labels, category=options.category, options=options.options, from_drop=True)
             except AutomodelError as exc:
                 if upload.path.exists():
                     tick.skipped.append(f"{upload.relative}: {exc}")

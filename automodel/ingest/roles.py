@@ -300,7 +300,7 @@ def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user
                       use_embeddings: bool | None = None) -> list[ColumnMeta]:
     """One ColumnMeta per column: the user's label where given, else the inferred role. Ambiguous columns with a
     meaningful header can get a second opinion from MiniLM (automodel.ingest.embed_roles, AUTOMODEL_EMBED_ROLES=1)."""
-    from automodel.safety import redact_pii
+    from automodel.safety import redact_value
 
     user_labels = user_labels or {}
     metas = []
@@ -313,7 +313,7 @@ def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user
             role, confidence, reason = infer_role(col, raw_series, series)
             labelled = False
         # Samples are shown in the UI and in notifications: personal data is redacted there.
-        samples = [redact_pii(v) if isinstance(v, str) else v for v in (_plain(v) for v in series.dropna().head(5).tolist())]
+        samples = [redact_value(v, role) for v in (_plain(v) for v in series.dropna().head(5).tolist())]
         try:
             unique = int(series.nunique(dropna=True))
         except TypeError:  # unhashable cells (lists from JSON)

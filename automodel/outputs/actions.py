@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from automodel.errors import AutomodelError
-from automodel.safety import redact_pii
+from automodel.safety import redact_pii, redact_value
 from recipes import ActionContext, ActionOutcome, available_recipes
 
 logger = logging.getLogger("automodel.actions")
@@ -161,7 +161,8 @@ class WebhookNotifier:
 
 @dataclass
 class EmailNotifier:
-    """Plain-text email over SMTP (STARTTLS and login when configured)."""
+    """Plain-text email over SMTP. STARTTLS whenever the server offers it (``starttls=True`` requires it); a login
+    is never sent over an unencrypted connection. ``ca_file`` adds a CA to trust (a relay with a private certificate)."""
 
     host: str
     port: int = 25
@@ -172,7 +173,21 @@ class EmailNotifier:
     password: str = ""
     starttls: bool = False
     retries: int = 1
+    ca_file: str = ""
     channel: str = "email"
+
+    def _secure(self, smtp: smtplib.SMTP) -> bool:
+        """Upgrade to TLS when offered (or refuse when required and not offered); whether the connection is encrypted."""
+        import ssl
+
+        smtp.ehlo()
+        if smtp.has_extn("starttls"):
+            smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file or None))
+            smtp.ehlo()
+            return True
+        if self.starttls:
+            raise NotificationError(f"the SMTP server {self.host}:{self.port} does not offer STARTTLS, which AUTOMODEL_SMTP_STARTTLS requires")
+        return False
 
     def send(self, subject: str, payload: dict) -> None:
         if not self.recipients:
@@ -188,13 +203,15 @@ class EmailNotifier:
                 time.sleep(0.2 * attempt)
             try:
                 with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
-                    if self.starttls:
-                        smtp.starttls()
+                    encrypted = self._secure(smtp)
                     if self.username:
+                        if not encrypted:
+                            raise NotificationError(f"the SMTP server {self.host}:{self.port} offers no STARTTLS, and the login "
+                                                    f"(AUTOMODEL_SMTP_USERNAME) is never sent unencrypted; enable STARTTLS on the relay")
                         smtp.login(self.username, self.password)
                     smtp.send_message(message)
                 return
-            except (smtplib.SMTPException, OSError) as exc:
+            except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError: a certificate that does not verify
                 last = f"{type(exc).__name__}: {exc}"
         raise NotificationError(f"email via {self.host}:{self.port} failed after {self.retries + 1} attempt(s): {last}")
 
@@ -212,6 +229,8 @@ def _email_body(payload: dict) -> str:
 def _redacted(value: Any) -> Any:
     if isinstance(value, str):
         return redact_pii(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # an SSN or phone column read as numbers
+        return redact_value(value)
     if isinstance(value, dict):
         return {k: _redacted(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

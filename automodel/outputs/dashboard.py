@@ -78,6 +78,9 @@ def page_html(title: str, body: str) -> str:
 
 
 def figure_html(name: str, fig) -> str:
+    from automodel.safety import redact_figure
+
+    fig = redact_figure(fig)  # labels, hover text and categories that are e-mails, phones or SSNs are redacted like every output
     return (f"<div class='chart' data-chart='{html.escape(name)}'>"
             + fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{name}", config={"displaylogo": False, "responsive": True})
             + "</div>")
@@ -461,6 +464,10 @@ def prediction_overview(task: str, predictions: pd.DataFrame) -> dict:
 # ---- the page ------------------------------------------------------------------------------------------
 
 def _cell(value) -> str:
+    from automodel.safety import redact_pii
+
+    if isinstance(value, str):
+        value = redact_pii(value)  # every table of the report (predictions preview, roles, leaderboard) shows cells redacted
     if isinstance(value, bool) or value is None:
         return f"<td>{'' if value is None else html.escape(str(value))}</td>"
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -643,7 +650,9 @@ def write_report(path: Path, facts: dict, summary_text: str, figures: list[tuple
         sections.append(Section("predictions", "Predictions", _predictions_html(predictions, link, frame, facts.get("target"))))
     sections.append(Section("actions", "Actions taken", actions_html(actions)))
     toc = "<nav class='toc'><b>Contents</b><ol>" + "".join(f"<li><a href='#{s.ident}'>{html.escape(s.title)}</a></li>" for s in sections) + "</ol></nav>"
-    body = headline_html(facts, title, summary_text) + toc + "".join(s.html() for s in sections)
+    from automodel.safety import redact_pii
+
+    body = headline_html(facts, title, redact_pii(summary_text)) + toc + "".join(s.html() for s in sections)
     return write_text_atomic(path, page_html(title, body))
 
 
@@ -664,8 +673,11 @@ def fill_actions(path: Path, actions: list[dict]) -> bool:
 
 def write_dashboard(path: Path, title: str, headline: dict, summary: str, figures: list[tuple[str, object]]) -> Path:
     """A plain report: a table of key figures, a paragraph and the charts (for callers without a run's facts)."""
-    table = "<table id='headline'>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in headline.items()) + "</table>"
-    body = f"<h1>{html.escape(title)}</h1>{table}<p id='summary'>{html.escape(summary)}</p>" + "".join(figure_html(n, f) for n, f in figures)
+    from automodel.safety import redact_pii
+
+    table = "<table id='headline'>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(redact_pii(str(v)))}</td></tr>"
+                                              for k, v in headline.items()) + "</table>"
+    body = f"<h1>{html.escape(title)}</h1>{table}<p id='summary'>{html.escape(redact_pii(summary))}</p>" + "".join(figure_html(n, f) for n, f in figures)
     return write_text_atomic(path, page_html(title, body))
 
 

@@ -1,0 +1,231 @@
+"""Crash recovery: runs whose process is SIGKILLed give back their pool slots and are marked failed with the reason,
+in `sessions` and in Dagster, on the next command or sensor tick. Real processes, real kills, one real instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from conftest import REPO
+
+from automodel.layout import Layout
+from automodel.liveness import ProcessIdentity, current_process, is_alive, started_no_later_than
+
+AUTOMODEL = [sys.executable, "-m", "automodel_assets.cli"]
+# Each stage of the run graph, in the order the in-process executor runs them.
+STAGES = ["raw_dataset", "cleaned_frame", "column_metadata", "enriched_frame", "model", "predictions", "explanations", "summary",
+          "dashboard", "actions"]
+
+
+def _env(home: Path, **extra) -> dict:
+    return {**os.environ, "AUTOMODEL_HOME": str(home), "AUTOMODEL_LAKE": str(REPO / "datasets"), "HF_HUB_OFFLINE": "1",
+            "AUTOMODEL_SEARCH_BUDGET_S": "600", "ENABLE_SEMANTIC_MERGE": "0", **extra}
+
+
+_INSTANCES: dict[Path, dg.DagsterInstance] = {}
+
+
+def _instance(home: Path) -> dg.DagsterInstance:
+    from automodel_assets.runs import get_instance
+
+    if home not in _INSTANCES:
+        _INSTANCES[home] = get_instance(Layout.at(home))
+    return _INSTANCES[home]
+
+
+def _running_steps(home: Path, dagster_run_id: str) -> list[str]:
+    """Steps of the run that started and have not finished, from its event log."""
+    started, finished = [], set()
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    for entry in _instance(home).all_logs(dagster_run_id, of_type=kinds):
+        (started.append if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START else finished.add)(entry.step_key)
+    return [s for s in started if s not in finished]
+
+
+def _run_of(home: Path, pid: int) -> dg.DagsterRun | None:
+    if not (home / "dagster" / "history" / "runs.db").exists():
+        return None
+    for run in _instance(home).get_runs(limit=5):
+        identity = ProcessIdentity.decode(run.tags.get("automodel/worker"))
+        if identity and identity.pid == pid:
+            return run
+    return None
+
+
+def _kill_inside(home: Path, args: list[str], stage: str, env: dict, attempts: int = 4) -> str:
+    """Start `automodel ARGS` and SIGKILL it while `stage` runs; return the automodel run id.
+
+    A short stage can end between the poll that saw it start and the kill; the event log says where the
+    kill landed, and a kill that missed is tried again with a new run (the missed run is a dead run too).
+    """
+    for _ in range(attempts):
+        proc = subprocess.Popen([*AUTOMODEL, *args], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 300
+        run = None
+        try:
+            while time.time() < deadline and proc.poll() is None:
+                run = run or _run_of(home, proc.pid)
+                if run is not None and stage in _running_steps(home, run.run_id):
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.005)
+            assert proc.poll() in (None, -signal.SIGKILL), f"the process ended before stage {stage} could be killed: {proc.stderr.read()[-500:]}"
+            proc.kill()
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert run is not None
+        if _running_steps(home, run.run_id) == [stage]:
+            return run.tags["automodel/run_id"]
+    pytest.fail(f"no kill landed inside stage {stage} in {attempts} attempts")
+
+
+def _slots_held(home: Path) -> int:
+    storage = _instance(home).event_log_storage
+    return sum(len(storage.get_concurrency_info(key).claimed_slots) for key in storage.get_concurrency_keys())
+
+
+def _sessions(home: Path, env: dict) -> dict:
+    done = subprocess.run([*AUTOMODEL, "sessions", "--limit", "100", "--json"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return {row["run_id"]: row for row in json.loads(done.stdout)["sessions"]}
+
+
+@pytest.fixture(scope="module")
+def penguins_csv(tmp_path_factory) -> Path:
+    import palmerpenguins
+
+    path = tmp_path_factory.mktemp("data") / "penguins.csv"
+    palmerpenguins.load_penguins().to_csv(path, index=False)
+    return path
+
+
+def test_a_reused_pid_is_not_taken_for_the_dead_process():
+    me = current_process()
+    assert is_alive(me) is True
+    assert is_alive(ProcessIdentity(me.host, me.pid, me.started - 60)) is False, "same pid, earlier start: the recorded process is gone"
+    assert is_alive(ProcessIdentity("another-host", me.pid, me.started)) is None, "a process on another host is not judged from here"
+    assert ProcessIdentity.decode(me.encode()) == ProcessIdentity(me.host, me.pid, round(me.started, 2))
+    assert ProcessIdentity.decode("garbage") is None
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        seen = time.time()
+        assert started_no_later_than(child.pid, seen)
+        assert not started_no_later_than(child.pid, seen - 120), "a process that started after it was last seen is another one"
+    finally:
+        child.kill()
+        child.wait()
+    assert not started_no_later_than(child.pid, time.time())
+
+
+_FAKE_LAUNCHED_RUN = textwrap.dedent("""
+    import os, sys, time
+    import dagster as dg
+    from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+    from automodel.layout import Layout
+    from automodel.sessions import RunManifest, SessionStore
+    from automodel_assets.definitions import defs
+    from automodel_assets.runs import get_instance
+
+    run_id = sys.argv[1]
+    layout = Layout.at(os.environ["AUTOMODEL_HOME"])
+    instance = get_instance(layout)
+    SessionStore(layout.sessions_db).create(RunManifest(run_id=run_id, source_uri="/nonexistent.csv", user_id="dana", file_name="x.csv"))
+    instance.add_dynamic_partitions("run_id", [run_id])
+    job = defs.resolve_job_def("automodel_run")
+    run = instance.create_run_for_job(job_def=job, tags={"dagster/partition": run_id, "automodel/run_id": run_id})
+    # What Dagster's run worker does when the daemon or the UI launches a run: it names its pid in an engine event.
+    instance.report_engine_event(f"Started process for run (pid: {os.getpid()}).", run, EngineEventData.in_process(os.getpid()))
+    instance.report_dagster_event(DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name), run_id=run.run_id)
+    instance.event_log_storage.initialize_concurrency_limit_to_default("train")
+    assert instance.event_log_storage.claim_concurrency_slot("train", run.run_id, "model").is_claimed
+    SessionStore(layout.sessions_db).update(run_id, status="running")
+    print("ready", flush=True)
+    time.sleep(120)
+""")
+
+
+def test_the_sensor_fails_a_daemon_launched_run_whose_worker_died_and_frees_its_slot(home, tmp_path):
+    """Runs launched by the daemon or the UI are known by Dagster's own pid event; a tick of dead_run_recovery finds the death."""
+    from automodel_assets.definitions import build_resources
+    from sensors.run_status import dead_run_recovery
+
+    worker = subprocess.Popen([sys.executable, "-c", _FAKE_LAUNCHED_RUN, "drop-dead0001"], env=_env(home), cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
+        instance = _instance(home)
+        resources = {"settings": build_resources()["settings"]}
+        tick = dead_run_recovery(dg.build_sensor_context(instance=instance, resources=resources))
+        assert "every unfinished run has a live process" in tick.skip_message, "a live worker is left alone"
+        assert _slots_held(home) == 1
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        tick = dead_run_recovery(dg.build_sensor_context(instance=instance, resources=resources))
+        assert "recovered 1 dead runs" in tick.skip_message
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    run = instance.get_runs(filters=dg.RunsFilter(tags={"automodel/run_id": "drop-dead0001"}))[0]
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    failure = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0]
+    assert f"pid {worker.pid}" in failure.dagster_event.message
+    assert _slots_held(home) == 0
+    from automodel.sessions import SessionStore
+
+    row = SessionStore(Layout.at(home).sessions_db).get("drop-dead0001")
+    assert row["status"] == "failed" and f"pid {worker.pid}" in row["error"]
+
+
+@pytest.mark.slow
+def test_runs_killed_in_every_stage_twice_in_a_row_then_a_run_finishes_in_normal_time(tmp_path, penguins_csv):
+    """Two SIGKILLs inside each stage in turn (20 kills on one home), then an uninterrupted run and a rerun of a killed one.
+
+    Issue 16, findings 1 and 2: the train pool has 2 slots, and two runs killed during model search used to block every later
+    run in the home for ever; killed runs stayed `running` in sessions and STARTED in Dagster. Model-stage kills are training
+    runs (a long search budget keeps them inside the stage); the other stages are killed in scoring runs, which pass through
+    every stage without training, so reaching a late stage is quick.
+    """
+    home = tmp_path / "home"
+    env = _env(home, AUTOMODEL_SEARCH_BUDGET_S="3")
+    base = subprocess.run([*AUTOMODEL, "run", str(penguins_csv), "--target", "species", "--json"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=400)
+    assert base.returncode == 0, base.stderr
+    base_run = json.loads(base.stdout.strip().splitlines()[-1])["run_id"]
+    killed = {}
+    for stage in STAGES:
+        if stage == "model":
+            args, stage_env = ["run", str(penguins_csv), "--target", "species", "--json"], _env(home, AUTOMODEL_SEARCH_BUDGET_S="600")
+        else:
+            args, stage_env = ["score", str(penguins_csv), "--model", base_run, "--json"], env
+        killed[stage] = [_kill_inside(home, args, stage, stage_env) for _ in range(2)]
+    start = time.perf_counter()
+    done = subprocess.run([*AUTOMODEL, "run", str(penguins_csv), "--target", "species", "--json"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=400)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "success"
+    sessions = _sessions(home, env)
+    for stage, run_ids in killed.items():
+        for run_id in run_ids:
+            assert sessions[run_id]["status"] == "failed", (stage, sessions[run_id])
+            assert f"died during stage {stage}" in sessions[run_id]["error"], (stage, sessions[run_id]["error"])
+            assert f"automodel rerun {run_id}" in sessions[run_id]["error"]
+    instance = _instance(home)
+    runs = {r.tags["automodel/run_id"]: r for r in instance.get_runs() if "automodel/run_id" in r.tags}
+    assert {runs[r].status for ids in killed.values() for r in ids} == {dg.DagsterRunStatus.FAILURE}, "every Dagster run record left STARTED"
+    assert instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])) == []
+    assert _slots_held(home) == 0
+    rerun = subprocess.run([*AUTOMODEL, "rerun", killed["model"][0], "--json"], env=env, cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _sessions(home, env)[killed["model"][0]]["status"] == "success"
+    print(f"20 kills survived in a row; the next run took {elapsed:.1f} s")
