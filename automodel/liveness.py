@@ -26,7 +26,7 @@ class ProcessIdentity:
         return f"{self.host}|{self.pid}|{self.started:.2f}"
 
     @classmethod
-    def decode(cls, text: str | None) -> "ProcessIdentity | None":
+    def decode(cls, text: str | None) -> ProcessIdentity | None:
         """The identity ``encode`` wrote, or None for anything else (an old record, a hand-edited tag)."""
         try:
             host, pid, started = (text or "").rsplit("|", 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import shutil
@@ -107,8 +108,8 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _SSN_SEPARATED = re.compile(r"(?<![\w.-])\d{3}([- ])\d{2}\1\d{4}(?![\w-]|\.\d)")
 # Nine digits in a row, not part of a longer number, a decimal, a word or a dashed id.
 _NINE_DIGITS = re.compile(r"(?<![\w.+-])\d{9}(?![\w-]|\.\d)")
-_SSN_WORDS = re.compile(r"(ssn|social\s*security|\btin\b|\bitin\b|tax\s*id|taxpayer)", re.I)
-_ZIP_WORDS = re.compile(r"(zip|postal|postcode|plus4|\+4)", re.I)
+_SSN_WORDS = re.compile(r"(ssn|social\s*security|\btin\b|\bitin\b|tax\s*id|taxpayer)", re.IGNORECASE)
+_ZIP_WORDS = re.compile(r"(zip|postal|postcode|plus4|\+4)", re.IGNORECASE)
 _CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 _PHONE = re.compile(r"(?<![\w.])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 # International numbers written with a leading +: 8 to 15 digits with spaces, dashes or brackets between (no dots: +0.123456789 is a number).
@@ -181,7 +182,7 @@ def redact_value(value, role: str | None = None):
         return redact_pii(value)
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, int) or (isinstance(value, float) and value == value and value.is_integer() and abs(value) < 1e19):
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e19):
         text = str(int(value))
         redacted = redact_pii(text)
         if redacted != text:
@@ -199,7 +200,7 @@ def redact_structure(value, _seen: dict | None = None):
             memo[value] = redact_pii(value)
         return memo[value]
     if isinstance(value, dict):
-        return {k: redact_structure(v, memo) for k, v in value.items()}
+        return {redact_structure(k, memo): redact_structure(v, memo) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(redact_structure(v, memo) for v in value) if isinstance(value, list) else tuple(redact_structure(v, memo) for v in value)
     kind = getattr(getattr(value, "dtype", None), "kind", None)

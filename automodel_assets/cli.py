@@ -205,8 +205,8 @@ def cmd_score(args) -> int:
 
 def cmd_rerun(args) -> int:
     from automodel.safety import safe_user_id
-    from automodel.trust import may_read
     from automodel.sessions import SessionStore
+    from automodel.trust import may_read
     from automodel_assets.runs import get_instance, materialize_run
 
     settings = _settings(args)

@@ -18,8 +18,11 @@ def redact_metadata_value(value):
     if isinstance(value, dg.JsonMetadataValue):
         return dg.MetadataValue.json(redact_structure(value.data))
     if isinstance(value, dg.TableMetadataValue):  # previews of rows: labels and cells as the report shows them
-        records = [dg.TableRecord({k: redact_value(v) for k, v in record.data.items()}) for record in value.records]
-        return dg.MetadataValue.table(records=records, schema=value.schema)
+        records = [dg.TableRecord({redact_pii(k): redact_value(v) for k, v in record.data.items()}) for record in value.records]
+        schema = value.schema
+        if schema is not None:  # column names too: proba_<class> columns name the classes
+            schema = dg.TableSchema(columns=[dg.TableColumn(redact_pii(c.name), c.type, description=c.description) for c in schema.columns])
+        return dg.MetadataValue.table(records=records, schema=schema)
     return value
 
 

@@ -41,13 +41,20 @@ def test_cells_shown_as_samples_are_redacted_whatever_their_type():
     assert redact_value("x@example.org", "email") == "[email]" and redact_value(42) == 42 and redact_value(3.5) == 3.5
 
 
+def _ssn(rng: random.Random) -> int:
+    """A number with the shape of an issued SSN: area 100-665 or 667-899, group 01-99, serial 0001-9999 (stored as a number, an
+    area below 100 loses its leading zeros and is no longer nine digits: see the README's rule)."""
+    area = rng.choice([a for a in range(100, 900) if a != 666])
+    return area * 1_000_000 + rng.randrange(1, 100) * 10_000 + rng.randrange(1, 10_000)
+
+
 def _people(rows: int = 240) -> pd.DataFrame:
     """Penguin measurements with the personal columns a CRM export would carry; the class label is an account manager's e-mail."""
     import palmerpenguins
 
     frame = palmerpenguins.load_penguins().dropna().head(rows).reset_index(drop=True)
     rng = random.Random(7)
-    frame["ssn"] = [rng.randrange(100_00_0001, 665_99_9999) for _ in range(len(frame))]
+    frame["ssn"] = [_ssn(rng) for _ in range(len(frame))]
     frame["phone"] = [f"(555) {rng.randrange(200, 999)}-{rng.randrange(1000, 9999)}" for _ in range(len(frame))]
     frame["contact"] = [f"person{i}@example.org" for i in range(len(frame))]
     managers = {"Adelie": "ana.lopez@example.org", "Gentoo": "bo.chen@example.org", "Chinstrap": "cy.diaz@example.org"}
@@ -67,7 +74,7 @@ def test_anomaly_alerts_with_row_values_reach_webhook_email_and_action_log_redac
 
     frame = load_breast_cancer(as_frame=True).data.iloc[:, :4]
     rng = random.Random(3)
-    frame.insert(0, "member_ssn", [rng.randrange(100_00_0001, 665_99_9999) for _ in range(len(frame))])
+    frame.insert(0, "member_ssn", [_ssn(rng) for _ in range(len(frame))])
     frame.insert(1, "callback", [rng.randrange(200_000_0000, 999_999_9999) for _ in range(len(frame))])
     metas = infer_column_meta(frame)
     result = AnomalyAnalyzer().run(frame.iloc[:, 2:], AnalysisContext(metas=metas[2:], n_jobs=1))

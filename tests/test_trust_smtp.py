@@ -30,7 +30,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "automodel test relay")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(hours=1))
@@ -145,10 +145,10 @@ def test_a_relay_without_starttls_gets_mail_without_login_unless_tls_is_required
 
 def test_a_certificate_that_does_not_verify_stops_the_send(certificate):
     cert, key = certificate
-    with TLSRelay(cert, key) as relay:  # the client does not trust the relay's self-signed certificate
-        with pytest.raises(NotificationError, match="SSL|certificate"):
-            EmailNotifier("127.0.0.1", relay.port, "a@example.org", ["ops@example.org"], username="mailer", password="s3cret",
-                          retries=0).send("anomalies", PAYLOAD)
+    # The client does not trust the relay's self-signed certificate.
+    with TLSRelay(cert, key) as relay, pytest.raises(NotificationError, match="SSL|certificate"):
+        EmailNotifier("127.0.0.1", relay.port, "a@example.org", ["ops@example.org"], username="mailer", password="s3cret",
+                      retries=0).send("anomalies", PAYLOAD)
     assert relay.logins == [] and relay.messages == []
 
 
@@ -158,6 +158,6 @@ def test_settings_from_the_environment_reach_the_email_channel(certificate, monk
         for name, value in {"AUTOMODEL_SMTP_HOST": "127.0.0.1", "AUTOMODEL_SMTP_PORT": str(relay.port), "AUTOMODEL_SMTP_TO": "ops@example.org",
                             "AUTOMODEL_SMTP_USERNAME": "mailer", "AUTOMODEL_SMTP_PASSWORD": "s3cret", "AUTOMODEL_SMTP_CA_FILE": str(cert)}.items():
             monkeypatch.setenv(name, value)
-        email = [n for n in NotifierResource.from_settings(AutomodelSettings.from_env()).notifiers() if n.channel == "email"][0]
+        email = next(n for n in NotifierResource.from_settings(AutomodelSettings.from_env()).notifiers() if n.channel == "email")
         email.send("anomalies", PAYLOAD)
     assert relay.logins[0]["encrypted"] and relay.messages[0]["encrypted"]

@@ -480,7 +480,9 @@ def html_table(rows: list[dict], columns: list[str] | None = None, table_id: str
     if not rows:
         return "<p class='note'>none</p>"
     columns = columns or list(dict.fromkeys(k for row in rows for k in row))
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    from automodel.safety import redact_pii
+
+    head = "".join(f"<th>{html.escape(redact_pii(str(c)))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(_cell(row.get(c)) for c in columns) + "</tr>" for row in rows)
     ident = f" id='{table_id}'" if table_id else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
