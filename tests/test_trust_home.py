@@ -33,8 +33,9 @@ def alice_run(home, cli, tmp_path, penguins, monkeypatch):
     (home / "sessions.db").touch(mode=0o644)
     os.chmod(home / "sessions.db", 0o644)
     penguins.to_csv(tmp_path / "p.csv", index=False)
-    out = cli("run", tmp_path / "p.csv", "--target", "species", "--user", "alice", "--json").json
-    assert out["status"] == "success"
+    result = cli("run", tmp_path / "p.csv", "--target", "species", "--user", "alice", "--json")
+    out = result.json
+    assert out["status"] == "success", (out.get("error"), result.err)
     return out["run_id"]
 
 
