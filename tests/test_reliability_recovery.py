@@ -242,3 +242,52 @@ def test_the_sensor_fails_a_daemon_launched_run_whose_worker_died_and_frees_its_
 
     row = SessionStore(Layout.at(home).sessions_db).get("drop-dead0001")
     assert row["status"] == "failed" and f"pid {worker.pid}" in row["error"]
+
+
+@pytest.mark.slow
+def test_runs_killed_in_every_stage_twice_in_a_row_then_a_run_finishes_in_normal_time(tmp_path, penguins_csv):
+    """Two SIGKILLs inside each stage in turn (20 kills on one home), then an uninterrupted run and a rerun of a killed one.
+
+    Issue 16, findings 1 and 2: the train pool has 2 slots, and two runs killed during model search used to block every later
+    run in the home for ever; killed runs stayed `running` in sessions and STARTED in Dagster. Model-stage kills are training
+    runs (a long search budget keeps them inside the stage); the other stages are killed in scoring runs, which pass through
+    every stage without training, so reaching a late stage is quick.
+    """
+    home = tmp_path / "home"
+    env = _env(home, AUTOMODEL_SEARCH_BUDGET_S="3")
+    base = subprocess.run([*AUTOMODEL, "run", str(penguins_csv), "--target", "species", "--json"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=400, check=False)
+    assert base.returncode == 0, base.stderr
+    base_run = json.loads(base.stdout.strip().splitlines()[-1])["run_id"]
+    killed = {}
+    victims = Victims(env, tmp_path / "victims")
+    try:
+        for stage in STAGES:
+            if stage == "model":
+                args, budget = ["run", str(penguins_csv), "--target", "species", "--json"], "600"
+            else:
+                args, budget = ["score", str(penguins_csv), "--model", base_run, "--json"], "3"
+            killed[stage] = [_kill_inside(home, victims, args, stage, {"AUTOMODEL_SEARCH_BUDGET_S": budget}) for _ in range(2)]
+    finally:
+        victims.close()
+    start = time.perf_counter()
+    done = subprocess.run([*AUTOMODEL, "run", str(penguins_csv), "--target", "species", "--json"], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=400, check=False)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "success"
+    sessions = _sessions(home, env)
+    for stage, run_ids in killed.items():
+        for run_id in run_ids:
+            assert sessions[run_id]["status"] == "failed", (stage, sessions[run_id])
+            assert f"died during stage {stage}" in sessions[run_id]["error"], (stage, sessions[run_id]["error"])
+            assert f"automodel rerun {run_id}" in sessions[run_id]["error"]
+    instance = _instance(home)
+    runs = {r.tags["automodel/run_id"]: r for r in instance.get_runs() if "automodel/run_id" in r.tags}
+    assert {runs[r].status for ids in killed.values() for r in ids} == {dg.DagsterRunStatus.FAILURE}, "every Dagster run record left STARTED"
+    assert instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])) == []
+    assert _slots_held(home) == 0
+    rerun = subprocess.run([*AUTOMODEL, "rerun", killed["model"][0], "--json"], env=env, cwd=REPO, capture_output=True, text=True, timeout=400, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _sessions(home, env)[killed["model"][0]]["status"] == "success"
+    print(f"20 kills survived in a row; the next run took {elapsed:.1f} s")
