@@ -397,6 +397,8 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
     return results
 
 
+# The built-in run assets, for tests and tools that materialize them directly. A run is not this list: automodel_run selects
+# every asset on the run_id partitions (automodel_assets.definitions.run_selection), added ones included.
 RUN_ASSETS = [raw_dataset, cleaned_frame, column_metadata, enriched_frame, model, predictions, explanations, summary, dashboard, actions]
 RUN_ASSET_NAMES = [a.key.path[-1] for a in RUN_ASSETS]
 ALL_ASSETS = [public_datasets, semantic_index, *RUN_ASSETS]
