@@ -364,7 +364,8 @@ def main(argv=None) -> int:
                 env.pop("OMP_NUM_THREADS", None)
                 python = str(side_python) if system in SIDE_SYSTEMS else sys.executable
                 done = subprocess.run([python, __file__, "--run", task, system, "--budget", str(args.budget)],
-                                      capture_output=True, text=True, timeout=hard, cwd=REPO, env=env)
+                                      capture_output=True, text=True, timeout=hard, env=env,
+                                      cwd=SIDE_ENV.parent if system in SIDE_SYSTEMS else REPO)  # CatBoost writes catboost_info/ into its cwd
                 lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
                 if done.returncode == 0 and lines:
                     row = json.loads(lines[-1])
