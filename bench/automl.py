@@ -363,7 +363,7 @@ def main(argv=None) -> int:
                 env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
                 env.pop("OMP_NUM_THREADS", None)
                 python = str(side_python) if system in SIDE_SYSTEMS else sys.executable
-                done = subprocess.run([python, __file__, "--run", task, system, "--budget", str(args.budget)],
+                done = subprocess.run([python, str(Path(__file__).resolve()), "--run", task, system, "--budget", str(args.budget)],
                                       capture_output=True, text=True, timeout=hard, env=env,
                                       cwd=SIDE_ENV.parent if system in SIDE_SYSTEMS else REPO)  # CatBoost writes catboost_info/ into its cwd
                 lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
