@@ -37,7 +37,7 @@ demo: $(STAMP)
 	$(BIN)/automodel run datasets/samples/airport_hours.csv --target mean_dep_delay --user demo
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The UI and daemon on $(AUTOMODEL_HOME) (the command line's home) on http://127.0.0.1:3000, and the dashboards folder
 # on http://127.0.0.1:3001 so the dashboard links in the UI open. Plain `dagster dev` or `dg dev` here use the same home.
