@@ -130,3 +130,10 @@ class LoopbackServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files holding `slow` tests first: with `-n 2 --dist loadfile` (make test) the long real-process tests then start
+    early on both workers instead of ending the run one after another."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
