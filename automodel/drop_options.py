@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from automodel.errors import InputFileError
+from automodel.run_keys import without_format_suffix
 
 SIDECAR_SUFFIX = ".automodel.json"
-_COMPRESSION = (".gz", ".zip", ".bz2", ".xz")
 MAX_BUDGET_S = 3600.0
 
 
@@ -33,13 +33,7 @@ def is_sidecar(name: str) -> bool:
 def sidecar_name(data_file_name: str) -> str:
     """``sales.csv`` -> ``sales.automodel.json``; ``sales.csv.gz`` -> ``sales.automodel.json``; folders are kept."""
     folder, _, name = data_file_name.rpartition("/")
-    lowered = name.lower()
-    for suffix in _COMPRESSION:
-        if lowered.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    if "." in name.strip("."):
-        name = name.rsplit(".", 1)[0]
+    name = without_format_suffix(name)
     return f"{folder}/{name}{SIDECAR_SUFFIX}" if folder else f"{name}{SIDECAR_SUFFIX}"
 
 

@@ -20,9 +20,10 @@ STEM_CHARS = 32
 _COMPRESSION = (".gz", ".zip", ".bz2", ".xz")
 
 
-def file_stem(file_name: str) -> str:
-    """``Sales Q3.csv.gz`` -> ``sales-q3``: the name without folders, compression and format suffix, as a slug."""
-    name = file_name.replace("\\", "/").rsplit("/", 1)[-1]
+def without_format_suffix(name: str) -> str:
+    """``Sales Q3.csv.gz`` -> ``Sales Q3``: a file name less its compression suffix and its format suffix (one each).
+
+    A leading dot (``.env``) belongs to the name, not to a suffix."""
     lowered = name.lower()
     for suffix in _COMPRESSION:
         if lowered.endswith(suffix):
@@ -30,6 +31,12 @@ def file_stem(file_name: str) -> str:
             break
     if "." in name.strip("."):
         name = name.rsplit(".", 1)[0]
+    return name
+
+
+def file_stem(file_name: str) -> str:
+    """``Sales Q3.csv.gz`` -> ``sales-q3``: the name without folders, compression and format suffix, as a slug."""
+    name = without_format_suffix(file_name.replace("\\", "/").rsplit("/", 1)[-1])
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
     if len(slug) > STEM_CHARS:
