@@ -193,7 +193,8 @@ def _sync_mirror(uri: str, local: Path, client=None) -> None:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 relative = obj["Key"][len(prefix):]
-                if relative and not relative.endswith("/") and (is_table_file(relative) or relative == MANIFEST) and ".." not in relative.split("/"):
+                if relative and not relative.endswith("/") and ".." not in relative.split("/") and (
+                        relative == MANIFEST or (is_table_file(relative) and not _ignored(relative, []))):
                     remote[relative] = obj["ETag"]
         for relative, etag in remote.items():
             target = local / relative

@@ -17,7 +17,6 @@ Configuration is JSON (a file path or the JSON itself in ``AUTOMODEL_LAKE_SYNC``
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import urllib.error
@@ -30,10 +29,10 @@ import pandas as pd
 
 from automodel.atomic import write_bytes_atomic, write_text_atomic
 from automodel.errors import AutomodelError
+from automodel.lake.source import MANIFEST, is_table_file, table_stem
 
 SYNCED_DIR = "synced"
 STATE_FILE = ".sync_state.json"
-TABLE_SUFFIXES = (".csv", ".csv.gz")
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -127,21 +126,47 @@ def _table_name(source: str, stem: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", f"{source}_{stem}".lower()).strip("_")
 
 
-def _stem(key: str) -> str:
-    name = key.rsplit("/", 1)[-1]
-    for suffix in TABLE_SUFFIXES[::-1]:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+def _synced_stems(relatives: list[str]) -> dict[str, str]:
+    """A table stem per file: the file's stem, or its path (and format) where two files would share one."""
+    def stem(rel: str, depth: int) -> str:
+        if depth == 0:
+            return table_stem(rel)
+        if depth == 1:
+            return table_stem(rel.replace("/", "_"))
+        return rel.replace("/", "_").replace(".", "_")
+
+    stems, depth = {}, {rel: 0 for rel in relatives}
+    for level in range(3):
+        stems = {rel: stem(rel, depth[rel]) for rel in relatives}
+        counts: dict[str, int] = {}
+        for value in stems.values():
+            counts[value] = counts.get(value, 0) + 1
+        clashing = [rel for rel, value in stems.items() if counts[value] > 1]
+        if not clashing or level == 2:
+            break
+        for rel in clashing:
+            depth[rel] += 1
+    return stems
+
+
+def _is_synced_table(relative: str) -> bool:
+    """A table file the lake indexes (csv, tsv, psv, parquet, json, jsonl, xlsx, gzipped too), outside
+    folders and files whose names start with ``.`` or ``_`` (job markers, temporary output)."""
+    parts = relative.split("/")
+    return (bool(relative) and not relative.endswith("/") and ".." not in parts and not any(p.startswith((".", "_")) for p in parts)
+            and is_table_file(relative))
 
 
 def _check_table(data: bytes, what: str, name: str) -> None:
-    """A synced table must be a CSV that pandas reads with at least one row and two columns."""
+    """A synced table must load, with the loader the index uses, into at least one row and two columns."""
+    from automodel.ingest.loader import load_bytes
+
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, nrows=1000,
-                            compression="gzip" if name.endswith(".gz") else None)
-    except Exception as exc:  # pandas raises ParserError, UnicodeDecodeError, EmptyDataError, BadGzipFile
-        raise LakeSyncError(f"{what} is not a readable CSV table ({type(exc).__name__}); fix the source or remove it from the sync configuration.") from exc
+        frame, _ = load_bytes(name.rsplit("/", 1)[-1], data, source=what)
+    except AutomodelError as exc:
+        raise LakeSyncError(f"{what} is not a readable table ({exc.message.rstrip('.')}); fix the source or remove it from the sync configuration.") from exc
+    except Exception as exc:  # parsers raise many types for damaged files
+        raise LakeSyncError(f"{what} is not a readable table ({type(exc).__name__}); fix the source or remove it from the sync configuration.") from exc
     if frame.empty or frame.shape[1] < 2:
         raise LakeSyncError(f"{what} has no rows or fewer than two columns; a lake table needs a key column and data.")
 
@@ -164,10 +189,12 @@ def _update_manifest(lake_dir: Path, source: str, entries: list[dict]) -> None:
 
 
 def sync_from_s3(source: dict, lake_dir: Path, client=None) -> SourceReport:
-    """Mirror the CSV tables under an S3 prefix into ``<lake>/synced/<name>/``; objects are re-read only when their ETag changes.
+    """Mirror the tables under an S3 prefix into ``<lake>/synced/<name>/``; objects are re-read only when their ETag changes.
 
-    A ``manifest.json`` under the prefix supplies descriptions, licences and column roles; without
-    one, each CSV becomes a table named ``<source>_<file stem>``.
+    Every format a lake folder holds is mirrored (csv, tsv, psv, parquet, json, jsonl, xlsx, gzipped
+    ones), each checked with the loader the index uses. A ``manifest.json`` under the prefix supplies
+    descriptions, licences and column roles; without one, each file becomes a table named
+    ``<source>_<file stem>``.
     """
     import boto3
 
@@ -183,20 +210,20 @@ def sync_from_s3(source: dict, lake_dir: Path, client=None) -> SourceReport:
         for obj in page.get("Contents", []):
             objects[obj["Key"][len(prefix):]] = obj
     remote_manifest = None
-    if "manifest.json" in objects:
-        body = client.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
+    if MANIFEST in objects:
+        body = client.get_object(Bucket=bucket, Key=prefix + MANIFEST)["Body"].read()
         try:
             remote_manifest = {t["file"]: t for t in json.loads(body)["tables"]}
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise LakeSyncError(f"{source['uri']}manifest.json is not a lake manifest with a 'tables' list; fix or remove it.") from exc
     tables = {rel: obj for rel, obj in objects.items()
-              if rel.endswith(TABLE_SUFFIXES) and not rel.rsplit("/", 1)[-1].startswith((".", "_"))
-              and (remote_manifest is None or rel in remote_manifest)}
+              if _is_synced_table(rel) and (remote_manifest is None or rel in remote_manifest)}
     lake_dir = Path(lake_dir)
     state = _read_state(lake_dir)
     known = state.get(name, {})
     target_dir = lake_dir / SYNCED_DIR / name
     fresh_state, entries, downloads = {}, [], {}
+    stems = _synced_stems(sorted(tables))
     for rel, obj in sorted(tables.items()):
         etag = obj["ETag"].strip('"')
         local = target_dir / rel
@@ -209,7 +236,7 @@ def sync_from_s3(source: dict, lake_dir: Path, client=None) -> SourceReport:
             (report.updated if rel in known else report.added).append(rel)
         fresh_state[rel] = etag
         declared = (remote_manifest or {}).get(rel, {})
-        entries.append({**declared, "name": declared.get("name") or _table_name(name, _stem(rel)),
+        entries.append({**declared, "name": declared.get("name") or _table_name(name, stems[rel]),
                         "file": f"{SYNCED_DIR}/{name}/{rel}", "source": declared.get("source") or f"s3://{bucket}/{prefix}{rel}",
                         "licence": declared.get("licence") or source.get("licence", "see source"),
                         "description": declared.get("description") or source.get("description", f"Synced from s3://{bucket}/{prefix}{rel}"),
