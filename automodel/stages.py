@@ -271,10 +271,13 @@ def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scorin
     fitted: FittedModel = bundle["fitted"]
     fitted.check_columns(frame)
     metrics: dict[str, float] = {}
+    unlearned: dict | None = None
     if fitted.target and fitted.target in frame.columns and frame[fitted.target].notna().any():
         from analyzers.search import classification_metrics, regression_metrics
 
         known = frame[fitted.target].notna()
+        if fitted.task != "regression":
+            unlearned = unlearned_labels(frame.loc[known, fitted.target], fitted.classes)
         preds = fitted.predict_frame(frame[known])
         if fitted.task == "regression":
             metrics = regression_metrics(frame.loc[known, fitted.target], preds["prediction"])
@@ -290,8 +293,18 @@ def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scorin
         model_info={"model": fitted.model_name, "features": len(fitted.feature_columns), "reused": True}, model_path=str(model_path),
         reused_from=model_run_id, notes=[*notes, *(scoring or {}).get("notes", [])],
         trusted=bool(bundle.get("trusted", True)),
-        details=reused_uncertainty(fitted) | ({"scoring": scoring} if scoring else {}) | ({"drift": drift} if drift else {}),
+        details=reused_uncertainty(fitted) | ({"scoring": scoring} if scoring else {}) | ({"drift": drift} if drift else {})
+        | ({"unlearned_target_labels": unlearned} if unlearned else {}),
     )
+
+
+def unlearned_labels(labels: pd.Series, classes: list, shown: int = 5) -> dict | None:
+    """Target labels in a scored batch that the model has no class for (compared as written, like the metrics do)."""
+    known = {str(c) for c in classes}
+    new = labels[~labels.map(lambda v: str(v) in known)]
+    if new.empty:
+        return None
+    return {"rows": int(len(new)), "values": [str(v) for v in pd.unique(new)[:shown]]}
 
 
 # ---- stage 4: predictions, explanations ---------------------------------------------------------

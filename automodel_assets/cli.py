@@ -120,6 +120,8 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         # How sure the predictions are: the regression interval's coverage and half-width, the classifier's calibration.
         "interval": facts.get("interval"), "calibration": facts.get("calibration"),
         # Scoring runs: the columns whose values moved away from the training rows (automodel.drift).
+        # Scoring runs with the target present: labels the model never learned (counted as errors in the metrics).
+        "unlearned_target_labels": facts.get("unlearned_target_labels"),
         "drift": {k: (facts.get("drift") or {}).get(k) for k in ("moved", "max_psi", "threshold", "columns")} if facts.get("drift") else None,
     }
 

@@ -229,6 +229,7 @@ def test_cli_score_and_a_drop_folder_scoring_run_replay_training_and_report(home
     positions = list(np.flatnonzero((table["Debt"] == 0).to_numpy())[:3])  # Debt is constant in these rows
     batch = table.iloc[positions + [5]].copy()
     batch.iloc[3, batch.columns.get_loc("Job")] = "astronaut"
+    batch.iloc[3, batch.columns.get_loc("Status")] = "written off"  # a label the model was never trained on
     batch["branch"] = "north"
     batch.to_csv(tmp_path / "batch.csv", index=False)
     scored = cli("score", tmp_path / "batch.csv", "--model", run_id, "--json")
@@ -237,6 +238,8 @@ def test_cli_score_and_a_drop_folder_scoring_run_replay_training_and_report(home
     assert out["status"] == "success"
     assert out["scoring"]["extra_columns"] == ["branch"] and out["scoring"]["unseen_categories"]["Job"]["values"] == ["astronaut"]
     assert "never saw" in out["summary"]
+    assert out["unlearned_target_labels"] == {"rows": 1, "values": ["written off"]}
+    assert "never learned ('written off')" in out["summary"]
     assert not [a for a in out["actions"] if a["recipe"] == "role_review" and a["triggered"]], "roles are the model's, not re-guessed on 4 rows"
     predictions = pd.read_csv(out["predictions_path"])
     pd.testing.assert_frame_equal(predictions.iloc[:3], training_predictions.iloc[positions].reset_index(drop=True), check_exact=True)

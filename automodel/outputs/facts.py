@@ -153,6 +153,7 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "training_seconds": outcome.get("training_seconds"),
         "scoring_notes": (details.get("scoring") or {}).get("notes", []),  # a scoring run: what reading the batch as in training had to do
         "drift": details.get("drift"),
+        "unlearned_target_labels": details.get("unlearned_target_labels"),  # a scored batch's labels the model has no class for
         "interval": details.get("interval"), "calibration": details.get("calibration"),
     }
     facts["baseline"] = _against_baseline(baseline, metrics, fallback)
@@ -193,6 +194,11 @@ def caveats(facts: dict) -> list[str]:
     moved = drift_sentence(facts.get("drift"))
     if moved:
         out.append(moved[0].upper() + moved[1:])
+    unlearned = facts.get("unlearned_target_labels")
+    if unlearned:
+        shown = ", ".join(repr(v) for v in unlearned["values"])
+        out.append(f"{unlearned['rows']} scored row(s) have a {facts['target']!r} the model never learned ({shown}): it cannot predict "
+                   "that label, so those rows count as errors in this batch's metrics.")
     if facts.get("excluded"):
         out.append(f"{len(facts['excluded'])} column(s) were left out of the model (identifiers, free text or leakage).")
     return out
