@@ -133,3 +133,52 @@ def test_a_run_on_personal_data_leaks_none_of_it(home, cli, tmp_path, monkeypatc
     assert leaks == set(), sorted(leaks)[:10]
     dashboard = (home / "dashboards" / f"{out['run_id']}.html").read_text()
     assert "[email]" in dashboard, "the class labels are shown redacted, not dropped"
+
+
+class _QuotingError(Exception):
+    """Builds its text from an attribute, as some library errors do: args cannot be redacted in place."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def __str__(self):
+        return f"cannot parse cell {self.cell!r}"
+
+
+# Built at run time: a traceback prints the source lines of its frames, and those must not hold the values themselves.
+_SSN, _OTHER_SSN, _PHONE, _EMAIL = "-".join(["123", "45", "6789"]), "-".join(["987", "65", "4321"]), "(555) 123-" + "4567", "@".join(["ana.lopez", "example.org"])
+
+
+@pytest.mark.parametrize("raised, kept_class", [
+    (lambda: ValueError(f"could not read {_SSN!r} in column ssn"), "ValueError"),
+    (lambda: _QuotingError(_EMAIL), "RedactedStepError"),
+])
+def test_a_failed_stage_and_its_log_lines_reach_dagsters_event_log_redacted(raised, kept_class):
+    import dagster as dg
+
+    from automodel_assets.redaction import redacted_errors
+
+    @dg.asset
+    @redacted_errors
+    def stage(context):
+        context.log.info(f"first row: {_OTHER_SSN}, call {_PHONE}")
+        try:
+            {}[_EMAIL]
+        except KeyError:
+            raise raised()  # chained to the KeyError, which quotes an e-mail address too
+        return 1
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([stage], instance=instance, raise_on_error=False)
+    assert not result.success
+    records = instance.all_logs(result.run_id)
+    recorded = "\n".join(dg.serialize_value(r) for r in records)
+    for secret in (_SSN, _OTHER_SSN, _PHONE, _EMAIL):
+        assert secret not in recorded
+    failure = next(r.dagster_event for r in records if r.dagster_event and r.dagster_event.event_type_value == "STEP_FAILURE")
+    error = failure.step_failure_data.error
+    while error.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError") and error.cause:
+        error = error.cause
+    assert error.cls_name == kept_class and ("[ssn]" in error.message or "[email]" in error.message)
+    assert "first row: [ssn], call [phone]" in recorded, "the log line is kept, redacted"
