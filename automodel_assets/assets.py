@@ -21,7 +21,8 @@ from automodel.outputs.summary import summarize, summary_facts
 from automodel_assets.links import dashboard_link, publish_if_s3
 from automodel_assets.metadata import frame_table, numbers, pairs_table, present, table
 from automodel_assets.partitions import runs_partitions
-from automodel_assets.redaction import publish_metadata, redacted_errors
+from automodel_assets.redaction import publish_metadata
+from automodel_assets.stage import run_stage
 from recipes import ActionContext, parse_recipe_options, select_recipes
 from resources.llm import LLMResource
 from resources.notifier import NotifierResource
@@ -67,7 +68,7 @@ public_datasets = dg.AssetSpec(
                 "Re-profiles only changed tables.",
     automation_condition=dg.AutomationCondition.eager(),
 )
-@redacted_errors
+@run_stage
 def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSettings) -> dict:
     report = build_index(settings.lake_path, settings.layout.catalog_db)
     catalog = catalog_summary(settings.layout.catalog_db)
@@ -88,7 +89,7 @@ def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSetting
     partitions_def=runs_partitions, group_name="ingest", kinds={"pandas"}, owners=OWNERS,
     description="The run's file as loaded, untouched (every delimited cell kept as text): source URI, size, SHA-256, dialect and encoding.",
 )
-@redacted_errors
+@run_stage
 def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, storage: StorageResource) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, status="running", error=None)
@@ -114,7 +115,7 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     description="Typed, cleaned frame (numbers, booleans and dates parsed from text, missing tokens, empty and constant columns). Same rows as the input. "
                 "A scoring run replays the training file's cleaning saved with the model instead of deciding again.",
 )
-@redacted_errors
+@run_stage
 def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
     if manifest.model_run_id:
@@ -152,7 +153,7 @@ def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.Da
     partitions_def=runs_partitions, group_name="ingest", kinds={"pandas"}, owners=OWNERS,
     description="One ColumnMeta per column (role and confidence, dtype, missing, unique, samples), the target with the reason, and dataset tags.",
 )
-@redacted_errors
+@run_stage
 def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: pd.DataFrame,
                     cleaned_frame: pd.DataFrame) -> stages.Profile:
     manifest = _manifest(settings, context.partition_key)
@@ -183,7 +184,7 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
     description="The cleaned frame left-joined with the lake tables that share its keys and lift a cross-validated model (forward selection, "
                 "finer-grained tables aggregated to one row per user row, leaking tables refused); the merge report.",
 )
-@redacted_errors
+@run_stage
 def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
     store = SessionStore(settings.layout.sessions_db)
@@ -212,7 +213,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
     description="The analyzer chosen through the registry, its fitted pipeline (models/<run_id>/best_model), metrics, leaderboard and roles. "
                 "A scoring run reuses another run's model without training.",
 )
-@redacted_errors
+@run_stage
 def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, column_metadata: stages.Profile) -> stages.ModelOutcome:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
@@ -254,7 +255,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
     partitions_def=runs_partitions, group_name="outputs", kinds={"csv"}, owners=OWNERS,
     description="One row per input row, same order: `prediction` and, for classifiers, `proba_<class>`; also output_files/<run_id>_predictions.csv.",
 )
-@redacted_errors
+@run_stage
 def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
     frame = stages.predict(enriched_frame, model)
     path = settings.layout.predictions_path(context.partition_key)
@@ -277,7 +278,7 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     partitions_def=runs_partitions, group_name="outputs", kinds={"shap"}, owners=OWNERS,
     description="Feature importance: mean |SHAP| (TreeExplainer) for tree models, permutation importance otherwise. Behind ENABLE_SHAP_EXPLANATIONS.",
 )
-@redacted_errors
+@run_stage
 def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
     importance = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
     path = settings.layout.explanation_path(context.partition_key)
@@ -297,7 +298,7 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
     description="A plain-English summary of the run with its real numbers, caveats and recommendations: the template, or an LLM "
                 "(AUTOMODEL_LLM_PROVIDER openai/vllm) whose text is kept only when every number in it comes from the run's facts.",
 )
-@redacted_errors
+@run_stage
 def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: pd.DataFrame,
             model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
     store = SessionStore(settings.layout.sessions_db)
@@ -326,7 +327,6 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
     return {**result.to_dict(), "facts": facts}
 
 
-@redacted_errors
 def _cleaning_report(context: dg.AssetExecutionContext) -> dict:
     """What cleaning changed, as the cleaned_frame asset recorded it for this run."""
     records = context.instance.fetch_materializations(
@@ -342,7 +342,7 @@ def _cleaning_report(context: dg.AssetExecutionContext) -> dict:
     description="A self-contained plotly HTML report (dashboards/<run_id>.html): headline with the held-out metric and whether to trust it, "
                 "evaluation charts from the held-out predictions, SHAP explanations, leaderboard, data, enrichment, predictions and actions.",
 )
-@redacted_errors
+@run_stage
 def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
               predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict) -> dict:
     facts = summary["facts"]
@@ -378,7 +378,7 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
     partitions_def=runs_partitions, group_name="actions", kinds={"python"}, owners=OWNERS,
     description="What the action recipes (role_review, anomaly_alert, reorder) did, with notifications; logged to action_logs.db. Behind ENABLE_AGENT_ACTIONS.",
 )
-@redacted_errors
+@run_stage
 def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, notifier: NotifierResource, model: stages.ModelOutcome,
             predictions: pd.DataFrame, summary: dict, column_metadata: stages.Profile, enriched_frame: pd.DataFrame) -> list:
     run_id = context.partition_key

@@ -74,6 +74,18 @@ def test_cli_run_is_a_tagged_run_of_the_real_job_and_builds_the_added_asset(comp
     assert set(shares["prediction"]) <= {"Adelie", "Chinstrap", "Gentoo"} and abs(shares["share"].sum() - 1) < 1e-9
 
 
+def test_a_partition_materialized_from_the_ui_gets_the_runs_tags(composed):
+    """The UI's "Materialize" on a partition launches the job with the partition tag only; the run still gets user and file."""
+    from automodel_assets.runs import execute_run_job
+
+    run_id, instance = composed["run_id"], _instance(composed["home"])
+    result = execute_run_job(instance, run_id, tags={}, asset_keys=[dg.AssetKey("summary")])
+    assert result.success
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["automodel/user"] == "ana" and tags["automodel/file"] == "penguins.csv" and tags["automodel/target"] == "species"
+    assert tags["automodel/origin"] == "ui" and tags["automodel/run_id"] == run_id
+
+
 def test_an_asset_module_that_cannot_be_imported_is_one_sentence_and_records_nothing(home, tmp_path, penguins, monkeypatch):
     penguins.head(40).to_csv(tmp_path / "p.csv", index=False)
     monkeypatch.setenv("AUTOMODEL_ASSET_MODULES", "no_such_team.assets")
