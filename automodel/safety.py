@@ -109,6 +109,8 @@ _SSN_SEPARATED = re.compile(r"(?<![\w.-])\d{3}([- ])\d{2}\1\d{4}(?![\w-]|\.\d)")
 # Nine digits in a row, not part of a longer number, a decimal, a word or a dashed id.
 _NINE_DIGITS = re.compile(r"(?<![\w.+-])\d{9}(?![\w-]|\.\d)")
 _SSN_WORDS = re.compile(r"(ssn|social\s*security|\btin\b|\bitin\b|tax\s*id|taxpayer)", re.IGNORECASE)
+# A column named for social security or tax numbers: its whole numbers are SSNs even when leading zeros were lost (12345678).
+_SSN_COLUMN = re.compile(r"(^|[^a-z])(ssn|ssns|itin|tin)([^a-z]|$)|social.?security|tax.?id|taxpayer", re.IGNORECASE)
 _ZIP_WORDS = re.compile(r"(zip|postal|postcode|plus4|\+4)", re.IGNORECASE)
 _CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 _PHONE = re.compile(r"(?<![\w.])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
@@ -173,11 +175,14 @@ def redact_pii(text: str) -> str:
 _MASKED_ROLES = ("email", "phone")
 
 
-def redact_value(value, role: str | None = None):
-    """One cell shown outside the run (a role sample, a label): masked whole for email and phone columns,
-    strings through ``redact_pii``, and whole numbers too (a phone or SSN column parsed as integers)."""
+def redact_value(value, role: str | None = None, column: str | None = None):
+    """One cell shown outside the run (a role sample, a label): masked whole for email and phone columns and for
+    columns named for SSNs or tax ids, strings through ``redact_pii``, and whole numbers too (a phone or SSN
+    column parsed as integers)."""
     if role in _MASKED_ROLES and value is not None:
         return f"[{role}]"
+    if column is not None and value is not None and not isinstance(value, bool) and _SSN_COLUMN.search(str(column)):
+        return "[ssn]"
     if isinstance(value, str):
         return redact_pii(value)
     if isinstance(value, bool) or value is None:

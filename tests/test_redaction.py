@@ -35,6 +35,12 @@ def test_redaction_rules(text, expected):
     assert redact_pii(text) == expected
 
 
+def test_a_column_named_for_ssns_is_masked_even_when_its_leading_zeros_were_lost():
+    assert redact_value(12345678, column="SSN") == "[ssn]" and redact_value(1234567.0, column="customer_ssn") == "[ssn]"
+    assert redact_value("012-34-5678", column="Social Security No") == "[ssn]" and redact_value(98765, column="tax_id") == "[ssn]"
+    assert redact_value(12345678, column="classname") == 12345678 and redact_value(12345678, column="visits") == 12345678
+
+
 def test_cells_shown_as_samples_are_redacted_whatever_their_type():
     assert redact_value(123456789) == "[ssn]" and redact_value(123456789.0) == "[ssn]"
     assert redact_value(5551234567) == "[phone]" and redact_value(5551234567, "numeric") == 5551234567

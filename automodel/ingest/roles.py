@@ -313,7 +313,7 @@ def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user
             role, confidence, reason = infer_role(col, raw_series, series)
             labelled = False
         # Samples are shown in the UI and in notifications: personal data is redacted there.
-        samples = [redact_value(v, role) for v in (_plain(v) for v in series.dropna().head(5).tolist())]
+        samples = [redact_value(v, role, column=str(col)) for v in (_plain(v) for v in series.dropna().head(5).tolist())]
         try:
             unique = int(series.nunique(dropna=True))
         except TypeError:  # unhashable cells (lists from JSON)

@@ -226,13 +226,13 @@ def _email_body(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _redacted(value: Any) -> Any:
+def _redacted(value: Any, column: str | None = None) -> Any:
     if isinstance(value, str):
-        return redact_pii(value)
+        return redact_value(value, column=column) if column else redact_pii(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):  # an SSN or phone column read as numbers
-        return redact_value(value)
+        return redact_value(value, column=column)
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: _redacted(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_redacted(v) for v in value]
     return value
