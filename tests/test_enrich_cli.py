@@ -10,10 +10,14 @@ from lake_data import shared_catalog, us_arrests
 
 
 def _seed_catalog(home) -> None:
-    """The lake's catalog as this process already built it (an identical build would take seconds)."""
+    """The lake's catalog as this process already built it (an identical build would take seconds): the DuckDB file
+    and the search index folder beside it."""
+    from automodel.lake.search_index import index_dir
+
     target = home / "_INDEX_DB" / "catalog.duckdb"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(shared_catalog(), target)
+    shutil.copytree(index_dir(shared_catalog()), index_dir(target))
 
 
 def test_run_reports_and_keeps_the_enrichment_and_score_reuses_it(home, cli, tmp_path, monkeypatch):

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from lake_data import LAKE, county_murders_1996, flights_sample, profile, shared_catalog, us_arrests, zip_records
 
-from automodel.lake.catalog import build_index, index_is_current, search_datasets
-from automodel.lake.sketches import SketchIndex, signature_bytes
+from automodel.lake import search_index
+from automodel.lake.catalog import _SNAPSHOTS, build_index, index_is_current, search_datasets
+from automodel.lake.sketches import ContainmentLSH, signature, value_hashes
 
 
 def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_column():
@@ -22,9 +23,10 @@ def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_colu
     try:
         tables = dict(con.execute("SELECT name, rows FROM lake_tables").fetchall())
         columns = con.execute("SELECT table_name, column_name, role, stats, sample_values, embedding FROM lake_columns").fetchall()
-        keys = con.execute("SELECT table_name, columns, key_kind, distinct_count, signature, value_hashes FROM lake_keys").fetchall()
+        keys = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count FROM lake_keys").fetchall()
     finally:
         con.close()
+    index = search_index.load(db)
     assert tables == {t["name"]: t["rows"] for t in manifest}
     assert len(columns) == sum(len(t["columns"]) for t in manifest)
     for table, column, role, stats, samples, embedding in columns:
@@ -34,11 +36,13 @@ def test_catalog_holds_profiles_embeddings_and_sketches_for_every_table_and_colu
     roles = {(t, c): r for t, c, r, *_ in columns}
     assert roles[("zip_county", "zip")] == "zip_code" and roles[("us_counties", "county_fips")] == "fips_code"
     by_table = {}
-    for table, cols, kind, distinct, signature, hashes in keys:
+    # Every key's distinct value hashes and MinHash signature are in the search index, under its kind.
+    assert sorted(index.keys) == sorted(k[0] for k in keys)
+    for key_id, table, cols, kind, distinct in keys:
         by_table.setdefault(table, set()).add((tuple(json.loads(cols)), kind))
-        assert len(signature) == 128 * 8
-        exact = np.frombuffer(hashes, dtype=np.uint64)
+        exact = index.kinds[kind].key_hashes(key_id)
         assert len(exact) == distinct and np.all(exact[1:] > exact[:-1])
+        assert index.kinds[kind].lsh.signatures.shape[1] == 128
     assert (("state_name",), "state") in by_table["state_crime"]
     assert (("county_fips",), "fips_code") in by_table["county_postal_profile"]
     assert (("city", "state_abbr"), "city_state") in by_table["city_postal_profile"]
@@ -89,6 +93,59 @@ def test_rebuild_reprofiles_only_changed_tables_and_drops_removed_ones(tmp_path)
             assert con.execute(f"SELECT count(*) FROM {table} WHERE {column} = 'us_counties'").fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_search_index_reopened_and_rebuilt_incrementally_gives_what_a_full_build_gives(tmp_path):
+    lake, _ = _small_lake(tmp_path)
+    db = tmp_path / "catalog.duckdb"
+    build_index(lake, db)
+    frame, metas = profile(us_arrests())
+
+    def hits(catalog):
+        return [h.to_dict() for h in search_datasets(metas, 5, frame=frame, db_path=catalog, lake_dir=lake)]
+
+    first = hits(db)
+    _SNAPSHOTS.clear()  # as a new process: the index is opened from its files, nothing rebuilt
+    assert hits(db) == first
+
+    # The crime table loses its last ten states: only it is re-profiled, and the search sees the change at once.
+    crime = lake / "lake" / "state_crime.csv"
+    crime.write_text("\n".join(crime.read_text().splitlines()[:-10]) + "\n")
+    assert build_index(lake, db).profiled == ["state_crime"] and index_is_current(lake, db)
+    left = set(pd.read_csv(crime)["state_name"])
+    expected = us_arrests()["State"].isin(left).mean()
+    assert 0.7 < expected < 1.0
+    after = {h["table"]: h for h in hits(db)}
+    assert after["state_crime"]["containment"] == pytest.approx(expected, abs=1e-4)
+    assert after["us_states"]["containment"] == 1.0
+
+    # The incremental index holds exactly what a build from scratch of the same lake holds.
+    full = tmp_path / "full.duckdb"
+    build_index(lake, full)
+    incremental, scratch = search_index.load(db), search_index.load(full)
+    assert sorted(incremental.keys) == sorted(scratch.keys)
+    for key_id, key in scratch.keys.items():
+        assert np.array_equal(incremental.kinds[key.kind].key_hashes(key_id), scratch.kinds[key.kind].key_hashes(key_id)), key_id
+    assert hits(db) == hits(full)
+
+
+def test_a_build_stopped_before_its_search_index_is_written_is_finished_by_the_next(tmp_path, monkeypatch):
+    lake, _ = _small_lake(tmp_path)
+    db = tmp_path / "catalog.duckdb"
+    build_index(lake, db)
+    states = lake / "lake" / "us_states.csv"
+    states.write_text(states.read_text().replace("Alabama", "Alabama ", 1))
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(search_index, "write", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            build_index(lake, db)
+    # The catalog has the new us_states, the search index the old one: not current, and the next build re-profiles it.
+    assert not index_is_current(lake, db)
+    assert build_index(lake, db).profiled == ["us_states"] and index_is_current(lake, db)
 
 
 def test_search_ranks_by_name_similarity_and_value_containment():
@@ -165,12 +222,14 @@ def test_lsh_candidates_are_reranked_by_exact_containment():
     zips = pd.read_csv(LAKE / "lake" / "zip_county.csv.gz", dtype=str)["zip"]
     ny = zips[zips.str.startswith("1")]
     ca = zips[zips.str.startswith("9")]
-    index = SketchIndex.build([("all", signature_bytes(zips), len(zips)), ("ny", signature_bytes(ny), len(ny)), ("ca", signature_bytes(ca), len(ca))])
-    query = ny.sample(1500, random_state=0)
-    found = index.query(query)
-    assert "ny" in found and "ca" not in found
+    sets = sorted([("all", value_hashes(zips)), ("ny", value_hashes(ny)), ("ca", value_hashes(ca))], key=lambda item: len(item[1]))
+    lsh = ContainmentLSH.build(np.stack([signature(hashes) for _, hashes in sets]), [len(hashes) for _, hashes in sets])
+    sample = ny.sample(1500, random_state=0)
+    query = value_hashes(sample)
+    found = {name for (name, _), hit in zip(sets, lsh.query(signature(query), len(query))) if hit}
+    assert {"ny", "all"} <= found and "ca" not in found
     # The sketch only nominates; the exact share decides.
-    exact = {name: query.isin(values).mean() for name, values in (("all", zips), ("ny", ny), ("ca", ca))}
+    exact = {name: sample.isin(values).mean() for name, values in (("all", zips), ("ny", ny), ("ca", ca))}
     assert exact["ny"] == 1.0 and exact["ca"] == 0.0
 
 

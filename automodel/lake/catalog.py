@@ -3,8 +3,10 @@
 Stored in one DuckDB file, written only by ``build_index`` (DuckDB allows one writing process).
 For every table: description, tags and a sentence embedding; for every column: role, type,
 statistics, sample values and an embedding; for every join key (single columns and composites
-such as city + state or airport + hour): a MinHash signature and the sorted 64-bit hashes of its
-normalised distinct values (an exact membership set, a few bytes per value, kept in memory by searchers).
+such as city + state or airport + hour): its columns, kind, distinct count and recipe. What a search
+reads (table embeddings, the 64-bit hashes of every key's normalised distinct values as an inverted
+index per key kind, MinHash signatures and the LSH Ensemble's partitions) is written beside it as
+memory-mapped numpy files (``automodel.lake.search_index``), so a new process searches at once.
 Rebuilding re-profiles only tables whose file changed.
 
 ``search_datasets`` ranks lake tables for a user's table by a blend of name/description
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,8 +33,10 @@ from automodel.errors import AutomodelError, InputFileError
 from automodel.ingest.cleaning import clean
 from automodel.ingest.loader import load_bytes
 from automodel.ingest.roles import categorize_dataset, infer_column_meta
+from automodel.lake import search_index
 from automodel.lake.keys import KeyColumns, crosswalk_mapping, kind_is_time, lake_keys, user_keys
-from automodel.lake.sketches import SketchIndex, signature_bytes, value_hashes
+from automodel.lake.search_index import KeyEntry, NewKey
+from automodel.lake.sketches import hash_strings, signature, value_hashes
 from automodel.lake.source import lake_entries, lake_fingerprint
 
 _SCHEMA = f"""
@@ -43,11 +46,11 @@ CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, 
 CREATE TABLE IF NOT EXISTS lake_columns (table_name VARCHAR, column_name VARCHAR, role VARCHAR, dtype VARCHAR,
     unique_count BIGINT, missing_count BIGINT, stats VARCHAR, sample_values VARCHAR, embedding FLOAT[{EMBEDDING_DIM}]);
 CREATE TABLE IF NOT EXISTS lake_keys (key_id VARCHAR PRIMARY KEY, table_name VARCHAR, columns VARCHAR, key_kind VARCHAR,
-    distinct_count BIGINT, signature BLOB, value_hashes BLOB, sample_values VARCHAR, recipe VARCHAR);
+    distinct_count BIGINT, sample_values VARCHAR, recipe VARCHAR);
 CREATE TABLE IF NOT EXISTS lake_meta (k VARCHAR PRIMARY KEY, v VARCHAR);
 """
 _TABLES = ("lake_tables", "lake_columns", "lake_keys")
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 
 # Score blend: value overlap decides joinability, names and descriptions break ties between tables
 # that share the same keys (a state-keyed crime table versus a state-keyed list of capitals).
@@ -161,19 +164,9 @@ def index_is_current(lake_dir: Path, db_path: Path) -> bool:
     db_path = Path(db_path)
     if not db_path.exists():
         return False
-    try:
-        con = connect(db_path, read_only=True)
-    except duckdb.Error:  # a catalog of another schema, or one being written: rebuild
-        return False
-    try:
-        version = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
-        indexed = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
-        skipped_row = con.execute("SELECT v FROM lake_meta WHERE k = 'skipped'").fetchone()
-    except duckdb.Error:
-        return False
-    finally:
-        con.close()
-    if not version or version[0] != SCHEMA_VERSION:
+    # The search index is written last by a build and records what it holds: no DuckDB connection needed.
+    index = search_index.load(db_path)
+    if index is None:
         return False
     try:
         entries = read_manifest(lake_dir)
@@ -181,8 +174,8 @@ def index_is_current(lake_dir: Path, db_path: Path) -> bool:
     except (OSError, AutomodelError):
         return False
     # Tables skipped as unreadable are not in the catalog: the index is current when it holds the readable rest.
-    skipped = json.loads(skipped_row[0]) if skipped_row else {}
-    return {n: f for n, f in current.items() if (skipped.get(n) or [None])[0] != f} == indexed
+    skipped = index.skipped
+    return {n: f for n, f in current.items() if (skipped.get(n) or [None])[0] != f} == index.fingerprints
 
 
 def build_index(lake_dir: Path, db_path: Path, rebuild: bool = False) -> IndexReport:
@@ -194,9 +187,14 @@ def build_index(lake_dir: Path, db_path: Path, rebuild: bool = False) -> IndexRe
 def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
     start = time.perf_counter()
     entries = read_manifest(lake_dir)
+    previous = None if rebuild else search_index.load(db_path)
     con = connect(db_path)
     try:
-        known = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
+        in_catalog = dict(con.execute("SELECT name, fingerprint FROM lake_tables").fetchall())
+        # A table counts as indexed when the search index holds the same version of it as the catalog
+        # (a build stopped between the two re-profiles the tables it had written to the catalog only).
+        known = {n: f for n, f in in_catalog.items() if previous is not None and previous.fingerprints.get(n) == f}
+        new_keys: dict[str, NewKey] = {}
         # Tables that could not be read, with the file version that failed: not read again until it changes.
         skipped_before = json.loads((con.execute("SELECT v FROM lake_meta WHERE k = 'skipped'").fetchone() or ["{}"])[0])
         profiled, unchanged, pending, skipped, skipped_at = [], [], [], {}, {}
@@ -232,9 +230,10 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
             _attach_embeddings([profile for _, _, profile in batch])
             for entry, fingerprint, profile in batch:
                 _write_profile(con, entry, fingerprint, profile)
+                new_keys.update((key.entry.key_id, key) for key in profile["new_keys"])
                 profiled.append(entry["name"])
         names = {e["name"] for e in entries} - set(skipped)
-        removed = [n for n in known if n not in names]
+        removed = [n for n in in_catalog if n not in names]
         if removed or profiled or skipped_before != skipped_at:
             con.execute("BEGIN TRANSACTION")
             for name in removed:
@@ -242,11 +241,33 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
             con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('version', ?)", [f"{time.time_ns()}"])
             con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('skipped', ?)", [json.dumps(skipped_at, sort_keys=True)])
             con.execute("COMMIT")
+        changed = previous is None or profiled or removed or previous.skipped != skipped_at
+        if changed and not _write_search_index(con, db_path, new_keys, previous, skipped_at):
+            con.close()
+            return _build_index(lake_dir, db_path, rebuild=True)  # the search index lost keys it should hold: start over
         columns = con.execute("SELECT count(*) FROM lake_columns").fetchone()[0]
         keys = con.execute("SELECT count(*) FROM lake_keys").fetchone()[0]
     finally:
         con.close()
     return IndexReport(len(entries), profiled, unchanged, removed, time.perf_counter() - start, columns, keys, skipped)
+
+
+def _write_search_index(con, db_path: Path, new_keys: dict[str, NewKey], previous, skipped: dict) -> bool:
+    """Write the search index for the catalog as it now stands; False when a key's values are in neither
+    this build nor the previous index (the catalog and the search index disagree)."""
+    tables = [{"name": name, "fingerprint": fingerprint, "rows": rows, "description": description, "tags": json.loads(tags or "[]"),
+               "crosswalk": json.loads(crosswalk) if crosswalk else None}
+              for name, fingerprint, rows, description, tags, crosswalk in con.execute(
+                  "SELECT name, fingerprint, rows, description, tags, crosswalk FROM lake_tables ORDER BY name").fetchall()]
+    embeddings = con.execute("SELECT embedding FROM lake_tables ORDER BY name").fetchnumpy()["embedding"]
+    vectors = np.stack(list(embeddings)).astype(np.float32) if len(tables) else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    keys = [KeyEntry(key_id, table, json.loads(columns), kind, int(count), recipe) for key_id, table, columns, kind, count, recipe in con.execute(
+        "SELECT key_id, table_name, columns, key_kind, distinct_count, recipe FROM lake_keys ORDER BY key_id").fetchall()]
+    held = previous.keys if previous is not None else {}
+    if any(k.key_id not in new_keys and k.key_id not in held for k in keys):
+        return False
+    search_index.write(db_path, tables, vectors, keys, new_keys, previous, skipped)
+    return True
 
 
 def _delete_table(con, name: str) -> None:
@@ -287,17 +308,18 @@ def profile_table(text: pd.DataFrame, entry: dict, embed_now: bool = True) -> di
         meta.unique_count, meta.missing_count = int(present.nunique()), int(len(text) - len(present))
         columns.append([entry["name"], meta.name, meta.role, meta.dtype, meta.unique_count, meta.missing_count,
                         json.dumps(_column_stats(typed[meta.name])), json.dumps(meta.sample_values, default=str), None])
-    keys = []
+    keys, new_keys = [], []
     for key in lake_keys(text, metas):
         distinct = key.values.dropna().unique()
         if not len(distinct):
             continue
         key_id = f"{entry['name']}::{'+'.join(key.columns)}::{key.kind}"
-        keys.append((key_id, entry["name"], json.dumps(key.columns), key.kind, len(distinct), signature_bytes(distinct),
-                     value_hashes(distinct).tobytes(), json.dumps([str(v) for v in distinct[:5]]), key.recipe))
+        hashes = value_hashes(distinct)
+        keys.append((key_id, entry["name"], json.dumps(key.columns), key.kind, len(hashes), json.dumps([str(v) for v in distinct[:5]]), key.recipe))
+        new_keys.append(NewKey(KeyEntry(key_id, entry["name"], list(key.columns), key.kind, len(hashes), key.recipe), hashes, signature(hashes)))
     tags = sorted(set(entry.get("tags", [])) | set(categorize_dataset(typed, metas)))
     texts = [table_text(entry, list(text.columns)), *(column_text(m.name, m.role, m.sample_values) for m in metas)]
-    profile = {"rows": len(text), "columns": columns, "keys": keys, "tags": tags, "texts": texts, "embedding": None}
+    profile = {"rows": len(text), "columns": columns, "keys": keys, "new_keys": new_keys, "tags": tags, "texts": texts, "embedding": None}
     if embed_now:
         _attach_embeddings([profile])
     return profile
@@ -323,7 +345,7 @@ def _write_profile(con, entry: dict, fingerprint: str, profile: dict) -> None:
         if profile["columns"]:
             con.executemany("INSERT INTO lake_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", profile["columns"])
         if profile["keys"]:
-            con.executemany("INSERT INTO lake_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", profile["keys"])
+            con.executemany("INSERT INTO lake_keys VALUES (?, ?, ?, ?, ?, ?, ?)", profile["keys"])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -372,118 +394,55 @@ class SearchHit:
 
 @dataclass
 class _Snapshot:
-    """What a process keeps in memory between queries: the LSH Ensemble and the keys' descriptions."""
+    """What a process keeps between queries: the search index of one catalog version (arrays memory-mapped)
+    and lookups over its tables and keys."""
 
-    stamp: tuple
-    sketches: SketchIndex
-    keys: dict[str, tuple[str, list[str], str, int, str]]  # key_id -> (table, columns, kind, distinct count, recipe)
+    version: str
+    index: search_index.SearchIndex
+    keys: dict[str, KeyEntry]
     rows: dict[str, int]
-    hashes: dict[str, np.ndarray]  # key_id -> sorted 64-bit hashes of its distinct values (exact membership)
     table_names: list[str]
     table_vectors: np.ndarray  # unit-length table embeddings, one row per name in table_names
     descriptions: dict[str, str]
     tags: dict[str, list[str]]
     crosswalks: dict[str, dict]
-    by_kind: dict[str, _ValueIndex] = field(default_factory=dict)
 
-
-@dataclass
-class _ValueIndex:
-    """Every value hash of one key kind with the key that holds it, sorted by hash: an inverted index.
-
-    Counting a user's values in all keys of a kind at once takes two binary searches per value,
-    instead of one pass per lake key (thousands of keys at 1,000 tables).
-    """
-
-    hashes: np.ndarray  # uint64, sorted
-    owners: np.ndarray  # int32 position in key_ids, aligned with hashes
-    key_ids: list[str]
-
-    @classmethod
-    def build(cls, key_ids: list[str], arrays: list[np.ndarray]) -> _ValueIndex:
-        owners = np.repeat(np.arange(len(key_ids), dtype=np.int32), [len(a) for a in arrays])
-        hashes = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)
-        order = np.argsort(hashes, kind="stable")
-        return cls(hashes[order], owners[order], key_ids)
-
-    def counts(self, user_hashes: np.ndarray) -> dict[str, int]:
-        """For each lake key, how many of the user's rows have a value it holds (each key holds a value once)."""
-        low = np.searchsorted(self.hashes, user_hashes, side="left")
-        high = np.searchsorted(self.hashes, user_hashes, side="right")
-        lengths = high - low
-        if not lengths.sum():
-            return {}
-        starts = np.repeat(low - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-        positions = starts + np.arange(lengths.sum())
-        tally = np.bincount(self.owners[positions], minlength=len(self.key_ids))
-        return {self.key_ids[i]: int(tally[i]) for i in np.flatnonzero(tally)}
+    @property
+    def by_kind(self) -> dict[str, search_index.KindIndex]:
+        return self.index.kinds
 
 
 _SNAPSHOTS: dict[str, _Snapshot] = {}
 _SNAPSHOT_LOCK = threading.Lock()
 
 
-def _stamp(db_path: Path) -> tuple:
-    stat = os.stat(db_path)
-    wal = Path(f"{db_path}.wal")
-    return stat.st_mtime_ns, stat.st_size, wal.stat().st_mtime_ns if wal.exists() else 0
-
-
-def _snapshot(db_path: Path) -> _Snapshot:
-    """The catalog's search structures, loaded once per catalog version: a query then touches no file.
-
-    Holding a DuckDB connection open between queries would block the index writer in other
-    processes, and opening one per query cost 10-35 ms; so the embeddings, sketches and hash sets
-    are read once and the catalog file's stamp says when to read them again.
-    """
-    stamp = _stamp(db_path)
-    with _SNAPSHOT_LOCK:
-        cached = _SNAPSHOTS.get(str(db_path))
-        if cached and cached.stamp == stamp:
-            return cached
-        try:
-            con = connect(db_path, read_only=True)
-        except duckdb.IOException:
-            if cached:  # the index is being rebuilt by another process: search the previous version meanwhile
-                return cached
-            raise
-        try:
-            snapshot = _load_snapshot(con, stamp)
-        finally:
-            con.close()
-        _SNAPSHOTS[str(db_path)] = snapshot
-        return snapshot
-
-
 class IndexOutOfDate(AutomodelError):
     """The catalog was written by another version of the index."""
 
 
-def _load_snapshot(con, stamp: tuple) -> _Snapshot:
-    try:
-        version = con.execute("SELECT v FROM lake_meta WHERE k = 'schema'").fetchone()
-    except duckdb.Error:
-        version = None
-    if not version or version[0] != SCHEMA_VERSION:
-        raise IndexOutOfDate("The lake index was built by another version of automodel; rebuild it with "
-                             "`automodel index --rebuild` or materialize semantic_index.")
-    rows = con.execute("SELECT key_id, table_name, columns, key_kind, distinct_count, signature, value_hashes, recipe FROM lake_keys").fetchall()
-    sketches = SketchIndex.build([(key_id, blob, count) for key_id, _, _, _, count, blob, _, _ in rows])
-    keys = {key_id: (table, json.loads(columns), kind, count, recipe) for key_id, table, columns, kind, count, _, _, recipe in rows}
-    hashes = {key_id: np.frombuffer(blob, dtype=np.uint64) for key_id, *_, blob, _ in rows}
-    crosswalks = {name: json.loads(cross) for name, cross in con.execute(
-        "SELECT name, crosswalk FROM lake_tables WHERE crosswalk IS NOT NULL AND crosswalk <> 'null'").fetchall()}
-    tables = con.execute("SELECT name, rows, description, tags, embedding FROM lake_tables ORDER BY name").fetchall()
-    vectors = np.asarray([t[4] for t in tables], dtype=np.float32).reshape(len(tables), EMBEDDING_DIM)
-    by_kind = {}
-    for kind in sorted({k[2] for k in keys.values()}):
-        ids = [key_id for key_id, k in keys.items() if k[2] == kind]
-        by_kind[kind] = _ValueIndex.build(ids, [hashes[key_id] for key_id in ids])
-    snapshot = _Snapshot(stamp=stamp, sketches=sketches, keys=keys, rows={t[0]: t[1] for t in tables}, crosswalks=crosswalks,
-                         hashes=hashes, table_names=[t[0] for t in tables], table_vectors=vectors,
-                         descriptions={t[0]: t[2] for t in tables}, tags={t[0]: json.loads(t[3] or "[]") for t in tables},
-                         by_kind=by_kind)
-    return snapshot
+def _snapshot(db_path: Path) -> _Snapshot:
+    """The catalog's search structures, opened once per catalog version: a query then reads only mapped pages.
+
+    The search index is a folder of numpy files per version beside the catalog (``search_index``):
+    opening one maps its arrays and reads its manifest, so the first query of a process costs
+    milliseconds, and a build in another process never blocks a search (it switches versions atomically).
+    """
+    version = search_index.current_version(db_path)
+    with _SNAPSHOT_LOCK:
+        cached = _SNAPSHOTS.get(str(db_path))
+        if cached and cached.version == version:
+            return cached
+        index = search_index.load(db_path)
+        if index is None:
+            raise IndexOutOfDate("The lake index was built by another version of automodel (or its build did not finish); rebuild it "
+                                 "with `automodel index --rebuild` or materialize semantic_index.")
+        tables = index.tables
+        snapshot = _Snapshot(version=index.version, index=index, keys=index.keys, rows={t["name"]: t["rows"] for t in tables},
+                             table_names=[t["name"] for t in tables], table_vectors=index.table_vectors,
+                             descriptions={t["name"]: t["description"] for t in tables}, tags={t["name"]: t["tags"] for t in tables},
+                             crosswalks={t["name"]: t["crosswalk"] for t in tables if t["crosswalk"]})
+        _SNAPSHOTS[str(db_path)] = snapshot
+        return snapshot
 
 
 def query_text(query_meta) -> str:
@@ -530,16 +489,18 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
         if not raw_distinct or not len(readable):
             continue
         distinct = pd.unique(readable.to_numpy(dtype=object))
-        user_hashes = pd.util.hash_array(readable.to_numpy(dtype=object).astype(str).astype(object), categorize=False).astype(np.uint64)
+        user_hashes = hash_strings(readable.to_numpy(dtype=object).astype(str).astype(object))
         found_counts = index.counts(user_hashes)
         if len(distinct) > EXACT_QUERY_LIMIT and found_counts:
             # Large key sets: the LSH Ensemble nominates lake keys likely to contain enough of them and
             # the exact counts re-rank its nominees (it also returns near-threshold false positives).
-            nominated = snapshot.sketches.query(distinct)
+            distinct_hashes = value_hashes(distinct)
+            nominated = index.nominated(signature(distinct_hashes), len(distinct_hashes))
             found_counts = {k: n for k, n in found_counts.items() if k in nominated}
         weight = key_weight(candidate.kind, len(distinct))
         for key_id, hits in found_counts.items():
-            table, lake_columns, kind, lake_distinct, lake_recipe = snapshot.keys[key_id]
+            lake_key = snapshot.keys[key_id]
+            table, lake_columns, kind, lake_distinct, lake_recipe = lake_key.table, lake_key.columns, lake_key.kind, lake_key.distinct, lake_key.recipe
             if not hits or table not in similarity:
                 continue
             unique = round(lake_distinct / max(snapshot.rows.get(table, 1), 1), 4)
@@ -657,7 +618,8 @@ def catalog_summary(db_path: Path) -> dict:
         values = con.execute("SELECT coalesce(sum(distinct_count), 0) FROM lake_keys").fetchone()[0]
     finally:
         con.close()
-    return {"tables": tables[0], "rows": int(tables[1]), "columns": columns, "keys_by_kind": kinds, "key_values": int(values)}
+    return {"tables": tables[0], "rows": int(tables[1]), "columns": columns, "keys_by_kind": kinds, "key_values": int(values),
+            "catalog_bytes": Path(db_path).stat().st_size, "search_index_bytes": search_index.size_bytes(db_path)}
 
 
 __all__ = ["IndexReport", "KeyColumns", "KeyMatch", "SearchHit", "build_index", "catalog_summary", "connect", "lake_fingerprint",
