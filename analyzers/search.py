@@ -5,16 +5,18 @@ The search starts cheap and spends the budget where it pays:
 1. A portfolio of candidate configurations (LightGBM at three sizes, XGBoost, extra trees, random
    forest, a linear model; class-weighted and SMOTE variants when classes are imbalanced) is
    scored on a validation scheme that respects time order when a date column orders the rows.
-2. Small tables use k-fold cross-validation (expanding-window folds for time-ordered rows). Larger
+2. Small tables use 5-fold cross-validation (expanding-window folds for time-ordered rows). Larger
    tables use a holdout and successive halving over rows: every candidate sees a quarter of the
    training rows, the better half sees half, the best two see all of them.
 3. Boosted models stop early on the validation rows, and every fit stops when the budget runs out.
 4. While time remains (and at most ``MAX_EXTRA_TRIALS`` times, so small tables finish quickly) the
    best boosted configuration is perturbed locally.
-5. A greedy weighted ensemble of the best candidates is kept when it beats the best single one.
-6. The winner is refitted on all rows, or on more rows than the first pass when the learning curve
-   of step 2 says more rows pay; when the budget would not cover that refit the search's own fit is
-   kept instead.
+5. A greedy weighted ensemble (Caruana) of the best candidates, chosen on their validation predictions
+   (out-of-fold on small tables), is kept when it beats the best single one.
+6. On a small table the fold models are the final model (bagged: each member's fold fits averaged;
+   forests refitted once on every row). Otherwise the winner is refitted on all rows, or on more rows
+   than the first pass when the learning curve of step 2 says more rows pay; when the budget would not
+   cover that refit the search's own fit is kept instead.
 
 Preprocessing is part of every candidate's pipeline (analyzers.preprocess), so the saved model scores
 raw frames.
@@ -38,6 +40,13 @@ from analyzers.models import ClassLabelPipeline, ResampledClassifier, WeightedEn
 from analyzers.preprocess import DATE_PARTS, build_preprocessor
 
 SMALL_TABLE_ROWS = 4_000  # below this, cross-validation; above, holdout + successive halving
+SMALL_TABLE_FOLDS = 5
+# Small tables keep the cross-validation fold models as the final model (each saw 4/5 of the rows), averaged, instead of
+# one refit on every row: the out-of-fold predictions the search ranked and blended on are then exactly what the final
+# model's parts predict on rows they did not see, and the average is steadier than a single fit.
+BAG_SMALL_TABLES = True
+ENSEMBLE_POOL = 8  # best candidates the greedy ensemble may draw from
+ENSEMBLE_ROUNDS = 25
 MIN_RUNG_ROWS = 2_000
 MAX_BOOSTING_ROUNDS = 2_000
 EARLY_STOPPING_ROUNDS = 30
@@ -329,7 +338,7 @@ def validation_folds(X: pd.DataFrame, y: pd.Series, task: str, time_column: str 
     if order is not None:
         splitter = TimeSeriesSplit(n_splits=4)
         return [(order[a], order[b]) for a, b in splitter.split(order)], "expanding-window time-series CV (4 folds)"
-    k = 5 if n <= 500 else 3
+    k = SMALL_TABLE_FOLDS
     if task == "classification" and _can_stratify(y, k):
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(n), _strata(y))), f"stratified {k}-fold CV"
@@ -563,6 +572,7 @@ class ModelSearch:
             folds, scheme = validation_folds(X.iloc[first_pass], y.iloc[first_pass], self.task, self.time_column, self.seed)
         X_first, y_first = X.iloc[first_pass], y.iloc[first_pass]
         self.scheme = scheme
+        self.time_ordered = _time_order(X_first, self.time_column) is not None
         prepared = _Prepared(X_first, y_codes[first_pass], folds, self.plan, self.task)
         n_train = len(folds[0][0])
         rungs = self._rungs(n_train) if len(folds) == 1 else [None]
@@ -844,23 +854,24 @@ class ModelSearch:
         return extra
 
     def _ensemble(self, prepared: _Prepared, top: list[Trial]) -> dict | None:
-        """Greedy forward selection with replacement (Caruana et al.) over the validation predictions."""
-        pool = [t for t in top if t.predictions is not None][:5]
+        """Greedy forward selection with replacement (Caruana et al.) over the validation predictions (out-of-fold on
+        small tables): ENSEMBLE_ROUNDS additions, the best-scoring blend along the way is kept."""
+        pool = [t for t in top if t.predictions is not None][:ENSEMBLE_POOL]
         if len(pool) < 2:
             return None
         y_valid = self._scored_targets(prepared)
         counts = np.zeros(len(pool))
-        current, best_score = None, -np.inf
-        for _ in range(15):
+        running, best_score, best_counts, current = None, -np.inf, None, None
+        for _ in range(ENSEMBLE_ROUNDS):
             options = []
             for i, trial in enumerate(pool):
-                blend = trial.predictions if current is None else (current * counts.sum() + trial.predictions) / (counts.sum() + 1)
-                options.append((score_predictions(self.metric, y_valid, blend, self.n_classes), i, blend))
-            score, i, blend = max(options, key=lambda o: o[0])
-            if score <= best_score + 1e-6:
-                break
-            best_score, current = score, blend
-            counts[i] += 1
+                blend = trial.predictions if running is None else (running * counts.sum() + trial.predictions) / (counts.sum() + 1)
+                options.append((score_predictions(self.metric, y_valid, blend, self.n_classes), -i, blend))
+            score, minus_i, running = max(options, key=lambda o: (o[0], o[1]))
+            counts[-minus_i] += 1
+            if score > best_score + 1e-6:
+                best_score, best_counts, current = score, counts.copy(), running
+        counts = best_counts
         used = counts > 0
         if used.sum() < 2 or best_score <= pool[0].score + 1e-4:
             return None
@@ -888,6 +899,12 @@ class ModelSearch:
     def _final_model(self, X, y_codes, first_pass, prepared, best: Trial, ensemble: dict | None, pays: bool):
         members = ensemble["members"] if ensemble else [best]
         weights = ensemble["weights_by_model"] if ensemble else {best.candidate.name: 1.0}
+        if (BAG_SMALL_TABLES and len(prepared.folds) > 1 and not self.time_ordered
+                and all(len(m.fitted) == len(prepared.folds) for m in members)):
+            self.notes.append(f"the final model averages the {len(prepared.folds)} cross-validation fold models of "
+                              f"{'each ensemble member' if len(members) > 1 else 'the best candidate'} (each trained on "
+                              f"{len(prepared.folds) - 1}/{len(prepared.folds)} of the rows)")
+            return self._bag_folds(members, weights, X.iloc[first_pass], y_codes[first_pass]), len(first_pass), False
         if all(m.all_rows for m in members):
             if len(members) > 1 and self._refit_cost(members, len(X)) > self.start + self.budget - time.perf_counter():
                 members, weights = [best], {best.candidate.name: 1.0}  # every row for the best beats a blend on fewer
@@ -910,12 +927,7 @@ class ModelSearch:
         if cost > self.remaining() and len(prepared.folds) > 1 and all(len(m.fitted) == len(prepared.folds) for m in members):
             # No time for a refit: average the cross-validation fold models (each saw most of the rows).
             self.notes.append("averaged the cross-validation fold models: the budget would not cover a refit")
-            pipelines, member_weights = [], []
-            for m in members:
-                for prep, estimator in m.fitted:
-                    pipelines.append(Pipeline([("prep", prep), ("model", estimator)]))
-                    member_weights.append(weights[m.candidate.name] / len(m.fitted))
-            return self._combine(pipelines, member_weights), len(prepared.folds[0][0]), False
+            return self._bag_folds(members, weights), len(prepared.folds[0][0]), False
         if cost > self.remaining() and len(prepared.folds) == 1:
             # No time for a refit: keep the search's own fits (trained on the first pass's training part).
             self.notes.append("kept the search's fit: the budget would not cover a refit on all rows")
@@ -946,6 +958,26 @@ class ModelSearch:
                 pipeline.fit(X_fit, y_fit)
             pipelines.append(pipeline)
         return self._combine(pipelines, [weights[m.candidate.name] for m in members]), n_fit, True
+
+    def _bag_folds(self, members: list[Trial], weights: dict, X=None, y_codes=None):
+        """Each member's fold models, averaged. A forest is already an average of trees, and five of them would make the
+        saved model five times its size for nothing: given the rows, forests are refitted once on all of them instead."""
+        pipelines, member_weights = [], []
+        for m in members:
+            if X is not None and m.candidate.family in ("random_forest", "extra_trees"):
+                pipeline = Pipeline([("prep", build_preprocessor(self.plan, m.candidate.preprocessing, self.task)),
+                                     ("model", make_estimator(m.candidate, self.task, self.threads(len(X)), self.seed,
+                                                              categorical_indices=self.categorical_indices))])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pipeline.fit(X, y_codes)
+                pipelines.append(pipeline)
+                member_weights.append(weights[m.candidate.name])
+                continue
+            for prep, estimator in m.fitted:
+                pipelines.append(Pipeline([("prep", prep), ("model", estimator)]))
+                member_weights.append(weights[m.candidate.name] / len(m.fitted))
+        return self._combine(pipelines, member_weights)
 
     @staticmethod
     def _refit_cost(members: list[Trial], n: int) -> float:

