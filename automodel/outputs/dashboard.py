@@ -563,7 +563,7 @@ def cleaning_rows(cleaning: dict) -> list[dict]:
                  for column, n in sorted(columns.items(), key=lambda kv: -kv[1])]
     rows += [{"change": "column dropped", "column": column, "values changed": why} for column, why in (cleaning.get("dropped_columns") or {}).items()]
     rows += [{"change": f"read as {kind}", "column": column, "values changed": ""} for column, kind in (cleaning.get("converted") or {}).items()]
-    for key, what in (("duplicate_rows", "duplicate rows kept but left out of training"), ("outlier_rows", "outlier rows kept but left out of training")):
+    for key, what in (("duplicate_rows", "duplicate rows kept but left out of training"), ("outlier_rows", "outlier rows marked (kept, and trained on)")):
         if cleaning.get(key):
             rows.append({"change": what, "column": "", "values changed": int(cleaning[key])})
     return rows
