@@ -133,16 +133,17 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
                  reuse_spec: dict | None = None, category: str | None = None,
-                 reusing_model: bool = False, max_tables: int = MAX_TABLES) -> tuple[pd.DataFrame, MergeReport]:
+                 reusing_model: bool = False, max_tables: int = MAX_TABLES, raw: pd.DataFrame | None = None) -> tuple[pd.DataFrame, MergeReport]:
+    """``raw``: the file as loaded; columns cleaning dropped from it (a constant year) can still be part of a join key."""
     # From here on the target speaks the user's labels (Yes/No, not the booleans cleaning made of them).
     frame = restore_labels(frame, profile.target, getattr(profile, "target_labels", None))
     if reusing_model and not reuse_spec:
         return frame, MergeReport(reason="the reused model was trained without enrichment")
     if reuse_spec:
-        missing = [c for c in spec_user_columns(reuse_spec) if c not in frame.columns]
+        missing = [c for c in spec_user_columns(reuse_spec) if c not in frame.columns and (raw is None or c not in raw.columns)]
         if missing:
             raise ScoringError(f"The model was trained on data enriched through column {missing[0]!r}, which this file lacks; add it.")
-        enriched, coverages = apply_specs(frame, lake_dir, reuse_spec)
+        enriched, coverages = apply_specs(frame, lake_dir, reuse_spec, written=raw)
         specs = reuse_spec.get("tables", [reuse_spec])
         tables = [{"table": one["table"], "keys": ["+".join(one.get("user_columns") or [one["user_column"]]),
                                                    "+".join(one.get("lake_columns") or [one["lake_column"]])],
@@ -154,7 +155,8 @@ def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_
                                      spec=reuse_spec, tables=tables, reason="same enrichment as the run whose model is reused")
     if not enabled:
         return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off")
-    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category, max_tables=max_tables)
+    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category, max_tables=max_tables,
+                          written=raw)
 
 
 def enriched_metas(frame: pd.DataFrame, profile: Profile) -> list[ColumnMeta]:

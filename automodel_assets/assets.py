@@ -185,7 +185,8 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
                 "finer-grained tables aggregated to one row per user row, leaking tables refused); the merge report.",
 )
 @run_stage
-def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile) -> pd.DataFrame:
+def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile,
+                   raw_dataset: pd.DataFrame) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
     store = SessionStore(settings.layout.sessions_db)
     reuse_spec = None
@@ -193,7 +194,8 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
         reuse_spec = ((store.get(manifest.model_run_id) or {}).get("enrichment") or {}).get("spec")
     frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
-                                        reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables)
+                                        reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables,
+                                        raw=raw_dataset)
     store.update(context.partition_key, enrichment=report.to_dict())
     publish_metadata(context, {
         "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,

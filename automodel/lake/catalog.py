@@ -34,10 +34,11 @@ from automodel.ingest.cleaning import clean
 from automodel.ingest.loader import load_bytes
 from automodel.ingest.roles import categorize_dataset, infer_column_meta
 from automodel.lake import search_index
-from automodel.lake.keys import KeyColumns, crosswalk_mapping, kind_is_time, lake_keys, user_keys
+from automodel.lake.keys import KeyColumns, crosswalk_mapping, kind_is_time, lake_keys, user_keys, zones_differ
 from automodel.lake.search_index import KeyEntry, NewKey
 from automodel.lake.sketches import hash_strings, signature, value_hashes
 from automodel.lake.source import lake_entries, lake_fingerprint
+from automodel.lake.written import restore_for_keys, with_written_columns
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, description VARCHAR, source VARCHAR,
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS lake_keys (key_id VARCHAR PRIMARY KEY, table_name VAR
 CREATE TABLE IF NOT EXISTS lake_meta (k VARCHAR PRIMARY KEY, v VARCHAR);
 """
 _TABLES = ("lake_tables", "lake_columns", "lake_keys")
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 
 # Score blend: value overlap decides joinability, names and descriptions break ties between tables
 # that share the same keys (a state-keyed crime table versus a state-keyed list of capitals).
@@ -61,6 +62,9 @@ EMBED_BATCH_TABLES = 50
 # A key derived from the user's (a county cut to its state, a zip mapped to its county) joins at a
 # coarser grain than the user's rows: preferred only when no table matches the user's own keys.
 DERIVED_KEY_FACTOR = 0.9
+# Times that name their zone on one side only: the other side's clock is read as UTC, which a local
+# clock is not, so a table whose times are written the same way (both zoned, or both local) goes first.
+ZONE_UNKNOWN_FACTOR = 0.9
 # Below this many distinct user values MinHash cannot see a small set inside a large one
 # (Jaccard becomes tiny), so the exact lookup is used directly.
 EXACT_QUERY_LIMIT = 500
@@ -151,7 +155,9 @@ def load_lake_table(lake_dir: Path, entry: dict) -> pd.DataFrame:
     if key not in _TABLE_CACHE:
         if len(_TABLE_CACHE) >= _TABLE_CACHE_LIMIT:
             _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
-        _TABLE_CACHE[key] = clean(read_lake_text(lake_dir, entry)).frame
+        text = read_lake_text(lake_dir, entry)
+        # Columns cleaning drops as constant still form keys (a year beside month and day): kept, marked key-only.
+        _TABLE_CACHE[key] = restore_for_keys(clean(text).frame, text)
     return _TABLE_CACHE[key].copy()
 
 
@@ -309,7 +315,8 @@ def profile_table(text: pd.DataFrame, entry: dict, embed_now: bool = True) -> di
         columns.append([entry["name"], meta.name, meta.role, meta.dtype, meta.unique_count, meta.missing_count,
                         json.dumps(_column_stats(typed[meta.name])), json.dumps(meta.sample_values, default=str), None])
     keys, new_keys = [], []
-    for key in lake_keys(text, metas):
+    _, key_metas, _ = with_written_columns(typed, metas, sample)  # constant columns still form keys (a year beside month and day)
+    for key in lake_keys(text, key_metas):
         distinct = key.values.dropna().unique()
         if not len(distinct):
             continue
@@ -557,7 +564,8 @@ def _key_score(key: KeyMatch | None) -> float:
         return 0.0
     # A key that is unique in the lake table joins row to row; one that repeats must be aggregated first.
     grain = (0.8 + 0.2 * key.lake_unique) * (DERIVED_KEY_FACTOR if key.strategy != "direct" else 1.0)
-    return key.containment * grain * key.weight
+    zone = ZONE_UNKNOWN_FACTOR if zones_differ(key.user_recipe, key.lake_recipe) else 1.0
+    return key.containment * grain * key.weight * zone
 
 
 def _better(match: KeyMatch, current: KeyMatch | None) -> bool:

@@ -14,6 +14,7 @@ table that holds the user's own rows or the target itself (a copy or a near copy
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ import pandas as pd
 
 from automodel.errors import AutomodelError
 from automodel.lake.catalog import IndexOutOfDate, KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
-from automodel.lake.keys import GRAINS, compute_key
+from automodel.lake.keys import GRAINS, UTC_MARK, compute_key, zones_differ
+from automodel.lake.written import KEY_ONLY_ATTR, restore_for_keys, with_written_columns
 
 MIN_CONTAINMENT = 0.5
 MIN_LIFT = 0.005  # each kept table must raise the cross-validated score by at least this much (R² or accuracy points)
@@ -183,7 +185,8 @@ def join_table(frame: pd.DataFrame, lake_dir: Path, spec: EnrichmentSpec) -> Joi
     """Left-join one lake table on a synthesised key: the user's rows, in order, with the lake's columns beside them."""
     lake = load_lake_table(lake_dir, table_entry(lake_dir, spec.table))
     lake_keys = compute_key(lake, spec.lake_columns, spec.lake_recipe)
-    right, rows = aggregate_on_key(lake, lake_keys, drop=spec.lake_columns, table=spec.table)
+    # Columns the lake's cleaning dropped (constants) are there for keys only, not as features.
+    right, rows = aggregate_on_key(lake, lake_keys, drop=[*spec.lake_columns, *lake.attrs.get(KEY_ONLY_ATTR, [])], table=spec.table)
     if spec.added_columns:
         right = right[[c for c in right.columns if c in spec.added_columns]]
     user_keys = user_key_values(frame, spec, lake_dir)
@@ -202,14 +205,18 @@ def apply_join(frame: pd.DataFrame, lake_dir: Path, spec: EnrichmentSpec) -> tup
     return result.enriched, result.coverage
 
 
-def apply_specs(frame: pd.DataFrame, lake_dir: Path, spec: dict) -> tuple[pd.DataFrame, list[float]]:
-    """Apply a saved enrichment (one table, or ``{"tables": [...]}``) to new rows; the coverage of each table."""
+def apply_specs(frame: pd.DataFrame, lake_dir: Path, spec: dict, written: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[float]]:
+    """Apply a saved enrichment (one table, or ``{"tables": [...]}``) to new rows; the coverage of each table.
+
+    ``written``: the rows as loaded, before cleaning, whose dropped columns may still be part of a key."""
     specs = spec.get("tables", [spec])
+    keyed = restore_for_keys(frame, written)
+    restored = list(keyed.attrs[KEY_ONLY_ATTR])
     coverages = []
     for one in specs:
-        frame, coverage = apply_join(frame, lake_dir, EnrichmentSpec(**one))
+        keyed, coverage = apply_join(keyed, lake_dir, EnrichmentSpec(**one))
         coverages.append(coverage)
-    return frame, coverages
+    return keyed.drop(columns=restored), coverages
 
 
 def spec_user_columns(spec: dict) -> list[str]:
@@ -334,20 +341,23 @@ class _Attempt:
 
 def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *, target: str | None = None,
                    category: str | None = None, min_lift: float = MIN_LIFT, max_tables: int = MAX_TABLES,
-                   max_tried: int = MAX_TRIED, one_to_many: bool = True) -> tuple[pd.DataFrame, MergeReport]:
+                   max_tried: int = MAX_TRIED, one_to_many: bool = True, written: pd.DataFrame | None = None) -> tuple[pd.DataFrame, MergeReport]:
     """Search the lake, join the joinable tables, and keep those that lift a quick cross-validated model.
 
     Tables are scored one by one against the plain frame, then added best first while each raises
     the score by ``min_lift`` (at most ``max_tables``); columns the final model never splits on are
     pruned. ``one_to_many=False`` allows only lake tables whose key is unique (no aggregation).
     Without a target there is nothing to prove the enrichment on, so nothing is kept (the best
-    joinable table is still reported with its coverage).
+    joinable table is still reported with its coverage). ``written`` is the table as loaded, before
+    cleaning: columns cleaning dropped (a constant year) still form keys, and time columns whose values
+    named their zone are matched as instants; the enriched frame never gets those columns back.
     """
     lake_dir, db_path = Path(lake_dir), Path(db_path)
     # The target is never a join key: a model has to predict it for rows where it is unknown.
     key_metas = [m for m in metas if m.name != target]
+    keyed, key_metas, restored = with_written_columns(frame, key_metas, written)
     try:
-        hits = search_datasets(key_metas, top_k=12, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
+        hits = search_datasets(key_metas, top_k=12, frame=keyed, db_path=db_path, lake_dir=lake_dir, category=category)
     except IndexOutOfDate as exc:  # enrichment is optional: the run goes on unenriched and says why
         return frame, MergeReport(reason=exc.message)
     if not hits:
@@ -361,13 +371,15 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
         report.reason = (f"no lake table{scope} contains at least {MIN_CONTAINMENT:.0%} of the key values" if has_key
                          else f"no column's values match a key of a lake table{scope}")
         return frame, report
+    clocks = _clock_ambiguities(joinable, report)
     plain_score = metric = None
     if target and target in frame.columns and frame[target].notna().sum() >= 12:
         plain_score, metric = quick_cv_score(frame, target)
     attempts: list[_Attempt] = []
     for hit in joinable[:max_tried]:
         row = next(r for r in report.candidates if r["table"] == hit.table)
-        attempt = _try_join(frame, hit, lake_dir)
+        attempt = _try_join(keyed, hit, lake_dir)
+        attempt.join.enriched = attempt.join.enriched.drop(columns=restored)
         leak = leak_reason(frame, attempt.join.added, hit.table, target, attempt.spec.user_columns)
         if leak:
             report.refused.append({"table": hit.table, "reason": leak})
@@ -385,20 +397,20 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
     report.plain_score = None if plain_score is None else round(plain_score, 4)
     if not attempts:
         report.reason = "every joinable lake table was refused: " + "; ".join(r["reason"] for r in report.refused)
-        return frame, report
+        return frame, _note_clocks(report, clocks)
     best = max(attempts, key=lambda a: a.lift if a.lift is not None else -np.inf) if plain_score is not None else attempts[0]
     _describe(report, best, best.lift)
     matched = _matched_text(best)
     if plain_score is None:
         report.reason = f"{matched}; not kept: no target to prove that it helps"
-        return frame, report
+        return frame, _note_clocks(report, clocks)
     kept, current, current_score = _forward_select(frame, target, attempts, plain_score, min_lift, max_tables)
     if not kept:
         report.enriched_score = None if best.score is None else round(best.score, 4)
         others = f" (nor did {len(attempts) - 1} other table{'s' if len(attempts) > 2 else ''})" if len(attempts) > 1 else ""
         report.reason = (f"{matched}; not kept: it did not improve a quick 3-fold model ({metric} {plain_score:.3f} -> "
                          f"{best.score:.3f}){others}")
-        return frame, report
+        return frame, _note_clocks(report, clocks)
     current, current_score, pruned = _prune(frame, current, current_score, target, kept, min_lift)
     for attempt, _ in kept:
         attempt.spec.added_columns = [c for c in attempt.join.added.columns if c in current.columns]
@@ -413,7 +425,49 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
     report.reason = f"{matched}; kept {names}: 3-fold {metric} {plain_score:.3f} -> {current_score:.3f}"
     if pruned:
         report.reason += f"; {len(pruned)} added column{'s' if len(pruned) != 1 else ''} the model never used pruned"
-    return current, report
+    return current, _note_clocks(report, clocks)
+
+
+CLOCK_TIE = 0.02  # containments this close cannot tell two clocks apart
+
+
+def _clock_ambiguities(joinable: list[SearchHit], report: MergeReport) -> list[list[str]]:
+    """Groups of lake tables that matched the same user time key equally well when the clocks' zones are
+    not all known (a local hour meets a UTC hour table as well as a local one: every hour of a year is in
+    both). Each candidate row of such a table names the others (``same_key_other_clock``)."""
+    groups: dict[tuple, list[SearchHit]] = {}
+    for hit in joinable:
+        key = hit.key
+        if any(k in GRAINS for k in key.kind.split("+")):
+            groups.setdefault((tuple(key.user_columns), key.kind), []).append(hit)
+    found = []
+    for hits in groups.values():
+        best = max(h.key.containment for h in hits)
+        tied = [h for h in hits if best - h.key.containment <= CLOCK_TIE]
+        known = all(UTC_MARK in (h.key.user_recipe or "") and UTC_MARK in (h.key.lake_recipe or "") for h in tied)
+        if len(tied) > 1 and not known:
+            tables = [h.table for h in tied]
+            for row in report.candidates:
+                if row["table"] in tables:
+                    row["same_key_other_clock"] = [t for t in tables if t != row["table"]]
+            found.append(tables)
+    return found
+
+
+def _note_clocks(report: MergeReport, clocks: list[list[str]]) -> MergeReport:
+    """The reason, with a sentence for each group of tables whose clocks the values cannot tell apart."""
+    for tables in clocks:
+        rows = [r for r in report.candidates if r["table"] in tables]
+        names = ", ".join(tables[:-1]) + f" and {tables[-1]}"
+        columns = "+".join(rows[0].get("user_columns") or [])
+        lifts = [f"{r['table']} {r['lift']:+.3f}" for r in rows if r.get("lift") is not None]
+        if lifts:
+            settled = f"the one whose joined values fit the target best goes first ({', '.join(lifts)})"
+        else:
+            settled = "nothing here tells which clock is yours: give a target, or times with their zone (Z, +00:00)"
+        report.reason += (f"; {names} matched {columns!r} equally ({rows[0]['containment']:.0%}) and may keep time in "
+                          f"different zones: {settled}")
+    return report
 
 
 def _forward_select(frame, target, attempts, plain_score, min_lift, max_tables):
@@ -501,7 +555,21 @@ def describe_strategy(key: KeyMatch, aggregated: bool = False) -> str:
         text = " + ".join(_PART_WORDS.get(k, k) for k in key.kind.split("+")) + " match"
     else:
         text = _KIND_WORDS.get(key.kind, f"{key.kind} match")
-    return text + ("; lake rows aggregated to the user's grain" if aggregated else "")
+    return text + _recipe_notes(key) + ("; lake rows aggregated to the user's grain" if aggregated else "")
+
+
+def _recipe_notes(key: KeyMatch) -> str:
+    """What the recipes did beyond the kind's normaliser: type words dropped, a clock read as UTC."""
+    notes = []
+    for side, recipe in (("your", key.user_recipe), ("the lake's", key.lake_recipe)):
+        words = [w for found in re.findall(r"generic~([^&@]+)", recipe or "") for w in found.split(",") if w]
+        if words:
+            notes.append(f"type word{'s' if len(words) > 1 else ''} {', '.join(repr(w) for w in words)} dropped from {side} values")
+    if zones_differ(key.user_recipe, key.lake_recipe):
+        zoned = "the lake's" if UTC_MARK in (key.lake_recipe or "") else "your"
+        other = "yours" if zoned == "the lake's" else "the lake's"
+        notes.append(f"only {zoned} times name their zone: {other} are read as UTC")
+    return "".join(f"; {n}" for n in notes)
 
 
 def _candidate_row(hit: SearchHit) -> dict:

@@ -5,10 +5,14 @@ Key kinds and their canonical form:
 - ``fips_code``: 5-digit county FIPS; ``zip_code``: 5-digit zip (leading zeros restored, ZIP+4 cut);
 - ``country``: case- and whitespace-folded names; ``city_state``: folded city and state FIPS (``"springfield|17"``);
 - ``generic``: any code, name or identifier with case, whitespace, punctuation and leading zeros
-  ignored (carrier codes, station names, product ids, numeric codes);
+  ignored (carrier codes, station names, product ids, numeric codes); ``generic~county`` also drops
+  a column's type words, the words that most of its names carry at their start or end (``Autauga
+  County`` keys as ``autauga``, so it meets ``AUTAUGA``; see ``type_words``);
 - ``hour``, ``date``, ``month``, ``year``: a moment at a grain (``"2013-01-01 05"``, ``"2013-01-01"``,
   ``"2013-01"``, ``"2013"``) from a timestamp, a date, a date plus an hour, year/month/day parts or a
-  year column; every source also keys its coarser grains, so an hourly table meets a daily one;
+  year column; every source also keys its coarser grains, so an hourly table meets a daily one.
+  Values that name their zone (``Z``, ``-05:00``, a tz-aware column) are read as UTC instants and their
+  recipe ends in ``@utc``; values without a zone are taken at their written clock time;
 - composites ``A+B``: an entity at a moment (``generic+hour``, ``state+year``) or two codes together
   (``generic+generic``), values ``"a|b"``.
 
@@ -111,13 +115,98 @@ def _generic(values: pd.Series) -> pd.Series:
     return text.where(~missing, None).astype(object)
 
 
+# A type word names what a column's values are (County, Parish, Borough, City, Inc, Ltd, Co): found
+# per column from its own values, not from a list, and dropped on both sides of a join so that
+# "Autauga County" meets "Autauga". Guards keep codes and ordinary words out of it.
+TYPE_WORD_SHARE = 0.3  # a type word is carried by at least this share of the column's distinct values
+TYPE_WORD_MIN_VALUES = 8  # fewer distinct values say nothing about which words are types
+TYPE_WORD_AT_EDGE = 0.8  # ... and stands first or last in at least this share of the values that carry it
+TYPE_WORD_MAX = 3
+
+
+def type_words(normalised: pd.Series) -> tuple[str, ...]:
+    """Words (of two letters or more) that at least 30 % of a column's distinct normalised values carry
+    as their first or last word, among values of several words: ``county`` in US county names, ``inc``
+    in company names. Empty for codes, single words and columns of fewer than 8 distinct values."""
+    distinct = [v for v in pd.unique(normalised.dropna().to_numpy(dtype=object)) if isinstance(v, str)]
+    if len(distinct) < TYPE_WORD_MIN_VALUES:
+        return ()
+    carried: dict[str, int] = {}
+    at_edge: dict[str, int] = {}
+    for value in distinct:
+        words = value.split()
+        if len(words) < 2:
+            continue
+        for word in set(words):
+            carried[word] = carried.get(word, 0) + 1
+        for word in {words[0], words[-1]}:
+            at_edge[word] = at_edge.get(word, 0) + 1
+    found = [w for w, n in carried.items() if n >= TYPE_WORD_SHARE * len(distinct) and w.isalpha() and len(w) >= 2
+             and at_edge.get(w, 0) >= TYPE_WORD_AT_EDGE * n]
+    return tuple(sorted(found, key=lambda w: (-carried[w], w))[:TYPE_WORD_MAX])
+
+
+def _without_type_words(normalised: pd.Series, words: tuple[str, ...]) -> pd.Series:
+    """Normalised values with the type words taken out, where at least three letters of name remain and
+    no two different values become one (``Baltimore`` and ``Baltimore County`` in one column keep their words)."""
+    if not words:
+        return normalised
+    drop = set(words)
+
+    def strip(value):
+        if not isinstance(value, str):
+            return value
+        kept = " ".join(w for w in value.split() if w not in drop)
+        return kept if sum(c.isalpha() for c in kept) >= 3 else value
+
+    distinct = pd.Series(pd.unique(normalised.dropna().to_numpy(dtype=object)), dtype=object)
+    stripped = distinct.map(strip)
+    clashing = set(stripped[stripped.duplicated(keep=False)])
+    mapping = dict(zip(distinct, [value if new in clashing else new for value, new in zip(distinct, stripped)]))
+    return normalised.map(mapping).where(normalised.notna(), None).astype(object)
+
+
+def generic_recipe(values: pd.Series) -> str:
+    """``generic``, or ``generic~w1,w2`` when the column's values carry type words (see ``type_words``)."""
+    words = type_words(_on_distinct(values, _generic))
+    return f"generic~{','.join(words)}" if words else "generic"
+
+
+def _recipe_words(recipe: str) -> tuple[str, ...]:
+    return tuple(w for w in recipe.split("~", 1)[1].split(",") if w) if "~" in recipe else ()
+
+
 # ---- time at several grains ----------------------------------------------------------------------
 
 GRAINS = ("hour", "date", "month", "year")  # finest first
 _GRAIN_UNIT = {"hour": "h", "date": "D", "month": "M", "year": "Y"}
+UTC_MARK = "@utc"
+_ZONE_TEXT = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+
+
+def carries_zone(values: pd.Series) -> bool:
+    """Whether a time column names its zone: a tz-aware column, or text whose values end in ``Z`` or an offset."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return True
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return False
+    sample = values.dropna().astype(str).str.strip()
+    sample = sample[sample != ""].head(200)
+    return bool(len(sample)) and float(sample.str.contains(_ZONE_TEXT).mean()) >= 0.9
+
+
+def zones_differ(user_recipe: str | None, lake_recipe: str | None) -> bool:
+    """A time key read from zoned values on one side and from unzoned clock times on the other: the
+    unzoned side's clock is taken as UTC, which a local clock is not (a shift of hours goes unseen)."""
+    if not user_recipe or not lake_recipe or ":" not in user_recipe or ":" not in lake_recipe:
+        return False
+    return (UTC_MARK in user_recipe) != (UTC_MARK in lake_recipe)
 
 
 def _parse_times(values: pd.Series) -> pd.Series:
+    """Moments as naive timestamps. A value that names its zone or offset (``2013-01-01T05:00:00Z``,
+    ``-05:00``, a tz-aware column) becomes its instant in UTC, as cleaning makes it, so two tables that
+    mark their zones meet at the same instant whatever zone each wrote; a value without one is taken as written."""
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -126,12 +215,14 @@ def _parse_times(values: pd.Series) -> pd.Series:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # One format inferred from the values parses them all at once; mixed formats fall back to one by one.
-            parsed = pd.to_datetime(values, errors="coerce")
+            # utc=True reads every offset (also several in one column, as daylight saving gives) as its UTC
+            # instant and leaves values without one at their written clock time.
+            parsed = pd.to_datetime(values, errors="coerce", utc=True)
             if parsed.isna().sum() > values.isna().sum():
-                mixed = pd.to_datetime(values, errors="coerce", format="mixed")
+                mixed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
                 parsed = mixed if mixed.notna().sum() > parsed.notna().sum() else parsed
     if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed
 
 
@@ -192,7 +283,7 @@ _LEGACY = {"hour": "hour:ts", "date_hour": "hour:date_hour", "code_hour": "code&
 
 def _width(recipe: str) -> int:
     if ":" in recipe:
-        return _SOURCE_WIDTH[recipe.split(":", 1)[1]]
+        return _SOURCE_WIDTH[recipe.split(":", 1)[1].removesuffix(UTC_MARK)]
     return 2 if recipe == "city_state" else 1
 
 
@@ -214,9 +305,10 @@ def compute_key(frame: pd.DataFrame, columns: list[str], recipe: str, crosswalk:
         return (left + "|" + right).where(left.notna() & right.notna(), None).astype(object)
     if ":" in recipe:
         grain, source = recipe.split(":", 1)
-        return _at_grain(_time_stamps(frame, columns, source), grain)
-    if recipe == "generic":
-        return _on_distinct(frame[columns[0]], _generic)
+        return _at_grain(_time_stamps(frame, columns, source.removesuffix(UTC_MARK)), grain)
+    if recipe == "generic" or recipe.startswith("generic~"):
+        words = _recipe_words(recipe)
+        return _without_type_words(_on_distinct(frame[columns[0]], _generic), words)
     if recipe == "code":
         return normalize_key(frame[columns[0]], "code")
     if recipe in SINGLE_KINDS or recipe == "city":
@@ -255,7 +347,7 @@ def recipe_kind(recipe: str) -> str:
         return "+".join(recipe_kind(part) for part in recipe.split("&", 1))
     if ":" in recipe:
         return recipe.split(":", 1)[0]
-    return _SIMPLE_KIND[recipe]
+    return _SIMPLE_KIND[recipe.split("~", 1)[0]]
 
 
 def kind_is_time(kind: str) -> bool:
@@ -326,11 +418,18 @@ def _time_sources(frame: pd.DataFrame, metas) -> list[tuple[list[str], str]]:
     return sources[:3]
 
 
+# Set on a cleaned frame (``frame.attrs``) by ``automodel.lake.written``: its time columns whose values, as
+# written, named their zone (cleaning turned them into naive UTC timestamps).
+ZONED_ATTR = "automodel_zoned_time_columns"
+
+
 def _time_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
     """Each time source at its own grain and every coarser one (an hourly table also keys days, months, years)."""
     keys, seen = [], set()
+    zoned_columns = set(frame.attrs.get(ZONED_ATTR, ()))
     for columns, source in _time_sources(frame, metas)[:2]:
         stamps = _time_stamps(frame, columns, source)
+        mark = UTC_MARK if source == "ts" and (columns[0] in zoned_columns or carries_zone(frame[columns[0]])) else ""
         if not stamps.notna().any():
             continue
         finest = _SOURCE_FINEST.get(source)
@@ -345,7 +444,7 @@ def _time_keys(frame: pd.DataFrame, metas) -> list[KeyColumns]:
             if signature in seen:  # two sources that agree at this grain (a date and its parts) give one key
                 continue
             seen.add(signature)
-            keys.append(KeyColumns(list(columns), f"{grain}:{source}", values))
+            keys.append(KeyColumns(list(columns), f"{grain}:{source}{mark}", values))
     return keys
 
 
@@ -401,13 +500,18 @@ def _keys(frame: pd.DataFrame, metas, both_orders: bool) -> list[KeyColumns]:
     if cities and states:
         columns = [cities[0], states[0]]
         keys.append(KeyColumns(columns, "city_state", compute_key(frame, columns, "city_state")))
-    generic = [KeyColumns([c], "generic", compute_key(frame, [c], "generic")) for c in generic_columns(frame, metas, roles)]
+    generic = []
+    for column in generic_columns(frame, metas, roles):
+        normalised = _on_distinct(frame[column], _generic)
+        words = type_words(normalised)
+        recipe = f"generic~{','.join(words)}" if words else "generic"
+        generic.append(KeyColumns([column], recipe, _without_type_words(normalised, words)))
     keys.extend(generic)
     times = _time_keys(frame, metas)
     keys.extend(times)
     # Composites: an entity at a moment (a code and an hour, a state and a year), or two codes together.
     # Kept only when the pair tells rows apart better than either part alone.
-    entities = [k for k in keys if k.recipe in SINGLE_KINDS or k.recipe == "generic"][:MAX_COMPOSITE_PARTS]
+    entities = [k for k in keys if k.recipe in SINGLE_KINDS or k.kind == "generic"][:MAX_COMPOSITE_PARTS]
     counts = {id(k): _distinct(k.values) for k in [*entities, *times]}
 
     present = {id(k): int(k.values.notna().sum()) for k in [*entities, *times]}
@@ -424,7 +528,7 @@ def _keys(frame: pd.DataFrame, metas, both_orders: bool) -> list[KeyColumns]:
             pair(entity, time_key)
     for i, first in enumerate(entities):
         for second in entities[i + 1:]:
-            if "generic" in (first.recipe, second.recipe):  # two typed keys together add little (a state beside its county)
+            if "generic" in (first.kind, second.kind):  # two typed keys together add little (a state beside its county)
                 pair(first, second)
                 if both_orders:
                     pair(second, first)
@@ -453,7 +557,8 @@ def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
                 values = compute_key(frame, key.columns, "zip_to_county", crosswalk=mapping)
                 keys.append(KeyColumns(key.columns, "zip_to_county", values, strategy=f"zip mapped to county FIPS through {table}",
                                        bridge={"table": table, "from": source, "to": target}))
-    return keys
+    # A key of one value tells no rows apart (a constant year, there for its part in a date): joining on it adds constants.
+    return [k for k in keys if _distinct(k.values) >= 2]
 
 
 @lru_cache(maxsize=1)
