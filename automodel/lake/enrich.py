@@ -438,14 +438,18 @@ def _clock_ambiguities(joinable: list[SearchHit], report: MergeReport) -> list[l
     groups: dict[tuple, list[SearchHit]] = {}
     for hit in joinable:
         key = hit.key
-        if any(k in GRAINS for k in key.kind.split("+")):
+        # A clock's zone shifts hours and the edges of days; a month or a year hardly moves.
+        if {"hour", "date"} & set(key.kind.split("+")):
             groups.setdefault((tuple(key.user_columns), key.kind), []).append(hit)
     found = []
     for hits in groups.values():
         best = max(h.key.containment for h in hits)
         tied = [h for h in hits if best - h.key.containment <= CLOCK_TIE]
-        known = all(UTC_MARK in (h.key.user_recipe or "") and UTC_MARK in (h.key.lake_recipe or "") for h in tied)
-        if len(tied) > 1 and not known:
+        # A table whose times name their zone, met by user times that name theirs, is on the user's clock for sure:
+        # the tie is only between tables whose clock is not known.
+        unknown = [h for h in tied if not (UTC_MARK in (h.key.user_recipe or "") and UTC_MARK in (h.key.lake_recipe or ""))]
+        if len(unknown) > 1:
+            tied = unknown
             tables = [h.table for h in tied]
             for row in report.candidates:
                 if row["table"] in tables:
