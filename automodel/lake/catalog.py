@@ -413,6 +413,8 @@ class _Snapshot:
     descriptions: dict[str, str]
     tags: dict[str, list[str]]
     crosswalks: dict[str, dict]
+    key_tables: dict[str, np.ndarray]  # per kind: each key's position in table_names
+    table_rows: np.ndarray  # rows per table, aligned with table_names
 
     @property
     def by_kind(self) -> dict[str, search_index.KindIndex]:
@@ -444,10 +446,14 @@ def _snapshot(db_path: Path) -> _Snapshot:
             raise IndexOutOfDate("The lake index was built by another version of automodel (or its build did not finish); rebuild it "
                                  "with `automodel index --rebuild` or materialize semantic_index.")
         tables = index.tables
+        position = {t["name"]: i for i, t in enumerate(tables)}
         snapshot = _Snapshot(version=index.version, index=index, keys=index.keys, rows={t["name"]: t["rows"] for t in tables},
                              table_names=[t["name"] for t in tables], table_vectors=index.table_vectors,
                              descriptions={t["name"]: t["description"] for t in tables}, tags={t["name"]: t["tags"] for t in tables},
-                             crosswalks={t["name"]: t["crosswalk"] for t in tables if t["crosswalk"]})
+                             crosswalks={t["name"]: t["crosswalk"] for t in tables if t["crosswalk"]},
+                             key_tables={kind: np.asarray([position[k.table] for k in kind_index.keys], dtype=np.int64)
+                                         for kind, kind_index in index.kinds.items()},
+                             table_rows=np.asarray([t["rows"] for t in tables], dtype=np.float64))
         _SNAPSHOTS[str(db_path)] = snapshot
         return snapshot
 
@@ -458,12 +464,11 @@ def query_text(query_meta) -> str:
     return "Table with columns: " + ", ".join(parts)
 
 
-def _name_similarity(snapshot: _Snapshot, query_meta, tables: set[str]) -> dict[str, float]:
+def _similarities(snapshot: _Snapshot, query_meta) -> np.ndarray:
     """Cosine similarity of the query's embedding with every table's (vectors are unit length: a dot product)."""
     if not snapshot.table_names:
-        return {}
-    similarities = snapshot.table_vectors @ embed_one(query_text(query_meta))
-    return {name: float(sim) for name, sim in zip(snapshot.table_names, similarities) if name in tables}
+        return np.zeros(0)
+    return np.asarray(snapshot.table_vectors @ embed_one(query_text(query_meta)), dtype=np.float64)
 
 
 def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = None, db_path: Path, lake_dir: Path | None = None,
@@ -478,11 +483,15 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
     if not db_path.exists():
         return []
     snapshot = _snapshot(db_path)
-    allowed = {n for n, tags in snapshot.tags.items() if (not category or category in tags or category == n) and n not in exclude}
-    similarity = _name_similarity(snapshot, query_meta, allowed)
-    best_keys: dict[str, KeyMatch] = {}
+    allowed = np.fromiter(((not category or category in snapshot.tags[n] or category == n) and n not in exclude for n in snapshot.table_names),
+                          dtype=bool, count=len(snapshot.table_names))
+    similarities = _similarities(snapshot, query_meta)
     candidates = user_keys(frame, query_meta, crosswalk=_crosswalk_loader(snapshot, lake_dir)) if frame is not None else []
     codes = {}  # per column: factorized raw values, so distinct raw combinations are counted without sorting frames
+    lookups = []  # per user key: what it found, key positions and hits per kind
+    # Every table's best key score, before rounding: a bound that picks the few tables that can reach the top
+    # hits, so only their keys are compared one by one (a state column is found in a thousand tables).
+    bound = np.zeros(len(snapshot.table_names))
     for candidate in candidates:
         # Containment is over the user's distinct raw values, so codes that cannot be read
         # (a misspelt state, a zip the crosswalk lacks) count as misses.
@@ -497,28 +506,43 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
             continue
         distinct = pd.unique(readable.to_numpy(dtype=object))
         user_hashes = hash_strings(readable.to_numpy(dtype=object).astype(str).astype(object))
-        found_counts = index.counts(user_hashes)
-        if len(distinct) > EXACT_QUERY_LIMIT and found_counts:
+        positions, found = index.found(user_hashes)
+        if len(distinct) > EXACT_QUERY_LIMIT and len(positions):
             # Large key sets: the LSH Ensemble nominates lake keys likely to contain enough of them and
             # the exact counts re-rank its nominees (it also returns near-threshold false positives).
             distinct_hashes = value_hashes(distinct)
-            nominated = index.nominated(signature(distinct_hashes), len(distinct_hashes))
-            found_counts = {k: n for k, n in found_counts.items() if k in nominated}
+            keep = index.lsh.query(signature(distinct_hashes), len(distinct_hashes))[positions]
+            positions, found = positions[keep], found[keep]
+        tables = snapshot.key_tables[candidate.kind][positions]
+        keep = allowed[tables]
+        positions, found, tables = positions[keep], found[keep], tables[keep]
+        if not len(positions):
+            continue
         weight = key_weight(candidate.kind, len(distinct))
-        for key_id, hits in found_counts.items():
-            lake_key = snapshot.keys[key_id]
-            table, lake_columns, kind, lake_distinct, lake_recipe = lake_key.table, lake_key.columns, lake_key.kind, lake_key.distinct, lake_key.recipe
-            if not hits or table not in similarity:
+        unique = index.lsh.sizes[positions] / np.maximum(snapshot.table_rows[tables], 1)
+        scores = np.minimum(found / raw_distinct, 1.0) * (0.8 + 0.2 * unique) * weight * (DERIVED_KEY_FACTOR if candidate.strategy != "direct" else 1.0)
+        np.maximum.at(bound, tables, scores)
+        lookups.append((candidate, index, raw_distinct, weight, positions, found, tables))
+    approximate = np.where(allowed, VALUE_WEIGHT * bound + NAME_WEIGHT * np.maximum(similarities, 0.0), -np.inf)
+    # Rounding (containment and uniqueness to 4 places, key comparison to 3) moves a score by well under 0.002.
+    shortlist = allowed & (approximate >= np.sort(approximate)[-min(top_k, len(approximate))] - 0.002) if len(approximate) and top_k > 0 else allowed & False
+    best_keys: dict[str, KeyMatch] = {}
+    for candidate, index, raw_distinct, weight, positions, found, tables in lookups:
+        for position, hits, table_index in zip(positions.tolist(), found.tolist(), tables.tolist()):
+            if not shortlist[table_index]:
                 continue
-            unique = round(lake_distinct / max(snapshot.rows.get(table, 1), 1), 4)
+            lake_key = index.keys[position]
+            table = lake_key.table
+            unique = round(lake_key.distinct / max(snapshot.rows.get(table, 1), 1), 4)
             # Unreadable raw values (no key) count as misses: the denominator is every distinct raw value.
             containment = round(min(hits / raw_distinct, 1.0), 4)
-            match = KeyMatch(candidate.columns, lake_columns, kind, candidate.strategy, containment, raw_distinct, unique, candidate.bridge,
-                             user_recipe=candidate.recipe, lake_recipe=lake_recipe, weight=weight)
+            match = KeyMatch(candidate.columns, lake_key.columns, lake_key.kind, candidate.strategy, containment, raw_distinct, unique, candidate.bridge,
+                             user_recipe=candidate.recipe, lake_recipe=lake_key.recipe, weight=weight)
             if _better(match, best_keys.get(table)):
                 best_keys[table] = match
     hits = []
-    for table, sim in similarity.items():
+    for table_index in np.flatnonzero(shortlist).tolist():
+        table, sim = snapshot.table_names[table_index], float(similarities[table_index])
         key = best_keys.get(table)
         score = VALUE_WEIGHT * _key_score(key) + NAME_WEIGHT * max(sim, 0.0)
         hits.append(SearchHit(table, round(score, 4), round(sim, 4), key.containment if key else 0.0, snapshot.descriptions[table],

@@ -70,20 +70,27 @@ class KindIndex:
     lsh: ContainmentLSH
     file: str = ""  # stem of its files in the version folder
 
-    def counts(self, user_hashes: np.ndarray) -> dict[str, int]:
-        """For each key, how many of the user's hashes it holds (each key holds a value once)."""
+    def found(self, user_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keys holding any of the user's hashes (positions, ascending) and how many each holds (each key holds a value once)."""
+        empty = np.zeros(0, dtype=np.int64)
         if not len(self.values) or not len(user_hashes):
-            return {}
+            return empty, empty
         positions = np.minimum(np.searchsorted(self.values, user_hashes), len(self.values) - 1)
         positions = positions[self.values[positions] == user_hashes]
         if not len(positions):
-            return {}
+            return empty, empty
         starts, ends = self.offsets[positions], self.offsets[positions + 1]
         lengths = ends - starts
         total = int(lengths.sum())
         gather = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(total)
         tally = np.bincount(np.asarray(self.owners[gather], dtype=np.int64), minlength=len(self.keys))
-        return {self.keys[i].key_id: int(tally[i]) for i in np.flatnonzero(tally)}
+        keys = np.flatnonzero(tally)
+        return keys, tally[keys]
+
+    def counts(self, user_hashes: np.ndarray) -> dict[str, int]:
+        """For each key holding any of the user's hashes, how many it holds, by key id."""
+        positions, found = self.found(user_hashes)
+        return {self.keys[i].key_id: int(n) for i, n in zip(positions.tolist(), found.tolist())}
 
     def nominated(self, query_signature: np.ndarray, query_size: int) -> set[str]:
         """Keys the LSH Ensemble says probably contain at least its threshold share of the query's values."""
