@@ -95,7 +95,7 @@ def test_rebuild_reprofiles_only_changed_tables_and_drops_removed_ones(tmp_path)
         con.close()
 
 
-def test_search_index_reopened_and_rebuilt_incrementally_gives_what_a_full_build_gives(tmp_path):
+def test_search_index_reopened_and_rebuilt_incrementally_gives_what_a_full_build_gives(tmp_path, monkeypatch):
     lake, _ = _small_lake(tmp_path)
     db = tmp_path / "catalog.duckdb"
     build_index(lake, db)
@@ -119,9 +119,14 @@ def test_search_index_reopened_and_rebuilt_incrementally_gives_what_a_full_build
     assert after["state_crime"]["containment"] == pytest.approx(expected, abs=1e-4)
     assert after["us_states"]["containment"] == 1.0
 
-    # The incremental index holds exactly what a build from scratch of the same lake holds.
+    # The incremental index holds exactly what a build from scratch of the same lake holds, here profiled by
+    # two worker processes as a large lake is.
+    from automodel.lake import catalog
+
+    monkeypatch.setattr(catalog, "PARALLEL_FROM_TABLES", 1)
+    monkeypatch.setenv("AUTOMODEL_INDEX_WORKERS", "2")
     full = tmp_path / "full.duckdb"
-    build_index(lake, full)
+    assert sorted(build_index(lake, full).profiled) == ["state_crime", "us_counties", "us_states"]
     incremental, scratch = search_index.load(db), search_index.load(full)
     assert sorted(incremental.keys) == sorted(scratch.keys)
     for key_id, key in scratch.keys.items():

@@ -16,10 +16,14 @@ values: LSH Ensemble candidates re-ranked by exact containment against the hash 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
+import os
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -59,6 +63,7 @@ VALUE_WEIGHT = 0.6
 NAME_WEIGHT = 0.4
 PROFILE_ROWS = 2000  # roles and statistics from a sample; counts and keys from every row
 EMBED_BATCH_TABLES = 50
+PARALLEL_FROM_TABLES = 24  # tables to profile before worker processes pay for their start
 # A key derived from the user's (a county cut to its state, a zip mapped to its county) joins at a
 # coarser grain than the user's rows: preferred only when no table matches the user's own keys.
 DERIVED_KEY_FACTOR = 0.9
@@ -220,24 +225,28 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
             pending.append((entry, fingerprint))
         # Tables are profiled in batches so their texts share embedding batches (one text at a
         # time costs several times more), and each batch is committed before the next starts.
-        for offset in range(0, len(pending), EMBED_BATCH_TABLES):
+        # With many tables, worker processes read and profile the next tables while this one embeds and writes.
+        workers = index_workers(len(pending))
+        context = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else contextlib.nullcontext()
+        with context as pool:
+            files = [entry for entry, _ in pending]
+            results = (pool.map(_profile_file, [lake_dir] * len(files), files, chunksize=1) if pool is not None
+                       else (_profile_file(lake_dir, entry) for entry in files))
             batch = []
-            for entry, fingerprint in pending[offset:offset + EMBED_BATCH_TABLES]:
-                try:
-                    text = read_lake_text(lake_dir, entry)
-                    if text.empty or not len(text.columns):
-                        raise ValueError("it has no rows")
-                    batch.append((entry, fingerprint, profile_table(text, entry, embed_now=False)))
-                except (ValueError, pd.errors.ParserError, UnicodeDecodeError, InputFileError, OSError) as exc:
-                    # One bad table must not keep the rest of the lake out of the index.
-                    why = exc.message if isinstance(exc, AutomodelError) else str(exc)
-                    skipped[entry["name"]] = f"{entry['file']} could not be read as a table ({(why.splitlines() or [''])[0][:160]})"
+            for number, ((entry, fingerprint), (profile, why)) in enumerate(zip(pending, results), start=1):
+                if profile is None:
+                    skipped[entry["name"]] = f"{entry['file']} could not be read as a table ({why})"
                     skipped_at[entry["name"]] = [fingerprint, skipped[entry["name"]]]
-            _attach_embeddings([profile for _, _, profile in batch])
-            for entry, fingerprint, profile in batch:
-                _write_profile(con, entry, fingerprint, profile)
-                new_keys.update((key.entry.key_id, key) for key in profile["new_keys"])
-                profiled.append(entry["name"])
+                else:
+                    batch.append((entry, fingerprint, profile))
+                if len(batch) < EMBED_BATCH_TABLES and number < len(pending):
+                    continue
+                _attach_embeddings([profile for _, _, profile in batch])
+                for entry, fingerprint, profile in batch:
+                    _write_profile(con, entry, fingerprint, profile)
+                    new_keys.update((key.entry.key_id, key) for key in profile["new_keys"])
+                    profiled.append(entry["name"])
+                batch = []
         names = {e["name"] for e in entries} - set(skipped)
         removed = [n for n in in_catalog if n not in names]
         if removed or profiled or skipped_before != skipped_at:
@@ -332,9 +341,33 @@ def profile_table(text: pd.DataFrame, entry: dict, embed_now: bool = True) -> di
     return profile
 
 
+def index_workers(pending: int) -> int:
+    """Worker processes for profiling ``pending`` tables: none for a few tables (starting one costs seconds of
+    imports), else ``AUTOMODEL_INDEX_WORKERS`` or one per CPU core (at most 4)."""
+    configured = os.environ.get("AUTOMODEL_INDEX_WORKERS", "").strip()
+    workers = int(configured) if configured.isdigit() else min(os.cpu_count() or 1, 4)
+    return workers if workers > 1 and pending >= PARALLEL_FROM_TABLES else 0
+
+
+def _profile_file(lake_dir: Path, entry: dict) -> tuple[dict | None, str | None]:
+    """A table's profile, or None and why it could not be read (in a worker process or this one)."""
+    try:
+        text = read_lake_text(lake_dir, entry)
+        if text.empty or not len(text.columns):
+            raise ValueError("it has no rows")
+        return profile_table(text, entry, embed_now=False), None
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, InputFileError, OSError) as exc:
+        # One bad table must not keep the rest of the lake out of the index.
+        why = exc.message if isinstance(exc, AutomodelError) else str(exc)
+        return None, (why.splitlines() or [""])[0][:160]
+
+
 def _attach_embeddings(profiles: list[dict]) -> None:
     texts = [t for profile in profiles for t in profile["texts"]]
-    vectors = iter(embed(texts, batch_size=128))
+    # Regional extracts of one table repeat column texts: each distinct text is embedded once.
+    distinct = list(dict.fromkeys(texts))
+    by_text = dict(zip(distinct, embed(distinct, batch_size=128)))
+    vectors = iter(by_text[t] for t in texts)
     for profile in profiles:
         profile["embedding"] = next(vectors).tolist()
         for column in profile["columns"]:
