@@ -16,14 +16,11 @@ values: LSH Ensemble candidates re-ranked by exact containment against the hash 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,7 +34,7 @@ from automodel.errors import AutomodelError, InputFileError
 from automodel.ingest.cleaning import clean
 from automodel.ingest.loader import load_bytes
 from automodel.ingest.roles import categorize_dataset, infer_column_meta
-from automodel.lake import search_index
+from automodel.lake import profile_worker, search_index
 from automodel.lake.keys import KeyColumns, crosswalk_mapping, kind_is_time, lake_keys, user_keys, zones_differ
 from automodel.lake.search_index import KeyEntry, NewKey
 from automodel.lake.sketches import hash_strings, signature, value_hashes
@@ -227,26 +224,25 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
         # time costs several times more), and each batch is committed before the next starts.
         # With many tables, worker processes read and profile the next tables while this one embeds and writes.
         workers = index_workers(len(pending))
-        context = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else contextlib.nullcontext()
-        with context as pool:
-            files = [entry for entry, _ in pending]
-            results = (pool.map(_profile_file, [lake_dir] * len(files), files, chunksize=1) if pool is not None
-                       else (_profile_file(lake_dir, entry) for entry in files))
+        files = [entry for entry, _ in pending]
+        results = (profile_worker.profiles(lake_dir, files, workers) if workers
+                   else ((i, *_profile_file(lake_dir, entry)) for i, entry in enumerate(files)))
+        batch = []
+        for number, (position, profile, why) in enumerate(results, start=1):
+            entry, fingerprint = pending[position]
+            if profile is None:
+                skipped[entry["name"]] = f"{entry['file']} could not be read as a table ({why})"
+                skipped_at[entry["name"]] = [fingerprint, skipped[entry["name"]]]
+            else:
+                batch.append((entry, fingerprint, profile))
+            if len(batch) < EMBED_BATCH_TABLES and number < len(pending):
+                continue
+            _attach_embeddings([profile for _, _, profile in batch])
+            for entry, fingerprint, profile in batch:
+                _write_profile(con, entry, fingerprint, profile)
+                new_keys.update((key.entry.key_id, key) for key in profile["new_keys"])
+                profiled.append(entry["name"])
             batch = []
-            for number, ((entry, fingerprint), (profile, why)) in enumerate(zip(pending, results), start=1):
-                if profile is None:
-                    skipped[entry["name"]] = f"{entry['file']} could not be read as a table ({why})"
-                    skipped_at[entry["name"]] = [fingerprint, skipped[entry["name"]]]
-                else:
-                    batch.append((entry, fingerprint, profile))
-                if len(batch) < EMBED_BATCH_TABLES and number < len(pending):
-                    continue
-                _attach_embeddings([profile for _, _, profile in batch])
-                for entry, fingerprint, profile in batch:
-                    _write_profile(con, entry, fingerprint, profile)
-                    new_keys.update((key.entry.key_id, key) for key in profile["new_keys"])
-                    profiled.append(entry["name"])
-                batch = []
         names = {e["name"] for e in entries} - set(skipped)
         removed = [n for n in in_catalog if n not in names]
         if removed or profiled or skipped_before != skipped_at:
