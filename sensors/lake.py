@@ -15,7 +15,8 @@ from urllib.parse import urlparse
 import dagster as dg
 
 from automodel.lake.catalog import lake_fingerprint
-from automodel.lake.sync import load_sync_config
+from automodel.lake.source import MANIFEST
+from automodel.lake.sync import is_synced_table, load_sync_config
 from resources.settings import AutomodelSettings
 from sensors.schedules import PUBLIC_DATASETS, lake_materialization, lake_sync_job
 
@@ -36,9 +37,13 @@ def s3_sources_fingerprint(sources: list[dict], client) -> str | None:
     digest = hashlib.sha256()
     for source in s3_sources:
         parsed = urlparse(source["uri"])
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=parsed.path.lstrip("/")):
+        prefix = parsed.path.lstrip("/")
+        prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
             for obj in page.get("Contents", []):
-                digest.update(f"{source['name']}|{obj['Key']}|{obj['ETag']}\n".encode())
+                relative = obj["Key"][len(prefix):]
+                if relative == MANIFEST or is_synced_table(relative):  # job markers and temporary output start no sync
+                    digest.update(f"{source['name']}|{obj['Key']}|{obj['ETag']}\n".encode())
     return digest.hexdigest()[:16]
 
 

@@ -114,3 +114,25 @@ def test_an_s3_lake_given_to_the_cli_is_mirrored_and_indexed_in_every_format(hom
     assert files == sorted(("world/" if n.startswith("country") else "") + n for n in tables)
     build_index(mirror, tmp_path / "catalog.duckdb")
     assert _indexed_rows(tmp_path / "catalog.duckdb") == {n.split(".")[0]: len(frame) for n, frame in tables.items()}
+
+
+def test_the_lake_sensor_starts_a_sync_for_a_table_of_any_format_and_not_for_job_markers(home, tmp_path, s3_export):
+    import dagster as dg
+
+    from resources.settings import AutomodelSettings
+    from sensors.lake import evaluate_lake_change
+
+    client, tables = s3_export
+    config = tmp_path / "sync.json"
+    config.write_text(json.dumps({"sources": [{"name": "exports", "kind": "s3", "uri": f"s3://lake-exports/{PREFIX}"}]}))
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    settings = AutomodelSettings.from_env(lake_dir=str(lake), lake_sync=str(config))
+    instance = dg.DagsterInstance.ephemeral()
+    first = evaluate_lake_change(settings, instance, None, client=client)
+    assert len(first.run_requests) == 1
+    for key in ("_SUCCESS", "_temporary/1/part-1.parquet", ".staging.xlsx", "notes.txt"):
+        client.put_object(Bucket="lake-exports", Key=PREFIX + key, Body=b"written by the export job")
+    assert evaluate_lake_change(settings, instance, first.cursor, client=client).run_requests == [], "no table changed"
+    client.put_object(Bucket="lake-exports", Key=PREFIX + "airquality_2.parquet", Body=_encode("x.parquet", tables["air_quality.xlsx"]))
+    assert len(evaluate_lake_change(settings, instance, first.cursor, client=client).run_requests) == 1

@@ -149,7 +149,7 @@ def _synced_stems(relatives: list[str]) -> dict[str, str]:
     return stems
 
 
-def _is_synced_table(relative: str) -> bool:
+def is_synced_table(relative: str) -> bool:
     """A table file the lake indexes (csv, tsv, psv, parquet, json, jsonl, xlsx, gzipped too), outside
     folders and files whose names start with ``.`` or ``_`` (job markers, temporary output)."""
     parts = relative.split("/")
@@ -217,7 +217,7 @@ def sync_from_s3(source: dict, lake_dir: Path, client=None) -> SourceReport:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise LakeSyncError(f"{source['uri']}manifest.json is not a lake manifest with a 'tables' list; fix or remove it.") from exc
     tables = {rel: obj for rel, obj in objects.items()
-              if _is_synced_table(rel) and (remote_manifest is None or rel in remote_manifest)}
+              if is_synced_table(rel) and (remote_manifest is None or rel in remote_manifest)}
     lake_dir = Path(lake_dir)
     state = _read_state(lake_dir)
     known = state.get(name, {})
