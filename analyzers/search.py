@@ -45,6 +45,9 @@ SMALL_TABLE_FOLDS = 5
 # one refit on every row: the out-of-fold predictions the search ranked and blended on are then exactly what the final
 # model's parts predict on rows they did not see, and the average is steadier than a single fit.
 BAG_SMALL_TABLES = True
+# ... unless the fold models together would be this large: a saved model, its scoring and its SHAP explanation all grow
+# with the trees it holds (digits, 10 classes: five fold models of 127-leaf boosting were 94 MB and took minutes to explain).
+BAG_MAX_BYTES = 20_000_000
 ENSEMBLE_POOL = 8  # best candidates the greedy ensemble may draw from
 ENSEMBLE_ROUNDS = 25
 MIN_RUNG_ROWS = 2_000
@@ -216,6 +219,20 @@ def with_sentence_features(candidates: list[Candidate], X: pd.DataFrame, plan: d
     boosted = [c for c in candidates if c.boosted and c.resample is None and not c.params.get("native_categorical")][:2]
     extra = [Candidate(f"{c.name}_sentences", c.family, dict(c.params), "tree_sentences") for c in boosted]
     return candidates[:2] + extra + candidates[2:]
+
+
+def expected_cost(candidate: Candidate) -> float:
+    """Rough relative cost of a candidate, for running the cheap ones first on small tables: when the budget runs short
+    (many classes, a busy machine) the search has then tried every family rather than one slow boosted model (digits,
+    10 classes: the wide LightGBM alone took half the budget and every forest and linear model was skipped)."""
+    if candidate.family == "linear":
+        return 0.0
+    if not candidate.boosted:
+        return 1.0
+    # Rounds to converge grow as the learning rate falls; tree size counts for less.
+    leaves = candidate.params.get("num_leaves") or 2 ** candidate.params.get("max_depth", 5)
+    cost = 2.0 + 0.1 / candidate.params.get("learning_rate", 0.1) + leaves / 127
+    return cost * (2.0 if candidate.resample else 1.0)
 
 
 def is_imbalanced(y: pd.Series, ratio: float = 0.2) -> bool:
@@ -809,10 +826,14 @@ class ModelSearch:
         if same:
             t = max(same, key=lambda t: t.rows)
             return t.seconds * rows / max(t.rows, 1)
-        done = [t for t in self.trials if t.error is None]
+        done = [t for t in self.trials if t.error is None and t.candidate.family != "ensemble"]
         if not done:
             return 0.0
-        t = max(done, key=lambda t: t.seconds / max(t.rows, 1))
+        # The slowest trial of the same family; a family not tried yet is estimated by the cheapest trial so far. (Taking
+        # the slowest trial of any family skipped every forest and linear model on digits, 10 classes, after one slow
+        # boosted fit; boosting stops at the deadline anyway, and a small table's forests are cheap.)
+        family = [t for t in done if t.candidate.family == candidate.family]
+        t = max(family, key=lambda t: t.seconds / max(t.rows, 1)) if family else min(done, key=lambda t: t.seconds / max(t.rows, 1))
         return t.seconds * rows / max(t.rows, 1)
 
     def _final_reserve(self, n_all: int, n_train: int) -> float:
@@ -899,8 +920,13 @@ class ModelSearch:
     def _final_model(self, X, y_codes, first_pass, prepared, best: Trial, ensemble: dict | None, pays: bool):
         members = ensemble["members"] if ensemble else [best]
         weights = ensemble["weights_by_model"] if ensemble else {best.candidate.name: 1.0}
-        if (BAG_SMALL_TABLES and len(prepared.folds) > 1 and not self.time_ordered
-                and all(len(m.fitted) == len(prepared.folds) for m in members)):
+        baggable = (BAG_SMALL_TABLES and len(prepared.folds) > 1 and not self.time_ordered
+                    and all(len(m.fitted) == len(prepared.folds) for m in members))
+        if baggable and (size := _fitted_bytes(members)) > BAG_MAX_BYTES:
+            baggable = False
+            self.notes.append(f"refitted on every row rather than averaging the fold models: together they would make a "
+                              f"{size / 1e6:.0f} MB model")
+        if baggable:
             self.notes.append(f"the final model averages the {len(prepared.folds)} cross-validation fold models of "
                               f"{'each ensemble member' if len(members) > 1 else 'the best candidate'} (each trained on "
                               f"{len(prepared.folds) - 1}/{len(prepared.folds)} of the rows)")
@@ -1041,6 +1067,14 @@ class ModelSearch:
         return rows
 
 
+def _fitted_bytes(members: list[Trial]) -> int:
+    """Pickled size of the members' fold estimators (forests excluded: a bag refits them once)."""
+    import pickle
+
+    return sum(len(pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)) for m in members
+               if m.candidate.family not in ("random_forest", "extra_trees") for _, estimator in m.fitted)
+
+
 def _perturb(candidate: Candidate, rng: np.random.Generator, name: str) -> Candidate:
     """A neighbour of a boosted configuration: one or two hyperparameters moved."""
     params = dict(candidate.params)
@@ -1085,6 +1119,8 @@ def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: lis
     """Find a good model for ``y`` from ``X`` within ``time_budget_s`` seconds (see the module docstring)."""
     if candidates is None:
         candidates = regression_candidates(n_jobs, seed) if task == "regression" else classification_candidates(n_jobs, seed, is_imbalanced(y))
+        if len(X) <= SMALL_TABLE_ROWS:
+            candidates = sorted(candidates, key=expected_cost)
         candidates = with_sentence_features(candidates, X, plan, time_budget_s)
     runner = ModelSearch(task, plan, candidates, time_budget_s, seed, n_jobs, metric or selection_metric(task, y), time_column,
                          max_rows_first_pass, max_rows_full)

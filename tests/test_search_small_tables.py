@@ -53,3 +53,16 @@ def test_a_small_table_keeps_its_fold_models_and_blends_on_out_of_fold_predictio
         assert result.metrics["f1"] >= best_single
     scored = result.fitted.predict_frame(frame.drop(columns=["species"]).head(40))
     assert (scored["prediction"] == frame["species"].head(40)).mean() >= 0.95
+
+
+def test_a_short_budget_on_a_many_class_table_still_tries_the_cheap_families():
+    # Handwritten digits, 10 classes: one slowly learnt boosted model can take the whole budget, so on a small table the
+    # cheap families (linear, forests) run first and the search always has them to choose from and blend.
+    from sklearn.datasets import load_digits
+
+    digits = load_digits(as_frame=True).frame.sample(900, random_state=0).reset_index(drop=True)
+    digits["target"] = digits["target"].map(lambda d: f"d{d}")
+    result = analyze(digits, AnalysisContext(metas=infer_column_meta(digits), target="target", time_budget_s=6))
+    tried = {row["model"] for row in result.leaderboard if row.get("error") is None}
+    assert {"logistic_regression", "extra_trees", "random_forest"} <= tried
+    assert result.metrics["accuracy"] > 0.9
