@@ -20,8 +20,9 @@ query text with the embedding cache cleared, cosine over all table embeddings, L
 candidates, exact containment), over every labelled query ``--repeats`` times after one warm-up;
 wall-clock and process CPU time are both reported (on a shared machine the CPU time is the figure
 that does not depend on other people's load). The first query of a new process (a fresh interpreter:
-it opens the search index, reads the crosswalk, runs the query) is reported apart as ``query_cold_ms``,
-the MiniLM model's load in that process apart from it as ``model_load_s``.
+it opens the search index and runs the query) is reported apart as ``query_cold_ms``, the first zip
+query after it (which also reads the lake's zip -> county crosswalk table) as ``first_zip_query_ms``,
+the MiniLM model's load in that process apart from both as ``model_load_s``.
 
 A full run builds the lake and its index, records the build figures (build time, catalog and search
 index sizes, keys by kind, load average) in ``WORK/build_figures.json``, rebuilds after 10 tables change,
@@ -204,15 +205,21 @@ def cold_probe(work: Path) -> None:
     from automodel.ingest.roles import infer_column_meta
     from automodel.lake.catalog import search_datasets
 
-    _, raw, _ = labelled_queries()[0]
-    frame = clean(raw).frame
-    metas = infer_column_meta(frame, raw.astype(str))
+    queries = labelled_queries()
+    prepared = []
+    for label in ("USArrests by state name", "zip codes as integers"):
+        raw = next(q[1] for q in queries if q[0] == label)
+        frame = clean(raw).frame
+        prepared.append((frame, infer_column_meta(frame, raw.astype(str))))
     started = time.perf_counter()
     embedder.embed(["load the model"])
     model_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    search_datasets(metas, 5, frame=frame, db_path=work / "catalog.duckdb", lake_dir=work / "lake")
-    print(json.dumps({"query_cold_ms": round((time.perf_counter() - started) * 1000, 1), "model_load_s": round(model_seconds, 2)}))
+    timings = []
+    for frame, metas in prepared:  # the first opens the index; the zip query then reads the lake's zip -> county crosswalk
+        started = time.perf_counter()
+        search_datasets(metas, 5, frame=frame, db_path=work / "catalog.duckdb", lake_dir=work / "lake")
+        timings.append(round((time.perf_counter() - started) * 1000, 1))
+    print(json.dumps({"query_cold_ms": timings[0], "first_zip_query_ms": timings[1], "model_load_s": round(model_seconds, 2)}))
 
 
 def main() -> None:
@@ -300,7 +307,7 @@ def main() -> None:
                                 "key": f"{'+'.join(top.key.user_columns)} = {'+'.join(top.key.lake_columns)} ({top.key.strategy})" if top and top.key else None})
     precision = float(np.mean([r["hit"] for r in results]))
     out = {
-        **figures, "query_cold_ms": cold["query_cold_ms"], "model_load_s": cold["model_load_s"],
+        **figures, "query_cold_ms": cold["query_cold_ms"], "first_zip_query_ms": cold["first_zip_query_ms"], "model_load_s": cold["model_load_s"],
         "query_p50_ms": round(float(np.percentile(latencies, 50)), 1),
         "query_p95_ms": round(float(np.percentile(latencies, 95)), 1), "query_max_ms": round(float(np.max(latencies)), 1),
         "query_cpu_p50_ms": round(float(np.percentile(cpu, 50)), 1), "query_cpu_p95_ms": round(float(np.percentile(cpu, 95)), 1),

@@ -645,16 +645,21 @@ def _crosswalk_loader(snapshot: _Snapshot, lake_dir: Path | None):
 
 
 _CROSSWALK_CACHE: dict[tuple, list] = {}
+_CROSSWALK_ENTRIES: dict[tuple[str, str], dict] = {}
 
 
 def load_crosswalks(lake_dir: Path, crosswalks: dict[str, dict]) -> list[tuple[str, str, str, pd.DataFrame]]:
     """Lake tables declared as crosswalks (e.g. zip -> county FIPS) as lookups, read once per file version."""
     out = []
     for name, spec in sorted(crosswalks.items()):
-        try:
-            entry = table_entry(lake_dir, name)
-        except KeyError:
-            continue
+        # The table's entry is looked up once per lake folder while its file stays where it was: listing
+        # a large lake (its manifest, its files) costs more than the query it serves.
+        entry = _CROSSWALK_ENTRIES.get((str(lake_dir), name))
+        if entry is None or not (lake_dir / entry["file"]).exists():
+            try:
+                entry = _CROSSWALK_ENTRIES[(str(lake_dir), name)] = table_entry(lake_dir, name)
+            except KeyError:
+                continue
         path = lake_dir / entry["file"]
         cache_key = (str(path), path.stat().st_mtime_ns, spec["from"], spec["to"])
         if cache_key not in _CROSSWALK_CACHE:

@@ -554,11 +554,14 @@ def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
     keys = _keys(frame, metas, both_orders=True)
     for key in list(keys):
         if key.recipe == "fips_code":
-            keys.append(KeyColumns(key.columns, "county_to_state", compute_key(frame, key.columns, "county_to_state"),
+            # The county FIPS already normalised, cut to its state (what compute_key's county_to_state gives).
+            states = key.values.str[:2].where(key.values.notna(), None).astype(object)
+            keys.append(KeyColumns(key.columns, "county_to_state", states,
                                    strategy="county FIPS cut to its state"))
         if key.recipe == "zip_code" and crosswalk is not None:
             for table, source, target, mapping in crosswalk():
-                values = compute_key(frame, key.columns, "zip_to_county", crosswalk=mapping)
+                # The zips already normalised, mapped to their county (what compute_key's zip_to_county gives).
+                values = key.values.map(mapping).where(key.values.notna(), None).astype(object)
                 keys.append(KeyColumns(key.columns, "zip_to_county", values, strategy=f"zip mapped to county FIPS through {table}",
                                        bridge={"table": table, "from": source, "to": target}))
     # A key of one value tells no rows apart (a constant year, there for its part in a date): joining on it adds constants.
@@ -604,9 +607,9 @@ def detect_key_role(series: pd.Series) -> str | None:
             return None
         padded = text.str.zfill(5)
     counties, zips = _county_fips(), _zip_codes()
-    if np.mean([v in counties for v in padded]) >= 0.9:
+    if padded.isin(counties).mean() >= 0.9:
         return "fips_code"
-    if np.mean([v in zips for v in padded]) >= 0.9 and padded.str[:1].nunique() > 1:
+    if padded.isin(zips).mean() >= 0.9 and padded.str[:1].nunique() > 1:
         return "zip_code"
     return None
 
