@@ -607,9 +607,9 @@ def detect_key_role(series: pd.Series) -> str | None:
             return None
         padded = text.str.zfill(5)
     counties, zips = _county_fips(), _zip_codes()
-    if padded.isin(counties).mean() >= 0.9:
+    if np.mean([v in counties for v in padded]) >= 0.9:
         return "fips_code"
-    if padded.isin(zips).mean() >= 0.9 and padded.str[:1].nunique() > 1:
+    if np.mean([v in zips for v in padded]) >= 0.9 and padded.str[:1].nunique() > 1:
         return "zip_code"
     return None
 
