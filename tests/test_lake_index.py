@@ -204,6 +204,12 @@ def test_zips_reach_county_tables_through_the_crosswalk():
     direct = next(h for h in hits if h.table == "zip_county")
     assert direct.key.kind == "zip_code" and direct.key.strategy == "direct"
     assert direct.containment == pytest.approx(expected, abs=1e-4)
+    # The crosswalk's lookup is stored normalised in the search index: what reading the table gives.
+    from automodel.lake.catalog import read_crosswalk, table_entry
+
+    stored = search_index.load(shared_catalog()).crosswalk("zip_county", "zip", "county_fips")
+    read = read_crosswalk(LAKE, table_entry(LAKE, "zip_county"), "zip", "county_fips")
+    assert len(stored) > 40000 and stored.sort_index().equals(read.sort_index())
     bridged = next(h for h in hits if h.table == "county_postal_profile")
     assert bridged.key.kind == "fips_code" and bridged.key.bridge["table"] == "zip_county"
     assert bridged.key.strategy == "zip mapped to county FIPS through zip_county"

@@ -253,7 +253,7 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
             con.execute("INSERT OR REPLACE INTO lake_meta VALUES ('skipped', ?)", [json.dumps(skipped_at, sort_keys=True)])
             con.execute("COMMIT")
         changed = previous is None or profiled or removed or previous.skipped != skipped_at
-        if changed and not _write_search_index(con, db_path, new_keys, previous, skipped_at):
+        if changed and not _write_search_index(con, db_path, lake_dir, new_keys, previous, skipped_at, set(profiled)):
             con.close()
             return _build_index(lake_dir, db_path, rebuild=True)  # the search index lost keys it should hold: start over
         columns = con.execute("SELECT count(*) FROM lake_columns").fetchone()[0]
@@ -263,7 +263,7 @@ def _build_index(lake_dir: Path, db_path: Path, rebuild: bool) -> IndexReport:
     return IndexReport(len(entries), profiled, unchanged, removed, time.perf_counter() - start, columns, keys, skipped)
 
 
-def _write_search_index(con, db_path: Path, new_keys: dict[str, NewKey], previous, skipped: dict) -> bool:
+def _write_search_index(con, db_path: Path, lake_dir: Path, new_keys: dict[str, NewKey], previous, skipped: dict, profiled: set[str]) -> bool:
     """Write the search index for the catalog as it now stands; False when a key's values are in neither
     this build nor the previous index (the catalog and the search index disagree)."""
     tables = [{"name": name, "fingerprint": fingerprint, "rows": rows, "description": description, "tags": json.loads(tags or "[]"),
@@ -277,7 +277,19 @@ def _write_search_index(con, db_path: Path, new_keys: dict[str, NewKey], previou
     held = previous.keys if previous is not None else {}
     if any(k.key_id not in new_keys and k.key_id not in held for k in keys):
         return False
-    search_index.write(db_path, tables, vectors, keys, new_keys, previous, skipped)
+    crosswalks = {}
+    for table in tables:
+        spec = table["crosswalk"]
+        if not spec or not {"from", "to"} <= set(spec):
+            continue
+        mapping = previous.crosswalk(table["name"], spec["from"], spec["to"]) if previous is not None and table["name"] not in profiled else None
+        if mapping is None:
+            try:
+                mapping = read_crosswalk(lake_dir, table_entry(lake_dir, table["name"]), spec["from"], spec["to"])
+            except (KeyError, OSError, AutomodelError):
+                continue  # searched the slow way, reading the table, if it can be read then
+        crosswalks[table["name"]] = (spec["from"], spec["to"], np.column_stack([mapping.index.astype(str), mapping.astype(str)]))
+    search_index.write(db_path, tables, vectors, keys, new_keys, previous, skipped, crosswalks)
     return True
 
 
@@ -641,17 +653,28 @@ def _crosswalk_loader(snapshot: _Snapshot, lake_dir: Path | None):
     """A function giving (crosswalk table, from column, to column, frame) for a pair of key kinds, or None."""
     if lake_dir is None or not snapshot.crosswalks:
         return None
-    return lambda: load_crosswalks(Path(lake_dir), snapshot.crosswalks)
+    return lambda: load_crosswalks(Path(lake_dir), snapshot.crosswalks, snapshot.index)
 
 
-_CROSSWALK_CACHE: dict[tuple, list] = {}
+_CROSSWALK_CACHE: dict[tuple, list | None] = {}
 _CROSSWALK_ENTRIES: dict[tuple[str, str], dict] = {}
 
 
-def load_crosswalks(lake_dir: Path, crosswalks: dict[str, dict]) -> list[tuple[str, str, str, pd.DataFrame]]:
-    """Lake tables declared as crosswalks (e.g. zip -> county FIPS) as lookups, read once per file version."""
+def load_crosswalks(lake_dir: Path, crosswalks: dict[str, dict], index: search_index.SearchIndex | None = None) -> list[tuple[str, str, str, pd.DataFrame]]:
+    """Lake tables declared as crosswalks (e.g. zip -> county FIPS) as lookups, read once per file version
+    (or once per index version from the search index, which stores them normalised)."""
     out = []
     for name, spec in sorted(crosswalks.items()):
+        if index is not None:
+            cache_key = (str(index.folder), name, spec["from"], spec["to"])
+            if cache_key not in _CROSSWALK_CACHE:
+                for stale in [k for k in _CROSSWALK_CACHE if k[1:] == cache_key[1:]]:  # the same lookup of older index versions
+                    del _CROSSWALK_CACHE[stale]
+                stored = index.crosswalk(name, spec["from"], spec["to"])
+                _CROSSWALK_CACHE[cache_key] = [name, spec["from"], spec["to"], stored] if stored is not None else None
+            if _CROSSWALK_CACHE[cache_key] is not None:
+                out.append(tuple(_CROSSWALK_CACHE[cache_key]))
+                continue
         # The table's entry is looked up once per lake folder while its file stays where it was: listing
         # a large lake (its manifest, its files) costs more than the query it serves.
         entry = _CROSSWALK_ENTRIES.get((str(lake_dir), name))

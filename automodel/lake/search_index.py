@@ -8,6 +8,8 @@ waits for a build and never sees half of one. A version holds:
   keys (table, columns, distinct values, recipe) in ascending order of size, with the LSH Ensemble's
   partition bounds and band parameters;
 - ``tables.npy``: the unit-length table embeddings, one row per table in manifest order;
+- per crosswalk table ``T`` (a lake table declared as a zip -> county lookup): ``crosswalk-T.npy``, its
+  normalised pairs, so the first zip search of a process does not read and normalise the table;
 - per key kind ``N``: ``N.values.npy`` (every distinct value hash of the kind, sorted), ``N.offsets.npy``
   and ``N.owners.npy`` (for each value, the keys that hold it: an inverted index, so counting a user's
   values in every key of a kind takes two binary searches per value), ``N.signatures.npy`` (one MinHash
@@ -26,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +116,17 @@ class SearchIndex:
     kinds: dict[str, KindIndex]
     skipped: dict[str, list]  # table -> [fingerprint, reason]: unreadable files, as the build last saw them
     folder: Path
+    crosswalk_files: dict[str, dict] = field(default_factory=dict)  # table -> {"file", "from", "to"}
+
+    def crosswalk(self, table: str, source: str, target: str):
+        """The stored lookup of a crosswalk table (a Series: normalised from-value -> to-value), or None."""
+        spec = self.crosswalk_files.get(table)
+        if not spec or (spec["from"], spec["to"]) != (source, target):
+            return None
+        import pandas as pd
+
+        pairs = np.load(self.folder / spec["file"])
+        return pd.Series(pairs[:, 1].astype(object), index=pd.Index(pairs[:, 0].astype(object)), dtype=object)
 
     @property
     def fingerprints(self) -> dict[str, str]:
@@ -151,7 +164,7 @@ def _load_version(folder: Path, version: str) -> SearchIndex:
                              np.asarray(spec["uppers"], dtype=np.int64), params)
         kinds[kind] = KindIndex(keys, _mapped(f"{stem}.values.npy"), _mapped(f"{stem}.offsets.npy"), _mapped(f"{stem}.owners.npy"), lsh, spec["file"])
     vectors = _mapped(folder / "tables.npy")
-    return SearchIndex(version, manifest["tables"], vectors, kinds, manifest.get("skipped", {}), folder)
+    return SearchIndex(version, manifest["tables"], vectors, kinds, manifest.get("skipped", {}), folder, manifest.get("crosswalks", {}))
 
 
 def _mapped(path) -> np.ndarray:
@@ -169,8 +182,9 @@ class NewKey:
 
 
 def write(db_path: Path, tables: list[dict], vectors: np.ndarray, keys: list[KeyEntry], new: dict[str, NewKey],
-          previous: SearchIndex | None, skipped: dict[str, list]) -> str:
-    """Write a new version holding ``keys``: hashes from ``new`` where given, else from ``previous``.
+          previous: SearchIndex | None, skipped: dict[str, list], crosswalks: dict[str, tuple[str, str, np.ndarray]] | None = None) -> str:
+    """Write a new version holding ``keys``: hashes from ``new`` where given, else from ``previous``;
+    ``crosswalks`` maps a crosswalk table to (from column, to column, its normalised pairs as a (n, 2) text array).
 
     Kinds whose keys are exactly the previous version's are linked, not rewritten.
     """
@@ -194,8 +208,12 @@ def write(db_path: Path, tables: list[dict], vectors: np.ndarray, keys: list[Key
             spec[kind] = _write_kind(staging / file, members, new, old)
             spec[kind]["file"] = file
         np.save(staging / "tables.npy", np.asarray(vectors, dtype=np.float32))
+        crosswalk_files = {}
+        for number, (table, (source, target, pairs)) in enumerate(sorted((crosswalks or {}).items())):
+            crosswalk_files[table] = {"file": f"crosswalk-{number}.npy", "from": source, "to": target}
+            np.save(staging / f"crosswalk-{number}.npy", np.asarray(pairs, dtype=str).reshape(-1, 2))
         manifest = {"format": FORMAT, "version": version, "tables": tables, "skipped": skipped, "kinds": spec,
-                    "band_parameters": params.tolist()}
+                    "band_parameters": params.tolist(), "crosswalks": crosswalk_files}
         (staging / "manifest.json").write_text(json.dumps(manifest))
         for path in staging.iterdir():
             with open(path, "rb") as handle:
