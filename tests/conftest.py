@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import threading
 from contextlib import redirect_stderr, redirect_stdout
 from http.server import ThreadingHTTPServer
@@ -18,15 +19,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
+def with_lake_indexed(home: Path) -> Path:
+    """Give ``home`` the repo lake's catalog and search index as `automodel index` leaves them (lake_data.shared_catalog:
+    built once per test process). The first command in the home then finds the catalog current, records the lake in the instance and
+    profiles nothing, instead of profiling and embedding every table again (seconds each time)."""
+    from lake_data import shared_catalog
+
+    from automodel.lake.search_index import index_dir
+
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (home / "_INDEX_DB").mkdir(exist_ok=True, mode=0o700)
+    catalog = home / "_INDEX_DB" / "catalog.duckdb"
+    shutil.copyfile(shared_catalog(), catalog)
+    shutil.copytree(index_dir(shared_catalog()), index_dir(catalog))  # the search index beside the DuckDB file
+    return home
+
+
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A fresh AUTOMODEL_HOME with the repo's lake and a small search budget."""
+def home(tmp_path, monkeypatch, request) -> Path:
+    """A fresh AUTOMODEL_HOME with the repo's lake and a small search budget.
+
+    Tests marked ``lake_indexed`` (their runs enrich from the lake, but building its index is not what they check) get
+    the lake already indexed in it (with_lake_indexed)."""
     home = tmp_path / "home"
     monkeypatch.setenv("AUTOMODEL_HOME", str(home))
     monkeypatch.setenv("AUTOMODEL_LAKE", str(REPO / "datasets"))
     monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "20")
     monkeypatch.delenv("AUTOMODEL_WEBHOOK_URL", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    if request.node.get_closest_marker("lake_indexed"):
+        with_lake_indexed(home)
     return home
 
 

@@ -267,6 +267,7 @@ def test_recipes_are_plugins_and_configuration_enables_them(tmp_path, monkeypatc
         execute_actions(context, ActionLog(tmp_path / "b.db"), enabled=["reorder"], recipe_options={"reorder": {"bogus": 1}}, notifiers=[])
 
 
+@pytest.mark.lake_indexed
 def test_reorder_end_to_end_creates_purchase_orders_and_notifies_once(home, cli, tmp_path, monkeypatch, webhook, smtp):
     """ISLR Carseats: unit sales (thousands) of child car seats at 400 stores; stores whose predicted demand exceeds
     the stock on hand (8) get a purchase order for the shortfall."""

@@ -3,27 +3,16 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
-from lake_data import shared_catalog, us_arrests
+import pytest
+from lake_data import us_arrests
 
-
-def _seed_catalog(home) -> None:
-    """The lake's catalog as this process already built it (an identical build would take seconds): the DuckDB file
-    and the search index folder beside it."""
-    from automodel.lake.search_index import index_dir
-
-    target = home / "_INDEX_DB" / "catalog.duckdb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shared_catalog(), target)
-    shutil.copytree(index_dir(shared_catalog()), index_dir(target))
+pytestmark = pytest.mark.lake_indexed  # the home starts with the lake's catalog as this process already built it
 
 
 def test_run_reports_and_keeps_the_enrichment_and_score_reuses_it(home, cli, tmp_path, monkeypatch):
     # Explanations are another stage's concern (and slow); this test is about enrichment.
     monkeypatch.setenv("ENABLE_SHAP_EXPLANATIONS", "0")
-    _seed_catalog(home)
     arrests = us_arrests()
     train = tmp_path / "arrests.csv"
     arrests.iloc[:40].to_csv(train, index=False)
@@ -58,7 +47,6 @@ def test_run_reports_and_keeps_the_enrichment_and_score_reuses_it(home, cli, tmp
 
 
 def test_index_command_describes_the_catalog(home, cli):
-    _seed_catalog(home)
     result = cli("index", "--json")
     assert result.code == 0, result.err
     out = result.json

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from conftest import REPO
 
 
@@ -47,6 +48,7 @@ def test_materialize_every_asset_of_a_run(home, tmp_path, penguins):
     assert any("lightgbm" in str(r.data.get("model", "")) for r in metadata["leaderboard"].records)
 
 
+@pytest.mark.lake_indexed
 def test_rematerializing_a_partition_needs_no_config(home, tmp_path, penguins):
     """A run created once can be rematerialized later from its partition key alone, as from the UI."""
     from automodel_assets.definitions import build_resources, defs
@@ -77,6 +79,7 @@ def _graphql(port: int, query: str) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.lake_indexed
 def test_ui_serves_the_graph_and_partitions(home, tmp_path, penguins, cli):
     """What `make dev` serves: the webserver lists every asset with its group and the run partitions."""
     penguins.to_csv(tmp_path / "p.csv", index=False)
@@ -98,7 +101,7 @@ def test_ui_serves_the_graph_and_partitions(home, tmp_path, penguins, cli):
                     break
             except OSError:
                 pass
-            time.sleep(1)
+            time.sleep(0.2)
         assert nodes, "the webserver did not answer"
         by_name = {n["assetKey"]["path"][-1]: n for n in nodes}
         for name in ("raw_dataset", "cleaned_frame", "column_metadata", "semantic_index", "enriched_frame", "model",

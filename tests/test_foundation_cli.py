@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.lake_indexed  # runs enrich from the lake; its index is built once per process, not in every home
+
 
 def _sha(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -41,6 +41,7 @@ def _metadata(instance, asset: str) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
+@pytest.mark.lake_indexed
 def test_classification_run_outputs_summary_and_dashboard(home, cli, tmp_path, penguins, monkeypatch):
     monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "5")
     with OpenAICompatibleServer(model="qwen-test") as llm:

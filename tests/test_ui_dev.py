@@ -62,7 +62,7 @@ def dev(tmp_path_factory):
                         break
                 except OSError:
                     pass
-                time.sleep(1)
+                time.sleep(0.2)
             assert nodes, "make dev did not answer: " + (work / "dev.log").read_text()[-2000:]
             yield {"ui": ui_port, "dashboards": dashboard_port, "run_id": run_id, "home": work / "home", "work": work}
         finally:
