@@ -17,8 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
-from conftest import REPO
+from conftest import REPO, with_lake_indexed
 
 BIN = Path(sys.executable).parent
 
@@ -36,7 +35,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
     while time.time() < deadline:
         if predicate():
             return
-        time.sleep(1)
+        time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -47,9 +46,9 @@ def _start_daemon(env: dict, log: Path) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_daemon_sigkill_and_restart_loses_and_repeats_no_drop(tmp_path, penguins):
-    home, drop = tmp_path / "home", tmp_path / "drop"
+    home, drop = with_lake_indexed(tmp_path / "home"), tmp_path / "drop"
     env = {**os.environ, "AUTOMODEL_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "AUTOMODEL_DROP_DIR": str(drop),
-           "AUTOMODEL_LAKE": str(REPO / "datasets"), "AUTOMODEL_SEARCH_BUDGET_S": "10", "HF_HUB_OFFLINE": "1",
+           "AUTOMODEL_LAKE": str(REPO / "datasets"), "AUTOMODEL_SEARCH_BUDGET_S": "3", "HF_HUB_OFFLINE": "1",
            "DAGSTER_DISABLE_TELEMETRY": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     (home / "dagster").mkdir(parents=True)
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster" / "dagster.yaml")
