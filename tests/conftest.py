@@ -159,3 +159,10 @@ def pytest_collection_modifyitems(config, items):
     early on both workers instead of ending the run one after another."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
+
+
+def pytest_configure(config):
+    """Keep that order: pytest-xdist otherwise hands files out by their number of tests, most first, which put the few-test
+    slow files (one daemon test, three recovery tests) at the very end of `make test`."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
