@@ -66,7 +66,8 @@ def test_score_reuses_model_on_held_back_rows(home, cli, tmp_path, penguins):
     assert not (home / "models" / out["run_id"]).exists(), "scoring must not train or save a model"
 
 
-def test_rerun_from_predictions_does_not_retrain(home, cli, tmp_path, penguins):
+def test_rerun_from_predictions_does_not_retrain(home, cli, tmp_path, penguins, monkeypatch):
+    monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "3")  # what is checked is what the rerun rebuilds, not the model
     penguins.to_csv(tmp_path / "p.csv", index=False)
     first = cli("run", tmp_path / "p.csv", "--target", "species", "--json").json
     model_path = Path(first["model_path"])
@@ -83,7 +84,8 @@ def test_rerun_from_predictions_does_not_retrain(home, cli, tmp_path, penguins):
     assert pd.read_csv(again.json["predictions_path"]).equals(pd.read_csv(first["predictions_path"]))
 
 
-def test_sessions_lists_newest_first(home, cli, tmp_path, penguins):
+def test_sessions_lists_newest_first(home, cli, tmp_path, penguins, monkeypatch):
+    monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "3")
     penguins.iloc[:200].to_csv(tmp_path / "a.csv", index=False)
     penguins.iloc[100:].to_csv(tmp_path / "b.csv", index=False)
     ids = [cli("run", tmp_path / name, "--target", "species", "--json").json["run_id"] for name in ("a.csv", "b.csv")]

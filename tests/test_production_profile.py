@@ -81,6 +81,7 @@ def production_home(home, postgres, s3_server, monkeypatch):
     return home
 
 
+@pytest.mark.lake_indexed
 def test_full_run_on_postgres_and_s3_reads_back_through_sessions(production_home, s3_server, cli, penguins):
     client = s3_server.client()
     client.put_object(Bucket="automodel-prod", Key="users/alice/penguins.csv", Body=penguins.to_csv(index=False).encode())

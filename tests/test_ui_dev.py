@@ -20,7 +20,9 @@ import urllib.request
 import dagster as dg
 import pytest
 from browser import chromium_path, open_browser
-from conftest import REPO, free_port, run_cli
+from conftest import REPO, free_port, run_cli, with_lake_indexed
+
+pytestmark = pytest.mark.slow  # one CLI run and one `make dev` for the module: scheduled early (conftest)
 
 
 def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
@@ -38,6 +40,7 @@ def dev(tmp_path_factory):
     import palmerpenguins
 
     work = tmp_path_factory.mktemp("dev")
+    with_lake_indexed(work / "home")  # the run still records the lake and materializes semantic_index; it profiles nothing
     palmerpenguins.load_penguins().to_csv(work / "penguins.csv", index=False)
     ui_port, dashboard_port = free_port(), free_port()
     env = {"AUTOMODEL_HOME": str(work / "home"), "AUTOMODEL_LAKE": str(REPO / "datasets"), "AUTOMODEL_SEARCH_BUDGET_S": "3",
