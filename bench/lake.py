@@ -256,7 +256,7 @@ def main() -> None:
             figures["rebuilt_on_keep"] = {"profiled": len(again.profiled), "seconds": round(again.seconds, 1)}
     else:
         started = time.perf_counter()
-        for path in (db, Path(f"{db}.wal")):
+        for path in (db, Path(f"{db}.wal"), figures_file):
             path.unlink(missing_ok=True)
         search_index.remove(db)
         build_lake(work, args.tables)

@@ -546,7 +546,7 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
         if not raw_distinct or not len(readable):
             continue
         distinct = pd.unique(readable.to_numpy(dtype=object))
-        user_hashes = hash_strings(readable.to_numpy(dtype=object).astype(str).astype(object))
+        user_hashes = hash_strings(readable.to_numpy(dtype=object))  # the text of each value (hash_strings converts what is not text)
         positions, found = index.found(user_hashes)
         if len(distinct) > EXACT_QUERY_LIMIT and len(positions):
             # Large key sets: the LSH Ensemble nominates lake keys likely to contain enough of them and
