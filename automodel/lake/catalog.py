@@ -505,6 +505,20 @@ def query_text(query_meta) -> str:
     return "Table with columns: " + ", ".join(parts)
 
 
+PARALLEL_EMBEDDING = (os.cpu_count() or 1) > 1
+_EMBEDDING_THREAD: list = []
+
+
+def _embedding_thread():
+    if not _EMBEDDING_THREAD:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with _SNAPSHOT_LOCK:
+            if not _EMBEDDING_THREAD:
+                _EMBEDDING_THREAD.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-search-embedding"))
+    return _EMBEDDING_THREAD[0]
+
+
 def _similarities(snapshot: _Snapshot, query_meta) -> np.ndarray:
     """Cosine similarity of the query's embedding with every table's (vectors are unit length: a dot product)."""
     if not snapshot.table_names:
@@ -526,7 +540,10 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
     snapshot = _snapshot(db_path)
     allowed = np.fromiter(((not category or category in snapshot.tags[n] or category == n) and n not in exclude for n in snapshot.table_names),
                           dtype=bool, count=len(snapshot.table_names))
-    similarities = _similarities(snapshot, query_meta)
+    # The query text's embedding (MiniLM, the largest single cost) runs in a thread beside the key lookups:
+    # torch leaves Python's lock while it computes, so on a second core the two overlap.
+    pending_similarities = _embedding_thread().submit(_similarities, snapshot, query_meta) if PARALLEL_EMBEDDING else None
+    similarities = None if pending_similarities else _similarities(snapshot, query_meta)
     candidates = user_keys(frame, query_meta, crosswalk=_crosswalk_loader(snapshot, lake_dir)) if frame is not None else []
     codes = {}  # per column: factorized raw values, so distinct raw combinations are counted without sorting frames
     lookups = []  # per user key: what it found, key positions and hits per kind
@@ -564,6 +581,8 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
         scores = np.minimum(found / raw_distinct, 1.0) * (0.8 + 0.2 * unique) * weight * (DERIVED_KEY_FACTOR if candidate.strategy != "direct" else 1.0)
         np.maximum.at(bound, tables, scores)
         lookups.append((candidate, index, raw_distinct, weight, positions, found, tables))
+    if pending_similarities is not None:
+        similarities = pending_similarities.result()
     approximate = np.where(allowed, VALUE_WEIGHT * bound + NAME_WEIGHT * np.maximum(similarities, 0.0), -np.inf)
     # Rounding (containment and uniqueness to 4 places, key comparison to 3) moves a score by well under 0.002.
     shortlist = allowed & (approximate >= np.sort(approximate)[-min(top_k, len(approximate))] - 0.002) if len(approximate) and top_k > 0 else allowed & False
