@@ -383,7 +383,8 @@ def main(argv=None) -> int:
         return 0
     if args.report:
         rows = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
-        print(report(rows))
+        if any(r.get("split", 0) == 0 for r in rows):
+            print(report(rows))
         repeated = repeated_report(rows)
         if repeated:
             print()
@@ -421,7 +422,8 @@ def main(argv=None) -> int:
                 handle.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
     print()
-    print(report(rows))
+    if any(r.get("split", 0) == 0 for r in rows):
+        print(report(rows))
     repeated = repeated_report(rows)
     if repeated:
         print()
