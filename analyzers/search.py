@@ -952,8 +952,12 @@ class ModelSearch:
             cost = sum(m.seconds / max(len(m.fitted), 1) * n_fit / max(m.rows, 1) for m in members)
         if cost > self.remaining() and len(prepared.folds) > 1 and all(len(m.fitted) == len(prepared.folds) for m in members):
             # No time for a refit: average the cross-validation fold models (each saw most of the rows).
-            self.notes.append("averaged the cross-validation fold models: the budget would not cover a refit")
-            return self._bag_folds(members, weights), len(prepared.folds[0][0]), False
+            if _fitted_bytes(members) > BAG_MAX_BYTES:
+                self.notes.append("kept one cross-validation fold model per member: the budget would not cover a refit, and "
+                                  "averaging every fold model would make too large a model")
+            else:
+                self.notes.append("averaged the cross-validation fold models: the budget would not cover a refit")
+            return self._bag_folds(members, weights, first_fold_only=_fitted_bytes(members) > BAG_MAX_BYTES), len(prepared.folds[0][0]), False
         if cost > self.remaining() and len(prepared.folds) == 1:
             # No time for a refit: keep the search's own fits (trained on the first pass's training part).
             self.notes.append("kept the search's fit: the budget would not cover a refit on all rows")
@@ -985,11 +989,17 @@ class ModelSearch:
             pipelines.append(pipeline)
         return self._combine(pipelines, [weights[m.candidate.name] for m in members]), n_fit, True
 
-    def _bag_folds(self, members: list[Trial], weights: dict, X=None, y_codes=None):
+    def _bag_folds(self, members: list[Trial], weights: dict, X=None, y_codes=None, first_fold_only: bool = False):
         """Each member's fold models, averaged. A forest is already an average of trees, and five of them would make the
-        saved model five times its size for nothing: given the rows, forests are refitted once on all of them instead."""
+        saved model five times its size for nothing: given the rows, forests are refitted once on all of them instead;
+        without them (no time left), one fold's forest is kept. ``first_fold_only`` keeps one fold model of every member."""
         pipelines, member_weights = [], []
         for m in members:
+            if first_fold_only or (X is None and m.candidate.family in ("random_forest", "extra_trees")):
+                prep, estimator = m.fitted[0]
+                pipelines.append(Pipeline([("prep", prep), ("model", estimator)]))
+                member_weights.append(weights[m.candidate.name])
+                continue
             if X is not None and m.candidate.family in ("random_forest", "extra_trees"):
                 pipeline = Pipeline([("prep", build_preprocessor(self.plan, m.candidate.preprocessing, self.task)),
                                      ("model", make_estimator(m.candidate, self.task, self.threads(len(X)), self.seed,
