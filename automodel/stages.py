@@ -16,7 +16,7 @@ import pandas as pd
 from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
 from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
-from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates
+from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
 from automodel.lake.enrich import MAX_TABLES, MergeReport, apply_specs, rank_and_merge, spec_user_columns
 from automodel.errors import ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
@@ -195,12 +195,17 @@ class ModelOutcome:
         return out
 
 
-def training_mask(frame: pd.DataFrame, target: str | None) -> pd.Series:
-    """Rows a model trains on: every row but repeats of an earlier one. Rows with outlying feature values stay: they are
-    real rows the model will be asked to score, and often the telling ones (HMDA mortgages: the IQR fence marked 15 % of
-    the applicants, those with the worst credit histories, whom lenders deny most; without them test ROC-AUC fell from
-    0.886 to 0.879). The cleaning report still counts them."""
-    return ~mark_duplicates(frame, CleaningReport())
+def training_mask(frame: pd.DataFrame, target: str | None, drop_outliers: bool = False) -> pd.Series:
+    """Rows a model trains on: every row but repeats of an earlier one. Rows with outlying feature values stay by default:
+    they are real rows the model will be asked to score, and often the telling ones (HMDA mortgages: the IQR fence marked
+    15 % of the applicants, those with the worst credit histories, whom lenders deny most; without them test ROC-AUC fell
+    from 0.886 to 0.879). The cleaning report still counts them; ``drop_outliers`` (AUTOMODEL_DROP_OUTLIERS) leaves them
+    out of training, as the classic cleaning step did."""
+    report = CleaningReport()
+    mask = ~mark_duplicates(frame, report)
+    if drop_outliers:
+        mask &= ~remove_outliers(frame, report, protect=(target,) if target else ())
+    return mask
 
 
 def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | None, holdout: pd.DataFrame | None = None,
@@ -227,10 +232,10 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
                 min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 1_000_000,
                 time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
                 search_backend: str = "automodel", training_schema: TrainingSchema | None = None, min_rows: int = 20,
-                interval_coverage: float = 0.9, keep: tuple = (), drop: tuple = ()) -> ModelOutcome:
+                interval_coverage: float = 0.9, keep: tuple = (), drop: tuple = (), drop_outliers: bool = False) -> ModelOutcome:
     metas = enriched_metas(frame, profile)
     context = AnalysisContext(
-        metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target), time_column=profile.time_column,
+        metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target, drop_outliers), time_column=profile.time_column,
         min_r2=min_r2, max_mape=max_mape, max_rows_first_pass=max_rows_first_pass, max_rows_full=max_rows_full,
         time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1), search_backend=search_backend, min_rows=min_rows,
         interval_coverage=interval_coverage, keep=tuple(keep or ()), drop=tuple(drop or ()),

@@ -233,7 +233,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
             time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s), user_labels=manifest.labels or None,
             search_backend=settings.search_backend,
             training_schema=stages.read_training_schema(layout.model_dir(run_id)), min_rows=settings.min_rows,
-            interval_coverage=settings.interval_coverage,
+            interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),
         )
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),

@@ -83,6 +83,7 @@ class AutomodelSettings(dg.ConfigurableResource):
     enrich_max_tables: int = 3  # forward selection of lake tables stops at this many kept tables
     search_time_budget_s: float = 60.0
     search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
+    drop_outliers: bool = False  # leave rows with outlying feature values (IQR fence) out of training, as classic cleaning did
     interval_coverage: float = 0.9  # regression prediction intervals: the share of new rows they should cover
     # LLM endpoint details, SMTP notifications and recipe selection (issue 6).
     llm_api_key: str = ""
@@ -141,6 +142,7 @@ class AutomodelSettings(dg.ConfigurableResource):
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
             enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
             enrich_max_tables=int(env.get("AUTOMODEL_ENRICH_MAX_TABLES", 3)),
+            drop_outliers=_flag("AUTOMODEL_DROP_OUTLIERS", False),
             interval_coverage=float(env.get("AUTOMODEL_INTERVAL_COVERAGE", 0.9)),
             search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
             search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),

