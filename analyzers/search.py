@@ -952,12 +952,13 @@ class ModelSearch:
             cost = sum(m.seconds / max(len(m.fitted), 1) * n_fit / max(m.rows, 1) for m in members)
         if cost > self.remaining() and len(prepared.folds) > 1 and all(len(m.fitted) == len(prepared.folds) for m in members):
             # No time for a refit: average the cross-validation fold models (each saw most of the rows).
-            if _fitted_bytes(members) > BAG_MAX_BYTES:
+            too_large = _fitted_bytes(members) > BAG_MAX_BYTES
+            if too_large:
                 self.notes.append("kept one cross-validation fold model per member: the budget would not cover a refit, and "
                                   "averaging every fold model would make too large a model")
             else:
                 self.notes.append("averaged the cross-validation fold models: the budget would not cover a refit")
-            return self._bag_folds(members, weights, first_fold_only=_fitted_bytes(members) > BAG_MAX_BYTES), len(prepared.folds[0][0]), False
+            return self._bag_folds(members, weights, first_fold_only=too_large), len(prepared.folds[0][0]), False
         if cost > self.remaining() and len(prepared.folds) == 1:
             # No time for a refit: keep the search's own fits (trained on the first pass's training part).
             self.notes.append("kept the search's fit: the budget would not cover a refit on all rows")

@@ -11,12 +11,12 @@ def tag_run(context, settings) -> None:
     """A run started from the UI ("Materialize" on a partition) carries the same user, file and target tags as a CLI run,
     so it can be filtered with the others; tags the run already has are left as they are."""
     from automodel.sessions import SessionStore
-    from automodel_assets.runs import run_tags
+    from automodel_assets.runs import USER_TAG, run_tags
 
     if settings is None or not context.has_partition_key:
         return
     existing = context.run.tags
-    if "automodel/user" in existing:
+    if USER_TAG in existing:
         return
     manifest = SessionStore(settings.layout.sessions_db).manifest(context.partition_key)
     if manifest is None:

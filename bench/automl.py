@@ -364,6 +364,16 @@ def repeated_report(rows: list[dict]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def print_reports(rows: list[dict]) -> None:
+    """The single-split table (split 0's rows) and, when a task ran on several splits, the repeated-split table."""
+    if any(r.get("split", 0) == 0 for r in rows):
+        print(report(rows))
+    repeated = repeated_report(rows)
+    if repeated:
+        print()
+        print(repeated)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
@@ -382,13 +392,7 @@ def main(argv=None) -> int:
         print(json.dumps(run_one(args.run[0], args.run[1], args.budget, args.split)))
         return 0
     if args.report:
-        rows = [json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()]
-        if any(r.get("split", 0) == 0 for r in rows):
-            print(report(rows))
-        repeated = repeated_report(rows)
-        if repeated:
-            print()
-            print(repeated)
+        print_reports([json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()])
         return 0
     side_python = ensure_side_env() if SIDE_SYSTEMS & set(args.systems) else None
     out = Path(args.out)
@@ -422,12 +426,7 @@ def main(argv=None) -> int:
                 handle.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
     print()
-    if any(r.get("split", 0) == 0 for r in rows):
-        print(report(rows))
-    repeated = repeated_report(rows)
-    if repeated:
-        print()
-        print(repeated)
+    print_reports(rows)
     return 0
 
 

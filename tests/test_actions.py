@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socketserver
+import ssl
 import sys
 import textwrap
 from email import message_from_bytes
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import LoopbackServer
 
-from automodel.outputs.actions import ActionLog, EmailNotifier, LogNotifier, WebhookNotifier, execute_actions
 from automodel.errors import AutomodelError
+from automodel.outputs.actions import ActionLog, EmailNotifier, LogNotifier, WebhookNotifier, execute_actions
 from recipes import ActionContext, available_recipes, parse_recipe_options, select_recipes
 
 
@@ -52,27 +55,48 @@ class WebhookServer(LoopbackServer):
 
 
 class SMTPServer(LoopbackServer):
-    """A minimal SMTP server (RFC 5321 subset: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) on 127.0.0.1."""
+    """A minimal SMTP server on 127.0.0.1 (RFC 5321 subset: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, AUTH PLAIN,
+    and STARTTLS when given a certificate); records each message, login and command, and whether it was encrypted."""
 
-    def __init__(self):
+    def __init__(self, cert: Path | None = None, key: Path | None = None):
         self.messages: list[dict] = []
+        self.logins: list[dict] = []
+        self.commands: list[str] = []
+        tls = None
+        if cert is not None:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(cert, key)
         server = self
 
         class Handler(socketserver.StreamRequestHandler):
             def reply(self, line: str):
                 self.wfile.write((line + "\r\n").encode())
+                self.wfile.flush()
 
             def handle(self):
+                encrypted, sender, recipients = False, None, []
                 self.reply("220 127.0.0.1 test SMTP ready")
-                sender, recipients = None, []
                 while True:
                     line = self.rfile.readline()
                     if not line:
                         return
                     command = line.decode().strip()
                     verb = command.split(" ", 1)[0].upper()
+                    server.commands.append(verb)
                     if verb in ("EHLO", "HELO"):
-                        self.reply("250 127.0.0.1")
+                        lines = ["127.0.0.1", "AUTH PLAIN", *(["STARTTLS"] if tls is not None and not encrypted else [])]
+                        for i, text in enumerate(lines):
+                            self.reply(f"250{'-' if i < len(lines) - 1 else ' '}{text}")
+                    elif verb == "STARTTLS" and tls is not None:
+                        self.reply("220 go ahead")
+                        self.request = tls.wrap_socket(self.request, server_side=True)
+                        self.rfile = self.request.makefile("rb")
+                        self.wfile = self.request.makefile("wb")
+                        encrypted = True
+                    elif verb == "AUTH":
+                        _, user, password = base64.b64decode(command.split()[2]).split(b"\0")
+                        server.logins.append({"user": user.decode(), "password": password.decode(), "encrypted": encrypted})
+                        self.reply("235 authenticated")
                     elif verb == "MAIL":
                         sender, recipients = command.split(":", 1)[1].strip().strip("<>"), []
                         self.reply("250 OK")
@@ -89,7 +113,7 @@ class SMTPServer(LoopbackServer):
                             lines.append(data[1:] if data.startswith(b"..") else data)
                         message = message_from_bytes(b"".join(lines), policy=default_policy)
                         server.messages.append({"from": sender, "to": recipients, "subject": str(message["Subject"]),
-                                                "body": message.get_content()})
+                                                "body": message.get_content(), "encrypted": encrypted})
                         self.reply("250 OK: queued")
                     elif verb in ("RSET", "NOOP"):
                         self.reply("250 OK")
