@@ -12,7 +12,7 @@ import pandas as pd
 from analyzers.base import FittedModel
 from analyzers.models import ClassLabelPipeline, ResampledClassifier, WeightedEnsemble
 
-TREE_MODELS = ("LGBM", "RandomForest", "XGB", "ExtraTrees", "GradientBoosting", "DecisionTree")
+TREE_MODELS = ("LGBM", "RandomForest", "XGB", "CatBoost", "ExtraTrees", "GradientBoosting", "DecisionTree")
 
 
 def _members(pipeline) -> list[tuple[float, object]]:
@@ -38,13 +38,22 @@ def _tree_model(member):
 FOREST_ROWS = 150
 
 
-def _mean_abs_shap(model, X: np.ndarray) -> np.ndarray:
+def _own_contributions(model, X: np.ndarray) -> np.ndarray | None:
+    """Exact TreeSHAP computed by the library itself, (rows, columns) or (rows, classes, columns), where it has one that
+    shap cannot read: shap 0.49 cannot parse XGBoost 3's vector base_score, and CatBoost's wrapper is ours."""
     if type(model).__name__.startswith("XGB"):
-        # XGBoost computes exact TreeSHAP itself; shap 0.49 cannot parse XGBoost 3's vector base_score.
         import xgboost
 
-        contribs = np.asarray(model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True))
-        values = np.abs(contribs[..., :-1])  # the last column is the bias
+        return np.asarray(model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True))[..., :-1]  # the last column is the bias
+    if type(model).__name__.startswith("CatBoost"):
+        return model.contributions(X)
+    return None
+
+
+def _mean_abs_shap(model, X: np.ndarray) -> np.ndarray:
+    contribs = _own_contributions(model, X)
+    if contribs is not None:
+        values = np.abs(contribs)
         return values.mean(axis=tuple(range(values.ndim - 1)))
     import shap
 
@@ -120,10 +129,8 @@ SHAP_SAMPLE_ROWS = 300
 def _signed_shap(model, X: np.ndarray) -> np.ndarray:
     """SHAP values per row and matrix column, for the output a person reads: the prediction (regression), the
     second class (binary) or each row's predicted class (multiclass). Shape (rows, columns)."""
-    if type(model).__name__.startswith("XGB"):
-        import xgboost
-
-        values = np.asarray(model.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True))[..., :-1]
+    values = _own_contributions(model, X)
+    if values is not None:
         if values.ndim == 3:  # (rows, classes, columns)
             chosen = np.asarray(model.predict_proba(X)).argmax(axis=1)
             return values[np.arange(len(X)), chosen]

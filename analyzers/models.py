@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 
@@ -115,3 +118,59 @@ try:  # module-level names, so joblib can pickle fitted models
         """LGBMClassifier with native categorical splits on the ordinal-coded columns."""
 except ImportError:  # LightGBM is in the lock file; this only keeps the module importable without it
     pass
+
+
+class CatBoostModel(BaseEstimator):
+    """CatBoost on the tree preprocessor's matrix, the ordinal-coded columns given as categories: CatBoost's ordered
+    target statistics then see the categories themselves, and its symmetric trees suit small, noisy tables.
+    Regression or classification by ``task``; ``fit`` takes an ``eval_set`` for early stopping and a ``deadline``
+    (a ``time.perf_counter()`` value) after which boosting stops."""
+
+    def __init__(self, task: str = "classification", categorical_indices=(), iterations: int = 1000, learning_rate: float | None = None,
+                 depth: int = 6, l2_leaf_reg: float = 3.0, thread_count: int = 1, random_state: int = 0):
+        self.task, self.categorical_indices = task, tuple(categorical_indices)
+        self.iterations, self.learning_rate, self.depth, self.l2_leaf_reg = iterations, learning_rate, depth, l2_leaf_reg
+        self.thread_count, self.random_state = thread_count, random_state
+
+    def _pool(self, X, y=None):
+        from catboost import Pool
+
+        frame = pd.DataFrame(np.asarray(X))
+        for i in self.categorical_indices:  # CatBoost takes categories as integers or strings, never floats
+            frame[i] = frame[i].fillna(-1).astype(np.int64)
+        return Pool(frame, y, cat_features=list(self.categorical_indices))
+
+    def fit(self, X, y, eval_set=None, early_stopping_rounds: int | None = None, deadline: float | None = None):
+        from catboost import CatBoostClassifier, CatBoostRegressor
+
+        cls = CatBoostRegressor if self.task == "regression" else CatBoostClassifier
+        self.model_ = cls(iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth, l2_leaf_reg=self.l2_leaf_reg,
+                          thread_count=self.thread_count, random_seed=self.random_state, verbose=False, allow_writing_files=False)
+        extra = {"callbacks": [_CatBoostDeadline(deadline)]} if deadline is not None else {}
+        if eval_set:
+            extra |= {"eval_set": [self._pool(Xv, yv) for Xv, yv in eval_set], "early_stopping_rounds": early_stopping_rounds,
+                      "use_best_model": True}
+        self.model_.fit(self._pool(X, y), **extra)
+        if self.task != "regression":
+            self.classes_ = np.asarray(self.model_.classes_)
+        self.n_iterations_ = int(self.model_.tree_count_)
+        return self
+
+    def predict(self, X):
+        return np.asarray(self.model_.predict(self._pool(X))).ravel()
+
+    def predict_proba(self, X):
+        return np.asarray(self.model_.predict_proba(self._pool(X)))
+
+    def contributions(self, X) -> np.ndarray:
+        """Exact SHAP values per row and matrix column (CatBoost's own): (rows, columns), or (rows, classes, columns)."""
+        values = np.asarray(self.model_.get_feature_importance(self._pool(X), type="ShapValues"))
+        return values[..., :-1]  # the last column is the expected value
+
+
+class _CatBoostDeadline:
+    def __init__(self, at: float):
+        self.at = at
+
+    def after_iteration(self, info) -> bool:
+        return time.perf_counter() <= self.at or info.iteration < 1  # False stops boosting

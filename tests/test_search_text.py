@@ -8,7 +8,7 @@ import joblib
 import pandas as pd
 
 from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
-from analyzers.search import classification_candidates, search, with_sentence_features
+from analyzers.search import LOWER_IS_BETTER, classification_candidates, search, with_sentence_features
 from automodel.ingest.roles import infer_column_meta
 
 
@@ -29,9 +29,10 @@ def test_sentence_embeddings_compete_with_tfidf_on_free_text():
     # The same configuration with each kind of text feature, on the same folds; the search keeps the better.
     pair = [c for c in portfolio if c.name in ("lightgbm", "lightgbm_sentences")]
     found = search(birds[plan_features(plan)], birds["effect"], "classification", plan, pair, time_budget_s=40)
-    scores = {row["model"]: row.get("f1") for row in found.leaderboard if not row["model"].startswith("ensemble")}
+    metric = found.details["metric"]
+    scores = {row["model"]: row.get(metric) for row in found.leaderboard if not row["model"].startswith("ensemble")}
     assert scores.get("lightgbm") is not None and scores.get("lightgbm_sentences") is not None, scores
-    winner = max(("lightgbm", "lightgbm_sentences"), key=lambda m: scores[m])
+    winner = (min if metric in LOWER_IS_BETTER else max)(("lightgbm", "lightgbm_sentences"), key=lambda m: scores[m])
     assert found.best_name == winner or found.best_name.startswith("ensemble")
     buffer = io.BytesIO()
     joblib.dump(found.pipeline, buffer)

@@ -536,7 +536,7 @@ def _leaderboard_html(facts: dict) -> str:
     rows = facts.get("leaderboard") or []
     if not rows:
         return "<p class='note'>No candidate models were compared in this run.</p>"
-    label = metric_label(facts.get("metric") or "score")
+    label = metric_label(facts.get("leaderboard_metric") or facts.get("metric") or "score")
     shown = [{"model": r["model"], f"held-out {label}": r.get("score"), "training rows": r.get("rows"), "seconds": r.get("seconds"),
               "error": r.get("error") or ""} for r in rows]
     chosen = facts.get("model")

@@ -16,12 +16,13 @@ from automodel.drift import drift_sentence
 
 METRIC_LABELS = {
     "r2": "R²", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "accuracy": "accuracy", "precision": "macro precision",
-    "recall": "macro recall", "f1": "macro F1", "roc_auc": "ROC-AUC", "silhouette": "silhouette", "clusters": "clusters",
+    "recall": "macro recall", "f1": "macro F1", "roc_auc": "ROC-AUC", "log_loss": "log loss", "silhouette": "silhouette", "clusters": "clusters",
     "anomalies": "anomalies", "anomaly_rate": "anomaly rate", "missing_cells_pct": "% cells empty",
 }
 HEADLINE_METRIC = {"regression": "r2", "classification": "f1", "clustering": "silhouette", "anomaly": "anomaly_rate",
                    "descriptive": "missing_cells_pct"}
 SUPERVISED = ("regression", "classification")
+LOWER_IS_BETTER = ("rmse", "mae", "mape", "log_loss")
 
 
 def metric_text(value) -> str:
@@ -56,7 +57,7 @@ def _leaderboard(rows: list[dict], metric: str | None) -> list[dict]:
     return out
 
 
-def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict], bar: dict | None) -> dict | None:
+def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict], bar: dict | None, leaderboard_metric: str | None = None) -> dict | None:
     """Why a baseline stands in for a model, with the rejected model's own (held-out) score named as such."""
     model = (outcome.get("model_info") or {}).get("model")
     if not is_baseline(model):
@@ -65,7 +66,8 @@ def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict], bar: d
     baseline = details.get("baseline") or bar or {}
     notes = [str(n) for n in outcome.get("notes") or []]
     scored = [r for r in leaderboard if isinstance(r.get("score"), (int, float)) and not r.get("error")]
-    best = max(scored, key=lambda r: r["score"]) if scored else None
+    ranked_by = leaderboard_metric or metric
+    best = (min if ranked_by in LOWER_IS_BETTER else max)(scored, key=lambda r: r["score"]) if scored else None
     if baseline and best is not None:
         from analyzers.selection import BASELINE_MARGIN
 
@@ -73,8 +75,10 @@ def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict], bar: d
         label = metric_label(baseline.get("metric", metric))
         what = str(baseline.get("model") or "a baseline")
         what = what if what.startswith(("the ", "a ")) else f"the {what}"
+        # The search may rank by another metric than the one the baseline is judged on (ROC-AUC for two classes, log loss
+        # for several): the rejected model's score is named by its own metric.
         reason = (f"no candidate model beat predicting {what} by enough: the best, {best['model']}, scored "
-                  f"held-out {label} {metric_text(float(best['score']))}, while the baseline scores {metric_text(float(baseline.get('score', 0.0)))} "
+                  f"held-out {metric_label(ranked_by)} {metric_text(float(best['score']))}, while the baseline scores {label} {metric_text(float(baseline.get('score', 0.0)))} "
                   f"and a model must beat it by {metric_text(float(margin))}")
         return {"reason": reason, "rejected_model": best["model"], "rejected_score": float(best["score"]), "metric": baseline.get("metric", metric),
                 "baseline_score": float(baseline.get("score", 0.0)), "margin": float(margin)}
@@ -112,8 +116,9 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
     metric = HEADLINE_METRIC.get(task)
     if metric not in metrics:
         metric = next(iter(metrics), None)
-    leaderboard = _leaderboard(outcome.get("leaderboard") or [], (details.get("search") or {}).get("metric") or metric)
-    fallback = _fallback(outcome, metric, leaderboard, baseline) if task in SUPERVISED else None
+    leaderboard_metric = (details.get("search") or {}).get("metric") or metric
+    leaderboard = _leaderboard(outcome.get("leaderboard") or [], leaderboard_metric)
+    fallback = _fallback(outcome, metric, leaderboard, baseline, leaderboard_metric) if task in SUPERVISED else None
     if outcome.get("reused_from"):
         basis = "the rows of this file, scored by a model trained on another run" if metrics else None
     elif fallback:
@@ -134,7 +139,7 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
     ]
     facts = {
         "analyzer": outcome["analyzer"], "task": task, "target": outcome.get("target"), "rows": int(rows), "columns": int(columns),
-        "metrics": metrics, "metric": metric, "metric_label": metric_label(metric) if metric else None,
+        "metrics": metrics, "metric": metric, "metric_label": metric_label(metric) if metric else None, "leaderboard_metric": leaderboard_metric,
         "holdout_basis": basis, "holdout_rows": holdout_rows,
         "model": model_info.get("model"), "training_rows": model_info.get("training_rows"), "candidates_tried": model_info.get("candidates"),
         "validation": model_info.get("validation"), "trusted": bool(outcome.get("trusted", True)) and fallback is None,
