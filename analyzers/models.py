@@ -123,8 +123,8 @@ except ImportError:  # LightGBM is in the lock file; this only keeps the module 
 class CatBoostModel(BaseEstimator):
     """CatBoost on the tree preprocessor's matrix, the ordinal-coded columns given as categories: CatBoost's ordered
     target statistics then see the categories themselves, and its symmetric trees suit small, noisy tables.
-    Regression or classification by ``task``; ``fit`` takes an ``eval_set`` for early stopping and a ``deadline``
-    (a ``time.perf_counter()`` value) after which boosting stops."""
+    Regression or classification by ``task``. ``learning_rate=None`` lets CatBoost choose it for the table's size and the
+    rounds; ``fit`` takes a ``deadline`` (a ``time.perf_counter()`` value) after which boosting stops."""
 
     def __init__(self, task: str = "classification", categorical_indices=(), iterations: int = 1000, learning_rate: float | None = None,
                  depth: int = 6, l2_leaf_reg: float = 3.0, thread_count: int = 1, random_state: int = 0):
@@ -140,16 +140,13 @@ class CatBoostModel(BaseEstimator):
             frame[i] = frame[i].fillna(-1).astype(np.int64)
         return Pool(frame, y, cat_features=list(self.categorical_indices))
 
-    def fit(self, X, y, eval_set=None, early_stopping_rounds: int | None = None, deadline: float | None = None):
+    def fit(self, X, y, deadline: float | None = None):
         from catboost import CatBoostClassifier, CatBoostRegressor
 
         cls = CatBoostRegressor if self.task == "regression" else CatBoostClassifier
         self.model_ = cls(iterations=self.iterations, learning_rate=self.learning_rate, depth=self.depth, l2_leaf_reg=self.l2_leaf_reg,
                           thread_count=self.thread_count, random_seed=self.random_state, verbose=False, allow_writing_files=False)
         extra = {"callbacks": [_CatBoostDeadline(deadline)]} if deadline is not None else {}
-        if eval_set:
-            extra |= {"eval_set": [self._pool(Xv, yv) for Xv, yv in eval_set], "early_stopping_rounds": early_stopping_rounds,
-                      "use_best_model": True}
         self.model_.fit(self._pool(X, y), **extra)
         if self.task != "regression":
             self.classes_ = np.asarray(self.model_.classes_)

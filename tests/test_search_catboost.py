@@ -15,7 +15,16 @@ from analyzers.base import FittedModel
 from analyzers.explain import feature_importance, shap_sample
 from analyzers.models import CatBoostModel
 from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
-from analyzers.search import CATBOOST, Candidate, classification_candidates, make_estimator, regression_candidates, search
+from analyzers.search import (
+    CATBOOST,
+    SMALL_TABLE_ROWS,
+    Candidate,
+    classification_candidates,
+    expected_cost,
+    make_estimator,
+    regression_candidates,
+    search,
+)
 from automodel.ingest.roles import infer_column_meta
 
 
@@ -35,7 +44,7 @@ def fitted_catboost(frame: pd.DataFrame, plan: dict, target: str, task: str, row
     y = frame[target] if task == "regression" else frame[target].astype("category").cat.codes
     numbers = len(plan["numeric"]) + len(plan["date"]) * 7
     categorical = tuple(range(numbers, numbers + len(plan["categorical"])))
-    model = make_estimator(Candidate("catboost", "catboost", {**CATBOOST, **params}), task, n_jobs=1, seed=0, n_estimators=300,
+    model = make_estimator(Candidate("catboost", "catboost", {**CATBOOST, "iterations": 300, **params}), task, n_jobs=1, seed=0,
                            categorical_indices=categorical)
     pipeline = Pipeline([("prep", build_preprocessor(plan, "tree", task)), ("model", model)])
     return pipeline.fit(frame.iloc[rows][plan_features(plan)], y.iloc[rows])
@@ -48,6 +57,8 @@ def test_every_portfolio_offers_catboost_on_its_own_threads():
         assert boosted and all(c.boosted for c in boosted)
         estimator = make_estimator(boosted[0], task, n_jobs=2, seed=0)
         assert isinstance(estimator, CatBoostModel) and estimator.thread_count == 2
+        assert max(candidates, key=expected_cost).family == "catboost"  # a small table's portfolio runs cheapest first
+        assert boosted[0].max_rows == SMALL_TABLE_ROWS
 
 
 def test_catboost_learns_the_categories_and_its_shap_values_add_up_to_its_predictions():
@@ -91,7 +102,7 @@ def test_catboost_stops_at_the_deadline():
     frame, plan = wage()
     prep = build_preprocessor(plan, "tree", "regression")
     X = np.asarray(prep.fit_transform(frame[plan_features(plan)], frame["wage"]), dtype=float)
-    model = CatBoostModel("regression", iterations=5000, learning_rate=0.01)
+    model = CatBoostModel("regression", iterations=5000)
     started = time.perf_counter()
     model.fit(X, frame["wage"], deadline=started + 0.3)
     assert model.n_iterations_ < 5000
@@ -99,7 +110,9 @@ def test_catboost_stops_at_the_deadline():
 
 def test_the_search_tries_catboost_and_keeps_it_within_the_budget():
     frame, plan = wage()
-    found = search(frame[plan_features(plan)], frame["wage"], "regression", plan, time_budget_s=20)
+    # CatBoost comes last in a small table's portfolio (the slowest family); a budget this size reaches it even on a
+    # busy machine, and the search still ends within it.
+    found = search(frame[plan_features(plan)], frame["wage"], "regression", plan, time_budget_s=60)
     rows = {row["model"]: row for row in found.leaderboard}
-    assert "catboost" in rows and rows["catboost"]["r2"] is not None and rows["catboost"]["r2"] > 0.25
-    assert found.details["search_seconds"] < 20
+    assert "catboost" in rows and rows["catboost"]["r2"] is not None and rows["catboost"]["r2"] > 0.25, sorted(rows)
+    assert found.details["search_seconds"] < 60
