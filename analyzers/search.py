@@ -253,7 +253,7 @@ def expected_cost(candidate: Candidate) -> float:
     if candidate.family == "catboost":
         # All of its rounds, never stopped early: 5-10x a LightGBM fit on a few thousand rows (Chile, 4 classes: about
         # 8 s a candidate against 1 s), so it comes last and a short budget has tried every other family first.
-        return 8.0 * candidate.params.get("iterations", 1000) / 1000
+        return 10.0 * candidate.params.get("iterations", 1000) / 1000
     # Rounds to converge grow as the learning rate falls; tree size counts for less.
     leaves = candidate.params.get("num_leaves") or 2 ** candidate.params.get("max_depth", 5)
     cost = 2.0 + 0.1 / candidate.params.get("learning_rate", 0.1) + leaves / 127
