@@ -1,5 +1,6 @@
 """CatBoost in the model search: it splits on the categories themselves, stops at the budget, travels inside the saved
-pipeline and explains itself with exact SHAP values, on real public data (ISLR's Wage, carData's Chile)."""
+pipeline and explains itself with exact SHAP values; and the metric several classes are ranked by. On real public data
+(ISLR's Wage, carData's Chile, AER's HMDA)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from analyzers.search import (
     make_estimator,
     regression_candidates,
     search,
+    selection_metric,
 )
 from automodel.ingest.roles import infer_column_meta
 
@@ -116,3 +118,12 @@ def test_the_search_tries_catboost_and_keeps_it_within_the_budget():
     rows = {row["model"]: row for row in found.leaderboard}
     assert "catboost" in rows and rows["catboost"]["r2"] is not None and rows["catboost"]["r2"] > 0.25, sorted(rows)
     assert found.details["search_seconds"] < 60
+
+
+def test_several_classes_are_ranked_by_log_loss_unless_one_is_rare():
+    chile = rdata("carData", "Chile").dropna(subset=["vote"])
+    workers = rdata("ISLR", "Wage")
+    assert selection_metric("classification", chile["vote"]) == "log_loss"  # four votes, the rarest a fifth of the largest
+    assert selection_metric("classification", workers["race"]) == "f1"  # 37 'Other' among 2,480 'White'
+    assert selection_metric("classification", rdata("AER", "HMDA")["deny"]) == "roc_auc"
+    assert selection_metric("regression", workers["wage"]) == "r2"
