@@ -74,7 +74,7 @@ STRONG_DEFAULT_ROUNDS = 300  # rounds the plan wants to afford at the default le
 CELL_ROUNDS_PER_SECOND = 30e6
 
 METRIC_FOR_TASK = {"regression": "r2", "classification": "f1"}
-LOWER_IS_BETTER = ("rmse", "mae", "log_loss")  # scored negated inside the search; shown as written in the leaderboard
+LOWER_IS_BETTER = ("rmse", "mae", "log_loss", "scaled_log_loss")  # scored negated inside the search; shown as written in the leaderboard
 
 
 def selection_metric(task: str, y: pd.Series) -> str:
@@ -88,7 +88,7 @@ def selection_metric(task: str, y: pd.Series) -> str:
     if task == "classification" and y.nunique(dropna=True) == 2:
         return "roc_auc"
     if task == "classification" and not is_imbalanced(y):
-        return "log_loss"
+        return "scaled_log_loss"
     return METRIC_FOR_TASK[task]
 
 
@@ -317,6 +317,8 @@ def score_predictions(metric: str, y_codes: np.ndarray, predicted: np.ndarray, n
         return float(skm.accuracy_score(y_codes, labels))
     if metric == "f1":
         return float(skm.f1_score(y_codes, labels, average="macro", zero_division=0))
+    if metric == "scaled_log_loss":
+        return -scaled_log_loss(y_codes, predicted)
     if metric == "log_loss":
         clipped = np.clip(predicted, 1e-15, 1)
         return -float(skm.log_loss(y_codes, clipped / clipped.sum(axis=1, keepdims=True), labels=list(range(n_classes))))
@@ -331,6 +333,26 @@ def score_predictions(metric: str, y_codes: np.ndarray, predicted: np.ndarray, n
         except ValueError:
             return float(skm.accuracy_score(y_codes, labels))
     raise ValueError(f"unknown metric {metric!r}")
+
+
+def scaled_log_loss(y_codes: np.ndarray, proba: np.ndarray) -> float:
+    """Log loss once the probabilities are sharpened or softened by the one temperature that suits them best (p ** (1/T),
+    renormalised). It ranks models by how well they separate the classes, not by how well their probabilities are
+    scaled, which the calibration step sets right afterwards: a forest's averaged votes are timid (digits: extra trees
+    most accurate of six candidates, log loss 0.31 against LightGBM's 0.09)."""
+    from scipy.optimize import minimize_scalar
+
+    y_codes = np.asarray(y_codes, dtype=int)
+    log_p = np.log(np.clip(np.asarray(proba, dtype=float), 1e-15, None))
+    rows = np.arange(len(y_codes))
+
+    def loss(log_t: float) -> float:
+        z = log_p / np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, y_codes]))
+
+    best = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-3})
+    return min(float(best.fun), loss(0.0))
 
 
 # ---- validation schemes -----------------------------------------------------------------------------

@@ -151,9 +151,9 @@ def test_summary_caveats_dashboard_json_and_metadata_agree(runs, task):
         assert model[f"metric/{name}"] == pytest.approx(value)
     assert summary["trust_reason"] == out["trust_reason"] and summary["trusted"] == out["trusted"]
     assert out["baseline"]["beats"] and out["baseline"]["text"] in page.replace("&#x27;", "'")
-    # The leaderboard's score column is named by the metric the search ranked by: log loss for three species none of
-    # which is rare (a loss, written as such, not negated), R² for body mass.
-    metric, label = {"classification": ("log_loss", "log loss"), "regression": ("r2", "R²")}[task]
+    # The leaderboard's score column is named by the metric the search ranked by: temperature-scaled log loss for three
+    # species none of which is rare (a loss, written as such, not negated), R² for body mass.
+    metric, label = {"classification": ("scaled_log_loss", "log loss (temperature-scaled)"), "regression": ("r2", "R²")}[task]
     assert facts["leaderboard_metric"] == metric
     table = page.split("id='leaderboard'", 1)[1].split("</table>", 1)[0]
     assert f"<th>held-out {label}</th>" in table

@@ -10,6 +10,8 @@ import time
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.datasets import load_digits
+from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 
 from analyzers.base import FittedModel
@@ -24,6 +26,7 @@ from analyzers.search import (
     expected_cost,
     make_estimator,
     regression_candidates,
+    scaled_log_loss,
     search,
     selection_metric,
 )
@@ -121,9 +124,21 @@ def test_the_search_tries_catboost_and_keeps_it_within_the_budget():
 
 
 def test_several_classes_are_ranked_by_log_loss_unless_one_is_rare():
+    # Log loss at each model's best temperature: how well it separates the classes, whatever the scale of its probabilities.
+    digits = load_digits()
+    y = digits.target[:600]
+    confident = np.full((600, 10), 0.01)
+    confident[np.arange(600), y] = 0.91
+    timid = np.full((600, 10), 0.09)
+    timid[np.arange(600), y] = 0.19  # the same ranking of classes, far less sure of it
+    assert np.isclose(scaled_log_loss(y, timid), scaled_log_loss(y, confident), atol=1e-3)
+    assert scaled_log_loss(y, timid) < log_loss(y, timid) / 10
+    wrong = np.roll(confident, 1, axis=1)
+    assert scaled_log_loss(y, wrong) > scaled_log_loss(y, confident) + 1.0
+
     chile = rdata("carData", "Chile").dropna(subset=["vote"])
     workers = rdata("ISLR", "Wage")
-    assert selection_metric("classification", chile["vote"]) == "log_loss"  # four votes, the rarest a fifth of the largest
+    assert selection_metric("classification", chile["vote"]) == "scaled_log_loss"  # four votes, the rarest a fifth of the largest
     assert selection_metric("classification", workers["race"]) == "f1"  # 37 'Other' among 2,480 'White'
     assert selection_metric("classification", rdata("AER", "HMDA")["deny"]) == "roc_auc"
     assert selection_metric("regression", workers["wage"]) == "r2"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss
 
 from analyzers.base import AnalysisContext
 from analyzers.models import WeightedEnsemble
+from analyzers.search import scaled_log_loss
 from analyzers.selection import analyze
 from automodel import stages
 from automodel.ingest.roles import infer_column_meta
@@ -49,13 +49,15 @@ def test_a_small_table_keeps_its_fold_models_and_blends_on_out_of_fold_predictio
     assert len(holdout) == len(frame) and holdout["row"].is_unique
     accuracy = float((holdout["prediction"] == holdout["actual"]).mean())
     assert np.isclose(accuracy, result.metrics["accuracy"])
-    # Three balanced species: candidates are ranked and blended by log loss, and a blend is kept only when it beats them all.
-    assert search["metric"] == "log_loss"
+    # Three balanced species: candidates are ranked and blended by (temperature-scaled) log loss, and a blend is kept
+    # only when it beats them all.
+    assert search["metric"] == "scaled_log_loss"
     if "ensemble" in search:
         proba = holdout[[f"proba_{c}" for c in result.fitted.classes]].to_numpy()
         codes = holdout["actual"].map({c: i for i, c in enumerate(result.fitted.classes)}).to_numpy()
-        blended = log_loss(codes, np.clip(proba, 1e-15, 1), labels=range(len(result.fitted.classes)))
-        best_single = min(row["log_loss"] for row in result.leaderboard if row["log_loss"] is not None and not row["model"].startswith("ensemble("))
+        blended = scaled_log_loss(codes, proba)
+        best_single = min(row["scaled_log_loss"] for row in result.leaderboard
+                          if row["scaled_log_loss"] is not None and not row["model"].startswith("ensemble("))
         assert blended <= best_single + 1e-9
     scored = result.fitted.predict_frame(frame.drop(columns=["species"]).head(40))
     assert (scored["prediction"] == frame["species"].head(40)).mean() >= 0.95

@@ -16,13 +16,14 @@ from automodel.drift import drift_sentence
 
 METRIC_LABELS = {
     "r2": "R²", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "accuracy": "accuracy", "precision": "macro precision",
-    "recall": "macro recall", "f1": "macro F1", "roc_auc": "ROC-AUC", "log_loss": "log loss", "silhouette": "silhouette", "clusters": "clusters",
+    "recall": "macro recall", "f1": "macro F1", "roc_auc": "ROC-AUC", "log_loss": "log loss",
+    "scaled_log_loss": "log loss (temperature-scaled)", "silhouette": "silhouette", "clusters": "clusters",
     "anomalies": "anomalies", "anomaly_rate": "anomaly rate", "missing_cells_pct": "% cells empty",
 }
 HEADLINE_METRIC = {"regression": "r2", "classification": "f1", "clustering": "silhouette", "anomaly": "anomaly_rate",
                    "descriptive": "missing_cells_pct"}
 SUPERVISED = ("regression", "classification")
-LOWER_IS_BETTER = ("rmse", "mae", "mape", "log_loss")
+LOWER_IS_BETTER = ("rmse", "mae", "mape", "log_loss", "scaled_log_loss")
 
 
 def metric_text(value) -> str:
