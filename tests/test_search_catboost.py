@@ -142,3 +142,10 @@ def test_several_classes_are_ranked_by_log_loss_unless_one_is_rare():
     assert selection_metric("classification", workers["race"]) == "f1"  # 37 'Other' among 2,480 'White'
     assert selection_metric("classification", rdata("AER", "HMDA")["deny"]) == "roc_auc"
     assert selection_metric("regression", workers["wage"]) == "r2"
+
+
+def test_a_short_budget_skips_catboost_rather_than_keep_it_half_trained():
+    frame, plan = wage()
+    found = search(frame[plan_features(plan)], frame["wage"], "regression", plan, time_budget_s=4)
+    assert not any(row["model"].startswith("catboost") for row in found.leaderboard), found.leaderboard
+    assert any(note.startswith("skipped catboost") for note in found.details["notes"])
