@@ -74,7 +74,8 @@ STRONG_DEFAULT_ROUNDS = 300  # rounds the plan wants to afford at the default le
 CELL_ROUNDS_PER_SECOND = 30e6
 
 METRIC_FOR_TASK = {"regression": "r2", "classification": "f1"}
-LOWER_IS_BETTER = ("rmse", "mae", "log_loss", "scaled_log_loss")  # scored negated inside the search; shown as written in the leaderboard
+# Errors: scored negated inside the search, shown as written in the leaderboard and the report.
+LOWER_IS_BETTER = ("rmse", "mae", "mape", "log_loss", "scaled_log_loss")
 
 
 def selection_metric(task: str, y: pd.Series) -> str:

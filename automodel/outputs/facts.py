@@ -23,7 +23,6 @@ METRIC_LABELS = {
 HEADLINE_METRIC = {"regression": "r2", "classification": "f1", "clustering": "silhouette", "anomaly": "anomaly_rate",
                    "descriptive": "missing_cells_pct"}
 SUPERVISED = ("regression", "classification")
-LOWER_IS_BETTER = ("rmse", "mae", "mape", "log_loss", "scaled_log_loss")
 
 
 def metric_text(value) -> str:
@@ -66,6 +65,8 @@ def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict], bar: d
     details = outcome.get("details") or {}
     baseline = details.get("baseline") or bar or {}
     notes = [str(n) for n in outcome.get("notes") or []]
+    from analyzers.search import LOWER_IS_BETTER
+
     scored = [r for r in leaderboard if isinstance(r.get("score"), (int, float)) and not r.get("error")]
     ranked_by = leaderboard_metric or metric
     best = (min if ranked_by in LOWER_IS_BETTER else max)(scored, key=lambda r: r["score"]) if scored else None
