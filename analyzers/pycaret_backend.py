@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from analyzers.models import ClassLabelPipeline
 from analyzers.preprocess import FrameCoercer
-from analyzers.search import SearchResult, _encode, _holdout_positions, classification_metrics, holdout_predictions, regression_metrics
+from analyzers.search import SearchResult, classification_metrics, encode_target, holdout_positions, holdout_predictions, regression_metrics
 
 TARGET = "__target__"
 SORT = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "f1": "F1", "accuracy": "Accuracy", "roc_auc": "AUC"}
@@ -41,8 +41,8 @@ def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_bu
     classes = sorted(pd.unique(y).tolist(), key=str) if task == "classification" else None
     coercer = FrameCoercer(plan["numeric"], plan["categorical"], plan["date"], plan.get("text", []))
     frame = coercer.transform(X)
-    frame[TARGET] = _encode(y, classes)
-    train, valid = _holdout_positions(X, y, task, time_column, seed)
+    frame[TARGET] = encode_target(y, classes)
+    train, valid = holdout_positions(X, y, task, time_column, seed)
     _keep_pycaret_log_under_home()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
