@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from analyzers.models import ClassLabelPipeline
 from analyzers.preprocess import FrameCoercer
 from analyzers.search import SearchResult, classification_metrics, encode_target, holdout_positions, holdout_predictions, regression_metrics
+from resources.settings import current as current_settings
 
 TARGET = "__target__"
 SORT = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "f1": "F1", "accuracy": "Accuracy", "roc_auc": "AUC"}
@@ -29,7 +30,7 @@ SORT = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "f1": "F1", "accuracy": "Accur
 def _keep_pycaret_log_under_home() -> None:
     """PyCaret writes ./logs.log unless told otherwise; all local state belongs under AUTOMODEL_HOME."""
     if "PYCARET_CUSTOM_LOGGING_PATH" not in os.environ:
-        home = Path(os.environ.get("AUTOMODEL_HOME", "./local_data"))
+        home = Path(current_settings().home)
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PYCARET_CUSTOM_LOGGING_PATH"] = str(home / "pycaret.log")
 

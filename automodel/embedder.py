@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from resources.settings import current as current_settings
+
 EMBEDDING_DIM = 384
 _LOCK = threading.Lock()
 
@@ -34,7 +36,7 @@ def _model():
 
     # One intra-op thread: short texts gain nothing from more, and on a busy machine torch's
     # spinning worker threads made a one-sentence query 20x slower (15 ms -> 300+ ms on 2 cores).
-    torch.set_num_threads(max(1, int(os.environ.get("AUTOMODEL_EMBED_THREADS", "1"))))
+    torch.set_num_threads(max(1, current_settings().embed_threads))
     return SentenceTransformer(str(model_dir()), device="cpu")
 
 

@@ -87,10 +87,6 @@ class Layout:
 PRIVATE_UMASK = 0o077  # new folders 0700, new files 0600
 
 
-def private_home_wanted() -> bool:
-    return os.environ.get("AUTOMODEL_PRIVATE_HOME", "1").strip().lower() not in {"0", "false", "no", "off"}
-
-
 def secure_home(layout: Layout, private: bool = True) -> None:
     """Make the home private to the OS user who runs automodel (the embedded profile's trust model, automodel.trust).
 

@@ -11,17 +11,27 @@ A user not listed gets ``default`` (the free tier unless said otherwise). Quotas
 drop-folder users and anyone named with ``--user``. The person at the command line without ``--user``
 (the embedded ``default`` user) is not throttled unless the JSON lists ``"default"`` under ``users``.
 Every refusal names the setting that changes it.
+
+This is the one module of quotas: the tiers, the user's tier from the settings, what the user has stored, the
+bounds a run's input gets from both (``input_limits``), and the check before a run is created (``check_new_run``).
+``settings`` is any object with the fields of resources.settings (the plain ``current()`` or the Dagster resource).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from automodel.errors import AutomodelError, QuotaExceededError
+from automodel.ingest.archive import InputLimits, inflated_size, is_compressed
 
 TIERS_SETTING = "AUTOMODEL_QUOTA_TIERS"
 LOCAL_USER = "default"
+# MAX_REQUESTS_FREE counts the runs of the last 24 hours, so a quota refills rather than ending the account.
+QUOTA_WINDOW_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -100,3 +110,42 @@ def check_quota(tier: Tier, runs_so_far: int, stored_bytes: int, new_bytes: int)
             f"{tier.max_gb:g} GB storage limit; remove old uploads, raise {tier.setting_for('max_gb')}, or move the user to a larger tier "
             f"in {TIERS_SETTING}."
         )
+
+
+def user_tier(settings, user_id: str | None = None, local: bool = False) -> Tier:
+    """The user's tier: the free tier (MAX_REQUESTS_FREE, MAX_GB_FREE) unless AUTOMODEL_QUOTA_TIERS puts them in another.
+
+    ``local``: the caller is the person at the command line; as the ``default`` user they are not throttled
+    unless AUTOMODEL_QUOTA_TIERS lists ``default``.
+    """
+    free = Tier("free", settings.max_requests_free, settings.max_gb_free, "MAX_REQUESTS_FREE", "MAX_GB_FREE")
+    return parse_tiers(settings.quota_tiers, free).tier_for_caller(user_id or LOCAL_USER, local)
+
+
+def user_stored_bytes(layout, user_id: str) -> int:
+    folder = layout.user_dir(user_id)
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def input_limits(settings, user_id: str | None = None, local: bool = False) -> InputLimits:
+    """Bounds on a run's input: the settings' inflated size, expansion ratio and column limits; with a user, what is
+    left of their storage quota too (a compressed upload counts at its inflated size). ``local`` as for ``user_tier``."""
+    if user_id is None:
+        return InputLimits.from_settings(settings)
+    tier = user_tier(settings, user_id, local=local)
+    if not math.isfinite(tier.max_gb):
+        return InputLimits.from_settings(settings)
+    left = int(tier.max_gb * 1024**3) - user_stored_bytes(settings.layout, user_id)
+    return InputLimits.from_settings(settings, quota_left_bytes=max(0, left))
+
+
+def check_new_run(settings, user_id: str, source: str, name: str, size: int, runs_in_window, local: bool) -> None:
+    """Refuse, before any work, a run that would pass the user's quotas.
+
+    ``runs_in_window(user_id, since)`` counts the user's runs since a time (the session store's ``count_for_user``);
+    a local compressed file is counted at its inflated size (streamed, never held).
+    """
+    recent_runs = runs_in_window(user_id, since=time.time() - QUOTA_WINDOW_S)
+    check_quota(user_tier(settings, user_id, local=local), recent_runs, user_stored_bytes(settings.layout, user_id), size)
+    if not source.startswith("s3://") and is_compressed(name):
+        inflated_size(name, Path(source).read_bytes(), input_limits(settings, user_id, local=local))

@@ -3,22 +3,34 @@
 
 A run is every asset on the ``run_id`` partitions (automodel_assets.definitions.run_selection): an asset added
 in another module (automodel_assets.extensions) joins runs without an edit here.
+
+Data moves only through asset inputs. What a frame's consumers need to know about how it was made travels with the
+frame in ``DataFrame.attrs`` (stored with it by the IO manager): the cleaning and scoring reports and the training
+schema with ``cleaned_frame``, and, added to them, the merge report (with the enrichment spec) with ``enriched_frame``;
+the per-row SHAP values travel with ``explanations``. So rematerializing any one asset reads exactly what its inputs'
+stored materializations hold, and the lineage graph shows every dependency. The session store is written for
+``automodel sessions`` and the API; the only thing assets read from it is the run's manifest (its input, recorded
+when the run was created).
 """
 
-
+import json
 
 import dagster as dg
 import pandas as pd
 
 from automodel import stages
 from automodel.outputs.actions import ActionLog, execute_actions
-from automodel.outputs.dashboard import build_figures, evaluation_rows, fill_actions, key_figures, prediction_overview, write_report
+from automodel.outputs.dashboard import build_figures, evaluation_rows, key_figures, prediction_overview, write_report
 from automodel.outputs.facts import baseline_for, write_facts
 from automodel.errors import AutomodelError
+from automodel.ingest.embed_roles import refine_with_llm
+from automodel.ingest.schema import TrainingSchema
 from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
+from automodel.quotas import input_limits
 from automodel.sessions import SessionStore
 from automodel.outputs.summary import summarize, summary_facts
-from automodel_assets.links import dashboard_link, publish_if_s3
+from automodel_assets.checks import VALIDATION_CHECKS
+from automodel_assets.links import dashboard_link
 from automodel_assets.metadata import frame_table, numbers, pairs_table, present, table
 from automodel_assets.partitions import runs_partitions
 from automodel_assets.redaction import publish_metadata
@@ -43,6 +55,22 @@ def _kept_table(tables: list[dict]) -> dg.MetadataValue:
     rows = [{"table": t["table"], "key": " = ".join(t["keys"]), "grain": t.get("grain"), "aggregation": t.get("aggregation"),
              "coverage": t.get("coverage"), "lift": t.get("lift"), "columns": len(t.get("added_columns") or [])} for t in tables]
     return table(rows, ["table", "key", "grain", "aggregation", "coverage", "lift", "columns"])
+
+
+# Keys of what travels with a frame in ``DataFrame.attrs`` (plain JSON, so Parquet stores it with the frame).
+CLEANING_REPORT, SCORING_REPORT, TRAINING_SCHEMA, MERGE_REPORT, SHAP_ROWS = (
+    "automodel/cleaning_report", "automodel/scoring_report", "automodel/training_schema", "automodel/merge_report", "automodel/shap_rows")
+
+
+def _plain(value):
+    """JSON-safe (numpy numbers, paths and dates as text), so the notes survive the Parquet round trip unchanged."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def with_notes(frame: pd.DataFrame, notes: dict) -> pd.DataFrame:
+    """``frame`` carrying ``notes`` (and nothing stale from an earlier stage's copy) in its attrs."""
+    frame.attrs = _plain({k: v for k, v in notes.items() if v is not None})
+    return frame
 
 
 def _manifest(settings: AutomodelSettings, run_id: str):
@@ -94,8 +122,6 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     manifest = _manifest(settings, context.partition_key)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, status="running", error=None)
     data = storage.read_bytes(manifest.source_uri)
-    from automodel_assets.runs import input_limits
-
     frame, info = stages.load_raw(manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1], data, manifest.source_uri,
                                   limits=input_limits(settings, manifest.user_id, local=True))  # create_run applied drop quotas
     publish_metadata(context, {
@@ -127,10 +153,9 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
             "scoring_report": dg.MetadataValue.json(scoring.to_dict()),
             "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()]),
         })
-        return frame
+        return with_notes(frame, {SCORING_REPORT: scoring.to_dict()})
     frame, report = stages.clean_frame(raw_dataset, manifest.target)
-    stages.write_training_schema(settings.layout.model_dir(context.partition_key),
-                                 stages.capture_training_schema(raw_dataset, frame, report, manifest.target))
+    schema = stages.capture_training_schema(raw_dataset, frame, report, manifest.target)
     summary = report.to_dict()
     publish_metadata(context, {
         "dagster/row_count": len(frame), "columns": frame.shape[1], "changes": summary["total_changes"],
@@ -138,7 +163,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
         "cleaning_report": dg.MetadataValue.json(summary), "cleaning": dg.MetadataValue.md(report.to_markdown()),
         "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()]),
     })
-    return frame
+    return with_notes(frame, {CLEANING_REPORT: summary, TRAINING_SCHEMA: schema.to_dict()})
 
 
 @dg.asset_check(asset=cleaned_frame, blocking=True, partitions_def=runs_partitions, additional_ins={"raw_dataset": dg.AssetIn("raw_dataset")},
@@ -157,15 +182,12 @@ def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.Da
 def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: pd.DataFrame,
                     cleaned_frame: pd.DataFrame) -> stages.Profile:
     manifest = _manifest(settings, context.partition_key)
-    reused_target = None
-    if manifest.model_run_id:
-        source = SessionStore(settings.layout.sessions_db).get(manifest.model_run_id) or {}
-        reused_target = source.get("target")
-    roles = stages.training_roles(settings.layout.model_path(manifest.model_run_id)) if manifest.model_run_id else None
+    reused_target = roles = None
+    if manifest.model_run_id:  # the model being reused says what it predicts and how it read each column
+        reused_target = stages.load_model_bundle(settings.layout.model_path(manifest.model_run_id))["fitted"].target
+        roles = stages.training_roles(settings.layout.model_path(manifest.model_run_id))
     profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target, roles)
     if settings.enable_llm_preprocessing:  # ambiguous roles get the language model's opinion, held to the values
-        from automodel.ingest.embed_roles import refine_with_llm
-
         provider = llm.get_provider()
         changed = refine_with_llm(profile.metas, cleaned_frame, provider, raw_dataset) if provider is not None else []
         context.log.info(f"LLM preprocessing changed {len(changed)} roles: " + ", ".join(f"{c.column} {c.old_role}->{c.new_role}" for c in changed))
@@ -188,15 +210,14 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
 def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile,
                    raw_dataset: pd.DataFrame) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
-    store = SessionStore(settings.layout.sessions_db)
     reuse_spec = None
-    if manifest.model_run_id:
-        reuse_spec = ((store.get(manifest.model_run_id) or {}).get("enrichment") or {}).get("spec")
+    if manifest.model_run_id:  # the join the reused model was trained with, as its bundle saved it
+        reuse_spec = stages.load_model_bundle(settings.layout.model_path(manifest.model_run_id)).get("enrichment_spec")
     frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
                                         reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables,
                                         raw=raw_dataset)
-    store.update(context.partition_key, enrichment=report.to_dict())
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, enrichment=report.to_dict())
     publish_metadata(context, {
         "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,
         **present(table=report.table, keys=" = ".join(report.keys) or None, strategy=report.strategy,
@@ -207,7 +228,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
         "refused": table([{"table": r["table"], "reason": r["reason"]} for r in report.refused], ["table", "reason"]),
         "merge_report": dg.MetadataValue.json(report.to_dict()),
     })
-    return frame
+    return with_notes(frame, {**cleaned_frame.attrs, MERGE_REPORT: report.to_dict()})  # the frame's whole history travels on
 
 
 @dg.asset(
@@ -219,24 +240,25 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
 def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, column_metadata: stages.Profile) -> stages.ModelOutcome:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
-    store = SessionStore(settings.layout.sessions_db)
     layout = settings.layout
+    notes = enriched_frame.attrs
     if manifest.model_run_id:
         outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id),
-                                     scoring=(store.get(run_id) or {}).get("scoring"))
+                                     scoring=notes.get(SCORING_REPORT))
     else:
-        spec = ((store.get(run_id) or {}).get("enrichment") or {}).get("spec")
+        spec = (notes.get(MERGE_REPORT) or {}).get("spec")
+        schema = notes.get(TRAINING_SCHEMA)
         context.log.info(f"training on {len(enriched_frame)} rows, target {column_metadata.target!r}")
         outcome = stages.train_model(
             enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
             time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s), user_labels=manifest.labels or None,
             search_backend=settings.search_backend,
-            training_schema=stages.read_training_schema(layout.model_dir(run_id)), min_rows=settings.min_rows,
+            training_schema=TrainingSchema.from_dict(schema) if schema else None, min_rows=settings.min_rows,
             interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),
         )
-    store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
+    SessionStore(layout.sessions_db).update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
     publish_metadata(context, {
         "analyzer": outcome.analyzer, "task": outcome.task, "trusted": bool(outcome.trusted), "notes": "; ".join(outcome.notes),
@@ -262,9 +284,8 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     frame = stages.predict(enriched_frame, model)
     path = settings.layout.predictions_path(context.partition_key)
     stages.write_predictions_csv(path, frame)
-    store = SessionStore(settings.layout.sessions_db)
-    store.update(context.partition_key, predictions_path=str(path))
-    scoring = (store.get(context.partition_key) or {}).get("scoring") if model.reused_from else None
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, predictions_path=str(path))
+    scoring = enriched_frame.attrs.get(SCORING_REPORT) if model.reused_from else None
     if scoring:
         publish_metadata(context, {"scoring": dg.MetadataValue.md("\n".join(f"- {n}" for n in scoring["notes"]) or "Every column read as in training."),
                                      "missing_imputed": ", ".join(scoring["missing_imputed"]) or "none",
@@ -287,12 +308,11 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
     if not importance.empty:
         stages.write_predictions_csv(path, importance)
     rows = stages.explain_rows(enriched_frame, model, enabled=settings.enable_shap_explanations)
-    if not rows.empty:  # per-row SHAP values on a sample: the dashboard's beeswarm and dependence charts
-        stages.write_predictions_csv(settings.layout.shap_path(context.partition_key), rows)
     publish_metadata(context, {**present(method=importance["method"].iloc[0] if not importance.empty else None),
                                  "shap_rows": int(rows["row"].nunique()) if not rows.empty else 0, "features": len(importance),
                                  "top_features": frame_table(importance, 20)})
-    return importance
+    # Per-row SHAP values on a sample (the dashboard's beeswarm and dependence charts) travel with the importance.
+    return with_notes(importance, {SHAP_ROWS: rows.to_dict(orient="split", index=False) if not rows.empty else None})
 
 
 @dg.asset(
@@ -303,11 +323,10 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
 @run_stage
 def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: pd.DataFrame,
             model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
-    store = SessionStore(settings.layout.sessions_db)
-    session = store.get(context.partition_key) or {}
+    notes = enriched_frame.attrs
     # The run's one facts object: the summary, the dashboard, the run JSON and this metadata all read it.
-    facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], session.get("enrichment"),
-                          _cleaning_report(context), explanations.to_dict(orient="records"),
+    facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], notes.get(MERGE_REPORT),
+                          notes.get(CLEANING_REPORT) or {}, explanations.to_dict(orient="records"),
                           roles=model.roles or {m.name: m.role for m in column_metadata.metas},
                           missing={str(c): int(n) for c, n in enriched_frame.isna().sum().items()},
                           predictions_path=str(settings.layout.predictions_path(context.partition_key)),
@@ -317,7 +336,7 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
     result = summarize(facts, llm.get_provider())
     if result.fallback_reason:
         context.log.warning(f"summary: {result.fallback_reason}")
-    store.update(context.partition_key, summary=result.text)
+    SessionStore(settings.layout.sessions_db).update(context.partition_key, summary=result.text)
     publish_metadata(context, {
         "summary": dg.MetadataValue.md(result.text), "provider": result.provider, "requested_provider": result.requested_provider,
         **present(fallback_reason=result.fallback_reason or None, holdout_basis=str(facts["holdout_basis"]) if facts.get("holdout_basis") else None),
@@ -329,32 +348,21 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
     return {**result.to_dict(), "facts": facts}
 
 
-def _cleaning_report(context: dg.AssetExecutionContext) -> dict:
-    """What cleaning changed, as the cleaned_frame asset recorded it for this run."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("cleaned_frame"), asset_partitions=[context.partition_key]), limit=1).records
-    if not records or records[0].asset_materialization is None:
-        return {}
-    value = records[0].asset_materialization.metadata.get("cleaning_report")
-    return dict(value.value) if value is not None else {}
-
-
 @dg.asset(
     partitions_def=runs_partitions, group_name="outputs", kinds={"plotly", "html"}, owners=OWNERS,
     description="A self-contained plotly HTML report (dashboards/<run_id>.html): headline with the held-out metric and whether to trust it, "
-                "evaluation charts from the held-out predictions, SHAP explanations, leaderboard, data, enrichment, predictions and actions.",
+                "evaluation charts from the held-out predictions, SHAP explanations, leaderboard, data, enrichment, predictions and "
+                "the actions taken (built after them). The last built-in stage: it marks the run's session successful.",
 )
 @run_stage
 def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
-              predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict) -> dict:
+              predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict, actions: list) -> dict:
     facts = summary["facts"]
     run_id = context.partition_key
-    store = SessionStore(settings.layout.sessions_db)
-    shap_path = settings.layout.shap_path(run_id)
+    shap = explanations.attrs.get(SHAP_ROWS)
     shap_rows = None
-    if shap_path.exists() and not explanations.empty:
-        # Labels are the values as the file wrote them ("NA" stays "NA"); the numbers are read back as numbers.
-        shap_rows = pd.read_csv(shap_path, dtype=str, keep_default_na=False)
+    if shap and not explanations.empty:
+        shap_rows = pd.DataFrame(shap["data"], columns=shap["columns"])
         for column in ("row", "shap", "value"):
             shap_rows[column] = pd.to_numeric(shap_rows[column], errors="coerce")
     evaluation = evaluation_rows(enriched_frame, model.target, predictions, model.holdout, facts.get("holdout_basis"),
@@ -367,8 +375,8 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
     figures_shown = key_figures(model.task, facts["metrics"], facts["rows"])
     text = summary["text"] + ("" if summary.get("provider", "template") == "template" else " Recommendations: " + " ".join(summary.get("recommendations", [])))
     write_report(path, facts, text, figures, title=f"automodel run {run_id}: {facts.get('target') or facts['task']}",
-                 predictions=predictions, frame=enriched_frame, actions=(store.get(run_id) or {}).get("actions"))
-    store.update(run_id, dashboard_path=str(path))
+                 predictions=predictions, frame=enriched_frame, actions=taken_actions(actions))
+    SessionStore(settings.layout.sessions_db).update(run_id, dashboard_path=str(path), status="success", error=None)
     url = dashboard_link(settings, path)
     publish_metadata(context, {"dashboard": dg.MetadataValue.url(url), "path": dg.MetadataValue.path(str(path)), "charts": ", ".join(charts),
                                  "key_figures": pairs_table(figures_shown, "figure", "value"), **numbers(figures_shown, "figure"),
@@ -378,14 +386,14 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
 
 @dg.asset(
     partitions_def=runs_partitions, group_name="actions", kinds={"python"}, owners=OWNERS,
-    description="What the action recipes (role_review, anomaly_alert, reorder) did, with notifications; logged to action_logs.db. Behind ENABLE_AGENT_ACTIONS.",
+    description="What the action recipes (role_review, anomaly_alert, reorder) did, with notifications; logged to action_logs.db. "
+                "Behind ENABLE_AGENT_ACTIONS. The dashboard shows them.",
 )
 @run_stage
 def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, notifier: NotifierResource, model: stages.ModelOutcome,
             predictions: pd.DataFrame, summary: dict, column_metadata: stages.Profile, enriched_frame: pd.DataFrame) -> list:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
-    store = SessionStore(settings.layout.sessions_db)
     if settings.enable_agent_actions:
         action_context = ActionContext(
             run_id=run_id, file_name=manifest.file_name, user_id=manifest.user_id, analyzer=model.analyzer, task=model.task,
@@ -400,10 +408,7 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
                                   recipe_options=parse_recipe_options(settings.recipe_options), notifiers=notifier.notifiers())
     else:
         results = [{"recipe": "all", "triggered": False, "message": "ENABLE_AGENT_ACTIONS is off", "records": [], "notified": []}]
-    taken = [{k: r[k] for k in ("recipe", "triggered", "message", "notified", "held_back") if k in r} for r in results]
-    store.update(run_id, actions=taken, status="success", error=None)
-    fill_actions(settings.layout.dashboard_path(run_id), taken)
-    publish_if_s3(settings.layout.dashboard_path(run_id))  # the published copy gets the actions too
+    SessionStore(settings.layout.sessions_db).update(run_id, actions=taken_actions(results))
     rows = [{"recipe": r["recipe"], "triggered": bool(r["triggered"]), "message": r["message"], "notified": ", ".join(r["notified"])}
             for r in results]
     publish_metadata(context, {"triggered": sum(bool(r["triggered"]) for r in results), "channels": ", ".join(notifier.channels),
@@ -411,11 +416,14 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
     return results
 
 
+def taken_actions(results: list) -> list[dict]:
+    """What each recipe did, as the session and the dashboard show it (the records themselves stay in action_logs.db)."""
+    return [{k: r[k] for k in ("recipe", "triggered", "message", "notified", "held_back") if k in r} for r in results]
+
+
 # The built-in run assets, for tests and tools that materialize them directly. A run is not this list: automodel_run selects
 # every asset on the run_id partitions (automodel_assets.definitions.run_selection), added ones included.
-RUN_ASSETS = [raw_dataset, cleaned_frame, column_metadata, enriched_frame, model, predictions, explanations, summary, dashboard, actions]
+RUN_ASSETS = [raw_dataset, cleaned_frame, column_metadata, enriched_frame, model, predictions, explanations, summary, actions, dashboard]
 RUN_ASSET_NAMES = [a.key.path[-1] for a in RUN_ASSETS]
 ALL_ASSETS = [public_datasets, semantic_index, *RUN_ASSETS]
-from automodel_assets.checks import VALIDATION_CHECKS  # noqa: E402  (checks name cleaned_frame by key, no cycle)
-
 ASSET_CHECKS = [cleaned_frame_shape, *VALIDATION_CHECKS]

@@ -1,18 +1,36 @@
 """The automodel command line (a contract: README.md, "Command line"). Errors are one sentence and a non-zero exit.
 
-``run``, ``score`` and ``rerun`` start the real ``automodel_run`` job (automodel_assets.runs.execute_run_job), tagged
-with the user, the file and the target, so each shows in the Dagster UI like a sensor's or the UI's own run and
-can be re-executed there.
+``run``, ``score`` and ``rerun`` start the real ``automodel_run`` job through the launcher (automodel_assets.runs:
+``submit_run``, ``launch_run``), tagged with the user, the file and the target, so each shows in the Dagster UI like a
+sensor's or the UI's own run and can be re-executed there.
+
+Start-up time: ``automodel --help`` and a mistyped command answer at once because the modules that load Dagster or
+the model stack (the wiring, ``automodel.stages``, the lake catalog, pandas) are imported by the commands that use
+them, each import marked "deferred".
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import logging
 import os
 import sys
 import warnings
 from pathlib import Path
+
+from automodel.atomic import write_with_atomic
+from automodel.drop_options import column_choices
+from automodel.errors import AutomodelError
+from automodel.export import write_protected_csv
+from automodel.layout import Layout, secure_home
+from automodel.outputs.facts import read_facts
+from automodel.quotas import input_limits
+from automodel.safety import install_log_redaction, redact_pii, safe_user_id
+from automodel.sessions import SessionStore
+from automodel.trust import acting_user, may_read, require_admin
+from resources.settings import current
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
@@ -27,58 +45,70 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{message[0].upper()}{message[1:]}; see `automodel {self.prog.split()[-1]} --help`." if " " in self.prog else f"{message}; see `automodel --help`.")
 
 
+_USER_HELP = "the user namespace to act in (default: default; AUTOMODEL_USER fixes it)"
+_JSON_HELP = "print one JSON object on stdout instead of text"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="automodel", description="Turn a tabular file into cleaned, profiled, enriched, modelled and summarised Dagster assets.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run every stage on a file (local path or s3:// URI)")
-    run.add_argument("source")
-    run.add_argument("--target")
-    run.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
-    run.add_argument("--label", action="append", default=[], metavar="COL=ROLE")
+    run = sub.add_parser("run", help="run every stage on a file (local path or s3:// URI)",
+                         description="Run every stage (load, clean, profile, enrich, model, predict, explain, summarise, act, dashboard) on a file.")
+    run.add_argument("source", metavar="PATH_OR_S3_URI", help="the table: CSV/TSV, Parquet, Excel or JSON (optionally .gz or .zip), local or s3://")
+    run.add_argument("--target", metavar="COL", help="the column to predict (default: guessed from the columns, with the reason)")
+    run.add_argument("--user", help=_USER_HELP)
+    run.add_argument("--label", action="append", default=[], metavar="COL=ROLE",
+                     help="say a column's role instead of letting it be guessed (repeatable), e.g. --label zip=zip")
     run.add_argument("--keep", action="append", default=[], metavar="COL", help="keep COL in the model even if the leakage guard suspects it")
     run.add_argument("--drop", action="append", default=[], metavar="COL", help="leave COL out of the model")
-    run.add_argument("--lake")
-    run.add_argument("--json", action="store_true")
+    run.add_argument("--lake", metavar="DIR", help="enrich from this lake (a folder or s3:// prefix of tables) instead of AUTOMODEL_LAKE")
+    run.add_argument("--json", action="store_true", help=_JSON_HELP)
 
-    score = sub.add_parser("score", help="score a file with another run's model, without retraining")
-    score.add_argument("source")
-    score.add_argument("--model", required=True, metavar="RUN_ID")
-    score.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
-    score.add_argument("--json", action="store_true")
+    score = sub.add_parser("score", help="score a file with another run's model, without retraining",
+                           description="Score a file with the model of an earlier run: its cleaning replayed, no retraining.")
+    score.add_argument("source", metavar="PATH", help="the rows to score (the same columns as the training file; the target may be absent)")
+    score.add_argument("--model", required=True, metavar="RUN_ID", help="the run whose model scores the file (see `automodel sessions`)")
+    score.add_argument("--user", help=_USER_HELP)
+    score.add_argument("--json", action="store_true", help=_JSON_HELP)
 
-    rerun = sub.add_parser("rerun", help="rematerialize a run's partition")
-    rerun.add_argument("run_id")
-    rerun.add_argument("--from", dest="from_asset", metavar="ASSET")
-    rerun.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
-    rerun.add_argument("--json", action="store_true")
+    rerun = sub.add_parser("rerun", help="rematerialize a run's partition",
+                           description="Rematerialize a run's partition: every asset, or one asset and everything downstream of it.")
+    rerun.add_argument("run_id", metavar="RUN_ID", help="the run to rematerialize (see `automodel sessions`)")
+    rerun.add_argument("--from", dest="from_asset", metavar="ASSET",
+                       help="rebuild only ASSET and the run's assets downstream of it; the others are read from storage")
+    rerun.add_argument("--user", help=_USER_HELP)
+    rerun.add_argument("--json", action="store_true", help=_JSON_HELP)
 
-    sessions = sub.add_parser("sessions", help="list runs, newest first")
-    sessions.add_argument("--limit", type=int, default=20)
+    sessions = sub.add_parser("sessions", help="list runs, newest first", description="List runs, newest first.")
+    sessions.add_argument("--limit", type=int, default=20, metavar="N", help="how many runs to list (default 20)")
     sessions.add_argument("--user", help="whose runs to list (each user sees only their own)")
     sessions.add_argument("--all-users", action="store_true", help="operators (AUTOMODEL_ADMIN=1): list every user's runs")
-    sessions.add_argument("--json", action="store_true")
+    sessions.add_argument("--json", action="store_true", help=_JSON_HELP)
 
-    index = sub.add_parser("index", help="build the lake's semantic index")
-    index.add_argument("--rebuild", action="store_true")
-    index.add_argument("--lake")
-    index.add_argument("--json", action="store_true")
+    index = sub.add_parser("index", help="build the lake's semantic index",
+                           description="Profile, embed and sketch every lake table into the catalog; unchanged tables are skipped.")
+    index.add_argument("--rebuild", action="store_true", help="profile every table again, changed or not")
+    index.add_argument("--lake", metavar="DIR", help="index this lake (a folder or s3:// prefix of tables) instead of AUTOMODEL_LAKE")
+    index.add_argument("--json", action="store_true", help=_JSON_HELP)
 
-    inspect = sub.add_parser("inspect", help="load and profile a file only")
-    inspect.add_argument("source")
-    inspect.add_argument("--json", action="store_true")
-    inspect.add_argument("--export", metavar="OUT.csv")
+    inspect = sub.add_parser("inspect", help="load and profile a file only",
+                             description="Load and profile a file only: how it was read, its columns' roles, the target guess and problems.")
+    inspect.add_argument("source", metavar="PATH_OR_S3_URI", help="the table to inspect, local or s3://")
+    inspect.add_argument("--json", action="store_true", help=_JSON_HELP)
+    inspect.add_argument("--export", metavar="OUT.csv", help="also write the table exactly as parsed to this new CSV file")
 
-    ask = sub.add_parser("ask", help="ask a question about a run's data: writes a chart and prints the answer")
-    ask.add_argument("run_id")
-    ask.add_argument("question")
-    ask.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
-    ask.add_argument("--json", action="store_true")
+    ask = sub.add_parser("ask", help="ask a question about a run's data: writes a chart and prints the answer",
+                         description="Ask a question about a run's data; prints the answer and writes a chart beside the dashboard.")
+    ask.add_argument("run_id", metavar="RUN_ID", help="the run whose data to ask about")
+    ask.add_argument("question", metavar="QUESTION", help='e.g. "average body mass by species" or "what drives species"')
+    ask.add_argument("--user", help=_USER_HELP)
+    ask.add_argument("--json", action="store_true", help=_JSON_HELP)
     return parser
 
 
 def _settings(args):
-    from resources.settings import AutomodelSettings
+    from resources.settings import AutomodelSettings  # deferred: the resource class is built with Dagster
 
     overrides = {}
     if getattr(args, "lake", None):
@@ -94,8 +124,6 @@ def _settings(args):
 
 
 def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
-    from automodel.outputs.facts import read_facts
-
     row = store.get(run_id) or {}
     enrichment = row.get("enrichment") or {}
     facts = (read_facts(layout.facts_path(run_id)) if layout is not None and not error else None) or {}
@@ -158,89 +186,60 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(f"  summary:     {result['summary']}")
 
 
-def _materialize_new(settings, instance, store, created, as_json: bool) -> int:
-    from automodel_assets.runs import clear_run_outputs, materialize_run
-
-    outcome = materialize_run(settings, instance, created.run_id)
-    if not outcome.success:
-        clear_run_outputs(settings, created.run_id)
-        store.update(created.run_id, status="failed", error=outcome.error)
-    result = _result(store, created.run_id, outcome.error, settings.layout)
-    _print_result(result, as_json)
-    if outcome.error:
-        raise CliError(outcome.error)
+def _report(settings, run_id: str, error: str | None, as_json: bool) -> int:
+    """Print the run as the session store holds it; a failed run's sentence becomes the command's error."""
+    _print_result(_result(SessionStore(settings.layout.sessions_db), run_id, error, settings.layout), as_json)
+    if error:
+        raise CliError(error)
     return 0
 
 
-def _load_definitions() -> None:
-    """Load the definitions (extension modules included) before a run is recorded: a broken one is refused up front."""
-    from automodel_assets.definitions import current_definitions
-
-    current_definitions()
-
-
 def cmd_run(args) -> int:
-    from automodel.sessions import SessionStore
-    from automodel_assets.runs import create_run, get_instance, parse_labels
+    # deferred: the wiring loads Dagster and the definitions (seconds)
+    from automodel_assets.definitions import current_definitions
+    from automodel_assets.intake import parse_labels
+    from automodel_assets.runs import get_instance, submit_run
 
     settings = _settings(args)
-    _load_definitions()
-    instance = get_instance(settings.layout)
-    from automodel.drop_options import column_choices
-
-    options = column_choices("--keep/--drop", args.keep, args.drop)
-    created = create_run(settings, instance, args.source, user_id=args.user, target=args.target, labels=parse_labels(args.label),
-                         options=options)
-    return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
+    current_definitions()  # extension modules included: a broken one is refused before a run is recorded
+    submitted = submit_run(settings, get_instance(settings.layout), args.source, user_id=args.user, target=args.target,
+                           labels=parse_labels(args.label), options=column_choices("--keep/--drop", args.keep, args.drop))
+    return _report(settings, submitted.run_id, submitted.outcome.error, args.json)
 
 
 def cmd_score(args) -> int:
-    from automodel.sessions import SessionStore
-    from automodel_assets.runs import create_run, get_instance
+    # deferred: the wiring loads Dagster and the definitions (seconds)
+    from automodel_assets.definitions import current_definitions
+    from automodel_assets.runs import get_instance, submit_run
 
     settings = _settings(args)
-    _load_definitions()
-    instance = get_instance(settings.layout)
-    created = create_run(settings, instance, args.source, user_id=args.user, model_run_id=args.model)
-    return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
+    current_definitions()  # extension modules included: a broken one is refused before a run is recorded
+    submitted = submit_run(settings, get_instance(settings.layout), args.source, user_id=args.user, model_run_id=args.model)
+    return _report(settings, submitted.run_id, submitted.outcome.error, args.json)
 
 
 def cmd_rerun(args) -> int:
-    from automodel.safety import safe_user_id
-    from automodel.sessions import SessionStore
-    from automodel.trust import may_read
-    from automodel_assets.runs import get_instance, materialize_run
+    from automodel_assets.runs import get_instance, launch_run  # deferred: the wiring loads Dagster and the definitions (seconds)
 
     settings = _settings(args)
     store = SessionStore(settings.layout.sessions_db)
     row = store.get(args.run_id)
     if row is None or not may_read(row["user_id"], safe_user_id(args.user), settings.admin):  # another user's run: exactly like a missing one
         raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
-    instance = get_instance(settings.layout)
-    if not instance.has_dynamic_partition("run_id", args.run_id):
-        instance.add_dynamic_partitions("run_id", [args.run_id])
-    outcome = materialize_run(settings, instance, args.run_id, args.from_asset)
+    outcome = launch_run(settings, get_instance(settings.layout), args.run_id, args.from_asset)
     if not outcome.success:
         store.update(args.run_id, status="failed", error=outcome.error)
-    _print_result(_result(store, args.run_id, outcome.error, settings.layout), args.json)
-    if outcome.error:
-        raise CliError(outcome.error)
-    return 0
+    return _report(settings, args.run_id, outcome.error, args.json)
 
 
 def cmd_sessions(args) -> int:
-    from automodel.safety import safe_user_id
-    from automodel.sessions import SessionStore
+    from automodel_assets.recovery import recover_before_listing  # deferred: recovery loads Dagster, needed only when a run is unfinished
 
     settings = _settings(args)
     if args.limit < 1:
         raise CliError("--limit must be at least 1.")
     if args.all_users:
-        from automodel.trust import require_admin
-
         require_admin(settings.admin, "--all-users")
-    from automodel_assets.recovery import recover_before_listing
-
     recover_before_listing(settings)  # a run whose process died is listed as failed, not running for ever
     rows = SessionStore(settings.layout.sessions_db).list(args.limit, user_id=None if args.all_users else safe_user_id(args.user))
     if args.json:
@@ -255,8 +254,10 @@ def cmd_sessions(args) -> int:
 
 
 def cmd_index(args) -> int:
+    # deferred: the catalog loads DuckDB and the embedder; the wiring loads Dagster
     from automodel.lake.catalog import build_index, catalog_summary
-    from automodel_assets.runs import get_instance, record_index_build
+    from automodel_assets.home import get_instance
+    from automodel_assets.lake_state import record_index_build
 
     settings = _settings(args)
     report = build_index(settings.lake_path, settings.layout.catalog_db, rebuild=args.rebuild)
@@ -273,13 +274,13 @@ def cmd_index(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    # deferred: the stages load the model stack (scikit-learn, LightGBM); intake and storage load Dagster
     from automodel import stages
-    from automodel.atomic import write_with_atomic
-    from automodel_assets.runs import input_limits, validate_source
+    from automodel_assets.intake import validate_source
     from resources.storage import get_backend
 
     name, _ = validate_source(args.source, allow_empty=True)
-    raw, info = stages.load_raw(name, get_backend(args.source).read_bytes(args.source), args.source, limits=input_limits(_settings(args)),
+    raw, info = stages.load_raw(name, get_backend(args.source).read_bytes(args.source), args.source, limits=input_limits(current()),
                                 allow_empty=True)
     loading = {"dialect": info.dialect, "header_rows": info.header_rows if info.has_header else 0, "header_cells": info.header_cells,
                "preamble_lines_skipped": info.skipped_preamble_rows, "tables_found": info.tables_found, "other_tables": info.other_tables,
@@ -287,8 +288,6 @@ def cmd_inspect(args) -> int:
     if args.export:
         if not args.source.startswith("s3://") and Path(args.export).resolve() == Path(args.source).resolve():
             raise CliError("--export must name a new file, not the file being inspected; the input is never overwritten.")
-        from automodel.export import write_protected_csv
-
         write_with_atomic(Path(args.export), lambda tmp: write_protected_csv(raw, tmp))  # formula cells protected, as in every export
     if len(raw) == 0:  # an empty or header-only file: described, not profiled
         out = {"source": args.source, "format": info.format, "encoding": info.encoding, "delimiter": info.delimiter,
@@ -337,20 +336,15 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    import hashlib
-
+    # deferred: Dagster, pandas, the model stack and the wiring (seconds), for this command only
     import dagster as dg
     import pandas as pd
 
     from automodel import stages
-    from automodel.errors import AutomodelError
     from automodel.outputs.ask import answer, write_answer_chart
-    from automodel.safety import safe_user_id
-    from automodel.sessions import SessionStore
-    from automodel.trust import may_read
     from automodel_assets.assets import ALL_ASSETS
-    from automodel_assets.definitions import build_resources
-    from automodel_assets.runs import get_instance
+    from automodel_assets.home import build_resources, get_instance
+    from automodel_assets.links import dashboard_link
 
     settings = _settings(args)
     row = SessionStore(settings.layout.sessions_db).get(args.run_id)
@@ -376,9 +370,6 @@ def cmd_ask(args) -> int:
     write_answer_chart(result, settings.layout.dashboard_path(args.run_id).with_name(f"{args.run_id}_ask_{digest}.html"))
     out = {"run_id": args.run_id, **result.to_dict()}
     if result.chart_path:  # the chart is linked from the run's dashboard asset in the UI, like the dashboard itself
-        from automodel.safety import redact_pii
-        from automodel_assets.links import dashboard_link
-
         out["chart_url"] = dashboard_link(settings, Path(result.chart_path))
         question = redact_pii(args.question)
         instance.report_runless_asset_event(dg.AssetObservation(
@@ -402,26 +393,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     warnings.filterwarnings("ignore")
-    import logging
-
     logging.getLogger("dagster").setLevel(logging.ERROR)
-    from automodel.safety import install_log_redaction, redact_pii
-
     install_log_redaction("", "dagster")
-    from automodel.errors import AutomodelError
-
+    settings = current()
     try:
         args = build_parser().parse_args(argv)
         if not args.command:
             raise CliError("Give a command: run, score, rerun, sessions, index, inspect or ask; see `automodel --help`.")
         if hasattr(args, "user"):  # --user is a namespace; a deployment may fix it (automodel.trust)
-            from automodel.trust import acting_user
-
-            args.user = acting_user(args.user, os.environ.get("AUTOMODEL_USER", ""))
+            args.user = acting_user(args.user, settings.user)
         if args.command != "inspect":  # inspect writes nothing under the home
-            from automodel.layout import Layout, private_home_wanted, secure_home
-
-            secure_home(Layout.at(os.environ.get("AUTOMODEL_HOME", "./local_data")), private=private_home_wanted())
+            secure_home(Layout.at(settings.home), private=settings.private_home)
         return COMMANDS[args.command](args)
     except (CliError, AutomodelError) as exc:
         print(f"error: {redact_pii(str(exc))}", file=sys.stderr)
@@ -430,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted.", file=sys.stderr)
         return 130
     except Exception as exc:  # the last guard: one sentence instead of a traceback wall
-        if os.environ.get("AUTOMODEL_DEBUG"):
+        if settings.debug:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"error: unexpected {type(exc).__name__}: {redact_pii(first)} (set AUTOMODEL_DEBUG=1 for the traceback).", file=sys.stderr)

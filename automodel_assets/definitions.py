@@ -1,8 +1,10 @@
-"""The one Definitions object: assets, checks, jobs, sensors, schedules and resources, chosen by configuration."""
+"""The one Definitions object: assets, checks, jobs, sensors, schedules and resources, chosen by configuration.
+
+Above the assets and the sensors, below the launcher (automodel_assets.runs) and the command line.
+"""
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import dagster as dg
@@ -12,34 +14,26 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, semantic_index
 from automodel_assets.extensions import extension_definitions
-from automodel_assets.io_manager import RunStoreIOManager
+from automodel_assets.home import build_resources
 from automodel_assets.partitions import is_run_partitioned, runs_partitions
-from resources.llm import LLMResource
-from resources.notifier import NotifierResource
-from resources.settings import AutomodelSettings
-from resources.storage import StorageResource
+from resources.settings import AutomodelSettings, current
+from sensors import JOBS, SCHEDULES, SENSORS
+
+__all__ = ["automodel_run_job", "build_definitions", "build_resources", "current_definitions", "defs", "executor_from_env",
+           "run_asset_keys", "run_selection", "semantic_index_job"]
 
 
 def executor_from_env():
     """The executor is a deployment choice: in-process by default (~0.8 s per run), multiprocess or Celery by configuration."""
-    choice = os.environ.get("AUTOMODEL_EXECUTOR", "in_process")
-    if choice == "multiprocess":
+    settings = current()
+    if settings.executor == "multiprocess":
         return dg.multiprocess_executor
-    if choice == "celery":
-        from dagster_celery import celery_executor
+    if settings.executor == "celery":
+        from dagster_celery import celery_executor  # deferred: only a Celery deployment installs and pays for it
 
-        # Broker and result backend come from the environment so workers and the run worker agree (README, Automation and deployment).
-        broker = os.environ.get("AUTOMODEL_CELERY_BROKER", "redis://127.0.0.1:6379/0")
-        return celery_executor.configured({"broker": broker, "backend": os.environ.get("AUTOMODEL_CELERY_BACKEND", broker)},
-                                          name="automodel_celery")
+        # Broker and result backend come from the settings so workers and the run worker agree (README, Automation and deployment).
+        return celery_executor.configured({"broker": settings.celery_broker, "backend": settings.celery_backend}, name="automodel_celery")
     return dg.in_process_executor
-
-
-def build_resources(settings: AutomodelSettings | None = None) -> dict:
-    settings = settings or AutomodelSettings.from_env()
-    base = os.environ.get("AUTOMODEL_ASSET_STORE") or str(settings.layout.asset_dir)
-    return {"settings": settings, "storage": StorageResource(), "io_manager": RunStoreIOManager(base_path=base),
-            "llm": LLMResource.from_settings(settings), "notifier": NotifierResource.from_settings(settings)}
 
 
 def _with_extensions() -> tuple[list, list]:
@@ -58,12 +52,6 @@ def run_asset_keys(assets: list) -> list[dg.AssetKey]:
     return sorted({key for a in assets if is_run_partitioned(a) for key in a.keys}, key=lambda k: k.to_user_string())
 
 
-def _sensors_schedules_and_jobs():
-    from sensors import JOBS, SCHEDULES, SENSORS
-
-    return SENSORS, SCHEDULES, JOBS
-
-
 def build_definitions(settings: AutomodelSettings | None = None) -> dg.Definitions:
     """Every definition, with resources from ``settings`` (the environment by default) and the extension modules
     named now (AUTOMODEL_ASSET_MODULES, the ``automodel.assets`` entry points)."""
@@ -75,9 +63,8 @@ def build_definitions(settings: AutomodelSettings | None = None) -> dg.Definitio
     )
     index_job = dg.define_asset_job("semantic_index_job", selection=dg.AssetSelection.assets(semantic_index),
                                     description="Rebuild the lake's semantic index.")
-    sensors, schedules, automation_jobs = _sensors_schedules_and_jobs()
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[run_job, index_job, *automation_jobs], sensors=sensors,
-                          schedules=schedules, resources=build_resources(settings), executor=executor_from_env())
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[run_job, index_job, *JOBS], sensors=SENSORS,
+                          schedules=SCHEDULES, resources=build_resources(settings), executor=executor_from_env())
 
 
 _CURRENT: dict = {}
@@ -86,8 +73,7 @@ _CURRENT: dict = {}
 def current_definitions() -> dg.Definitions:
     """The definitions for the environment as it is now (the command line and tests change AUTOMODEL_HOME, --lake and
     AUTOMODEL_ASSET_MODULES within one process); built once per distinct environment."""
-    key = (os.environ.get("AUTOMODEL_ASSET_MODULES", ""), os.environ.get("AUTOMODEL_ASSET_STORE", ""), os.environ.get("AUTOMODEL_EXECUTOR", ""),
-           repr(AutomodelSettings.from_env()))
+    key = repr(current())
     if key not in _CURRENT:
         _CURRENT.clear()
         _CURRENT[key] = build_definitions()

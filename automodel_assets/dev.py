@@ -18,8 +18,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from automodel_assets.links import served_address
-from automodel_assets.runs import PROJECT_ROOT, ensure_dagster_home
-from resources.settings import AutomodelSettings
+from automodel_assets.home import ensure_dagster_home
+from resources.settings import PROJECT_ROOT, AutomodelSettings
 
 
 class DashboardHandler(SimpleHTTPRequestHandler):

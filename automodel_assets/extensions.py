@@ -13,13 +13,13 @@ Every asset they define on the ``run_id`` partitions joins the ``automodel_run``
 from __future__ import annotations
 
 import importlib
-import os
 from importlib.metadata import entry_points
 from types import ModuleType
 
 import dagster as dg
 
 from automodel.errors import AutomodelError
+from resources.settings import current
 
 ENTRY_POINT_GROUP = "automodel.assets"
 MODULES_VARIABLE = "AUTOMODEL_ASSET_MODULES"
@@ -35,7 +35,7 @@ def extension_modules() -> list[ModuleType]:
                                  f"({type(exc).__name__}: {_first_line(exc)}); fix or uninstall that package.") from exc
         if isinstance(loaded, ModuleType):
             modules.append(loaded)
-    for name in (part.strip() for part in os.environ.get(MODULES_VARIABLE, "").split(",")):
+    for name in (part.strip() for part in current().asset_modules.split(",")):
         if not name:
             continue
         try:

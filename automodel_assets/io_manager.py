@@ -47,7 +47,7 @@ class RunStoreIOManager(dg.ConfigurableIOManager):
         return self.base_path.startswith("s3://")
 
     def _s3(self):
-        import boto3
+        import boto3  # deferred: only an S3 asset store needs boto3 (a third of a second to import)
 
         return boto3.client("s3")
 
@@ -89,9 +89,9 @@ class RunStoreIOManager(dg.ConfigurableIOManager):
                 return _decode(ext, path.read_bytes())
         raise FileNotFoundError(f"no stored output for {stem}; materialize it first")
 
-    def delete_partition(self, asset_names: list[str], partition: str) -> None:
-        """Remove one partition's stored outputs (used when a run fails on bad input)."""
-        for name in asset_names:
+    def delete_partition(self, asset_names: list[str] | None, partition: str) -> None:
+        """Remove one partition's stored outputs (used when a run fails on bad input); ``None``: of every asset stored here."""
+        for name in self._stored_assets() if asset_names is None else asset_names:
             for ext in ("parquet", "pkl"):
                 if self._is_s3():
                     bucket, key = self._s3_location(f"{name}/{partition}", ext)
@@ -100,3 +100,13 @@ class RunStoreIOManager(dg.ConfigurableIOManager):
                     path = Path(self.base_path) / name / f"{partition}.{ext}"
                     if path.exists():
                         path.unlink()
+
+    def _stored_assets(self) -> list[str]:
+        """Every asset with a folder here (one folder per asset key; keys of one part, as every run asset's is)."""
+        if self._is_s3():
+            bucket, _, prefix = self.base_path[len("s3://"):].partition("/")
+            prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+            pages = self._s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+            return sorted(p["Prefix"][len(prefix):].strip("/") for page in pages for p in page.get("CommonPrefixes", []))
+        base = Path(self.base_path)
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []

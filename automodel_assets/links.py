@@ -9,34 +9,26 @@ With an S3 asset store the file is published in every case, so the link works fr
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
-from resources.settings import DEFAULT_DASHBOARD_URL, AutomodelSettings
+from resources.settings import DEFAULT_DASHBOARD_URL, AutomodelSettings, current
 
 PRESIGNED_SECONDS = 7 * 24 * 3600
 
 
 def _asset_store() -> str:
-    return os.environ.get("AUTOMODEL_ASSET_STORE", "")
+    return current().asset_store
 
 
 def publish_to_s3(store: str, path: Path) -> tuple[str, str]:
     """Upload a dashboard file beside the assets; (bucket, key)."""
-    import boto3
+    import boto3  # deferred: only an S3 asset store needs boto3 (a third of a second to import)
 
     bucket, _, prefix = store[len("s3://"):].partition("/")
     key = f"{prefix.strip('/')}/dashboards/{path.name}".lstrip("/")
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType="text/html; charset=utf-8")
     return bucket, key
-
-
-def publish_if_s3(path: Path) -> None:
-    """Publish the file again after a later stage changed it (the actions filled into the dashboard)."""
-    store = _asset_store()
-    if store.startswith("s3://") and Path(path).exists():
-        publish_to_s3(store, Path(path))
 
 
 def dashboard_link(settings: AutomodelSettings, path: Path) -> str:
@@ -47,7 +39,7 @@ def dashboard_link(settings: AutomodelSettings, path: Path) -> str:
     if settings.dashboard_url:
         return settings.dashboard_url.rstrip("/") + "/" + quote(path.name)
     if published:
-        import boto3
+        import boto3  # deferred: only an S3 asset store needs boto3
 
         bucket, key = published
         return boto3.client("s3").generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGNED_SECONDS)

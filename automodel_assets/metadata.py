@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 
 import dagster as dg
+import pandas as pd
 
 
 def cell(value):
@@ -34,8 +35,6 @@ def cell(value):
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     try:
-        import pandas as pd
-
         if pd.isna(value):
             return None
     except (TypeError, ValueError):

@@ -24,14 +24,21 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+# Not in Dagster's public API: the failure reason that frees a dead run's run-level concurrency, and the storage
+# class that tells a single-host instance (whose pids can be judged from here) from a shared one.
+from dagster._core.events import JobFailureData, RunFailureReason
+from dagster._core.storage.runs import SqliteRunStorage
+
 from automodel.atomic import file_lock
 from automodel.liveness import ProcessIdentity, current_process, is_alive, started_no_later_than
 from automodel.sessions import SessionStore
+from automodel_assets.failures import clear_run_outputs
+from automodel_assets.home import get_instance
+from automodel_assets.intake import RUN_ID_TAG
 
 logger = logging.getLogger("automodel.recovery")
 
 WORKER_TAG = "automodel/worker"
-RUN_ID_TAG = "automodel/run_id"
 PARTITION_TAG = "dagster/partition"
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 BUSY = [*UNFINISHED, dg.DagsterRunStatus.QUEUED]
@@ -67,8 +74,6 @@ def _launcher_pid(instance: dg.DagsterInstance, dagster_run_id: str) -> tuple[in
 
 
 def _single_host_storage(instance: dg.DagsterInstance) -> bool:
-    from dagster._core.storage.runs import SqliteRunStorage
-
     return isinstance(instance.run_storage, SqliteRunStorage)
 
 
@@ -112,8 +117,6 @@ def newest_attempt(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
 
 
 def _fail_session(settings, store: SessionStore, run_id: str, reason: str) -> bool:
-    from automodel_assets.runs import clear_run_outputs
-
     row = store.get(run_id)
     if row is None:
         return False
@@ -124,8 +127,6 @@ def _fail_session(settings, store: SessionStore, run_id: str, reason: str) -> bo
 
 def recover_dead_runs(settings, instance: dg.DagsterInstance) -> list[RecoveredRun]:
     """Fail every unfinished run whose process is gone, free its slots and record why; returns what was done."""
-    from dagster._core.events import JobFailureData, RunFailureReason
-
     recovered: list[RecoveredRun] = []
     store = SessionStore(settings.layout.sessions_db)
     # One recoverer at a time, so two commands starting together do not report the same death twice.
@@ -175,6 +176,4 @@ def recover_before_listing(settings) -> list[RecoveredRun]:
     store = SessionStore(settings.layout.sessions_db)
     if not store.has_status(UNFINISHED_SESSION):
         return []
-    from automodel_assets.runs import get_instance
-
     return recover_dead_runs(settings, get_instance(settings.layout))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import dagster as dg
 
-from automodel.safety import redact_pii, redact_structure, redact_value
+from automodel.safety import RedactingFilter, redact_pii, redact_structure, redact_value
 
 
 def redact_metadata_value(value):
@@ -66,10 +68,6 @@ def redacted_errors(compute):
     values quoted in them (a cell that did not parse, say) must leave the run as redacted as any other output.
     The exception keeps its class (the CLI tells user errors from crashes by it) and its traceback.
     """
-    import functools
-
-    from automodel.safety import RedactingFilter
-
     @functools.wraps(compute)
     def body(*args, **kwargs):
         context = kwargs.get("context", args[0] if args else None)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 
+from automodel.sessions import SessionStore
+from automodel_assets.intake import USER_TAG, run_tags
 from automodel_assets.redaction import redacted_errors
 
 
 def tag_run(context, settings) -> None:
     """A run started from the UI ("Materialize" on a partition) carries the same user, file and target tags as a CLI run,
     so it can be filtered with the others; tags the run already has are left as they are."""
-    from automodel.sessions import SessionStore
-    from automodel_assets.runs import USER_TAG, run_tags
-
     if settings is None or not context.has_partition_key:
         return
     existing = context.run.tags

@@ -1,6 +1,1 @@
-"""Dagster resources: settings, storage backends, and the stores the assets share."""
-
-from resources.settings import AutomodelSettings
-from resources.storage import StorageResource
-
-__all__ = ["AutomodelSettings", "StorageResource"]
+"""Settings (plain, resources.settings) and the Dagster resources built on them: storage backends, the LLM, notifiers."""

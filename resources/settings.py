@@ -1,12 +1,23 @@
-"""AutomodelSettings: every setting of the README's configuration table, with its environment variable and the original guide's defaults."""
+"""Every setting of automodel, read from the environment in this one place: its variable, default and meaning.
+
+``SETTINGS`` is the table (the README's configuration table is generated from it: ``python -m resources.settings``).
+Two views of the same values:
+
+- ``current()``: a plain object, for the core (``automodel/``, ``analyzers/``), which must not import Dagster;
+- ``AutomodelSettings``: the Dagster ConfigurableResource the assets, sensors and schedules take, with the same fields.
+  Secrets (``kind="secret"``) are ``dg.EnvVar`` there, so the UI shows the variable's name, never its value.
+
+This module imports no Dagster: ``AutomodelSettings`` is built from the table the first time it is asked for.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
-import dagster as dg
-
+from automodel.lake.source import resolve_lake
 from automodel.layout import Layout
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,150 +33,131 @@ def _project_dir(name: str) -> str:
 DEFAULT_HOME = _project_dir("local_data")
 DEFAULT_LAKE = _project_dir("datasets")
 DEFAULT_DASHBOARD_URL = "http://127.0.0.1:3001/"
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
-def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+@dataclass(frozen=True)
+class Setting:
+    """One setting: the field on the settings objects, its environment variable, default and one line for the README.
+
+    ``kind`` is the type the text is read as: str, int, float, bool, or "secret" (text the UI never shows).
+    ``shown_default`` is the default as the README writes it, where the value itself would read badly (a path).
+    ``field`` is empty for a variable only a configuration file reads (deploy/dagster.yaml)."""
+
+    field: str
+    variable: str
+    default: object
+    meaning: str
+    kind: object = str
+    shown_default: str | None = None
+
+    def parse(self, text: str | None):
+        if text is None or (text == "" and self.kind not in (str, "secret")):
+            return self.default
+        if self.kind is bool:
+            value = text.strip().lower()
+            return True if value in _TRUE else False if value in _FALSE else self.default
+        if self.kind in (int, float):
+            return self.kind(float(text)) if self.kind is int else float(text)
+        return text
 
 
-def _secret(name: str):
-    """Secrets stay environment variables: the UI and logs show the variable's name, never its value."""
-    return dg.EnvVar(name) if os.environ.get(name) else ""
-
-
-def reveal(value) -> str:
-    """The value of a setting that may be an unresolved EnvVar (outside a Dagster run, e.g. the CLI)."""
-    return value.get_value() or "" if isinstance(value, dg.EnvVar) else value
-
-
-class AutomodelSettings(dg.ConfigurableResource):
-    """Paths, thresholds, quotas and feature flags. Built from the environment by ``from_env``."""
-
-    home: str = DEFAULT_HOME
-    lake_dir: str = DEFAULT_LAKE
-    drop_dir: str = ""
-    s3_bucket: str = ""
-    s3_prefix: str = "users/"
+SETTINGS: tuple[Setting, ...] = (
+    # Where things are.
+    Setting("home", "AUTOMODEL_HOME", DEFAULT_HOME, "all local state (always used as an absolute path)", shown_default="`local_data/` in the project folder"),
+    Setting("lake_dir", "AUTOMODEL_LAKE", DEFAULT_LAKE, "the data lake: a folder or `s3://bucket/prefix` of table files (`manifest.json` optional)",
+            shown_default="`datasets/` in the project folder"),
+    Setting("drop_dir", "AUTOMODEL_DROP_DIR", "", "local drop folder (`<drop>/<user>/<file>`)", shown_default="`$AUTOMODEL_HOME/drop`"),
+    Setting("s3_bucket", "AUTOMODEL_S3_BUCKET", "", "S3 drop folder: the bucket"),
+    Setting("s3_prefix", "AUTOMODEL_S3_PREFIX", "users/", "S3 drop folder: the prefix (`<prefix><user>/<file>`)"),
+    Setting("asset_store", "AUTOMODEL_ASSET_STORE", "", "where run assets are stored: a folder or `s3://bucket/prefix`", shown_default="`$AUTOMODEL_HOME/assets`"),
+    Setting("dagster_yaml", "AUTOMODEL_DAGSTER_YAML", "", "the instance file the home's `dagster.yaml` links to", shown_default="the project's `dagster.yaml`"),
+    Setting("dashboard_url", "AUTOMODEL_DASHBOARD_URL", "", "where the dashboards folder is served; the UI's dashboard links start with it",
+            shown_default=f"`{DEFAULT_DASHBOARD_URL}` (`make dev`)"),
+    Setting("", "AUTOMODEL_POSTGRES_URL", "", "production profile: the Postgres instance storage (read by `deploy/dagster.yaml`)"),
     # Drop-folder sensors and scheduled lake syncs (sensors/).
-    s3_listing_overlap_s: float = 900.0
-    max_runs_per_tick: int = 200
-    lake_sync: str = ""
-    lake_sync_cron: str = "0 3 * * *"
-    llm_provider: str = "template"
-    llm_base_url: str = ""
-    llm_model: str = ""
-    webhook_url: str = ""
-    # Quality thresholds (original guide).
-    min_r2: float = 0.5
-    max_mape: float = 0.3
-    # Scalability limits.
-    max_rows_first_pass: int = 25_000
-    max_features_first_pass: int = 100
-    max_rows_full: int = 1_000_000
-    profile_sample_rows: int = 1_000
-    # Quotas for the free tier.
-    max_requests_free: int = 20
-    max_gb_free: float = 1.0
-    # More tiers and who is in them, as JSON (automodel.quotas.parse_tiers); empty: everyone is on the free tier.
-    quota_tiers: str = ""
-    # Input bounds (automodel.ingest.archive): inflated size and expansion ratio of compressed files, table width.
-    max_inflated_mb: float = 2048.0
-    max_expansion_ratio: float = 100.0
-    max_columns: int = 2_000
-    # Fewest rows for a model, clusters, anomalies or a correlation (analyzers.selection); fewer get a descriptive analysis saying so.
-    min_rows: int = 20
-    # Feature flags.
-    enable_llm_preprocessing: bool = False
-    enable_shap_explanations: bool = True
-    enable_semantic_merge: bool = True
-    enable_agent_actions: bool = True
-    enrich_max_tables: int = 3  # forward selection of lake tables stops at this many kept tables
-    search_time_budget_s: float = 60.0
-    search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
-    drop_outliers: bool = False  # leave rows with outlying feature values (IQR fence) out of training, as classic cleaning did
-    interval_coverage: float = 0.9  # regression prediction intervals: the share of new rows they should cover
-    # LLM endpoint details, SMTP notifications and recipe selection (issue 6).
-    llm_api_key: str = ""
-    llm_timeout_s: float = 30.0
-    llm_retries: int = 2
-    smtp_host: str = ""
-    smtp_port: int = 25
-    smtp_from: str = "automodel@localhost"
-    smtp_to: str = ""
-    smtp_username: str = ""
-    smtp_password: str = ""
-    smtp_starttls: bool = False
-    smtp_ca_file: str = ""
-    # Trust model (automodel.trust): operators may read every user's runs; a deployment may fix the identity.
-    admin: bool = False
-    user: str = ""
-    recipes_enabled: str = ""  # comma-separated; empty means every recipe found
-    recipes_disabled: str = ""
-    recipe_options: str = ""  # JSON: {"reorder": {"threshold": 10}, "anomaly_alert": {"min_rate": 0.02}}
-    # Where the dashboards folder is served. Empty: `make dev` serves it on DEFAULT_DASHBOARD_URL, or, with an S3
-    # asset store, each dashboard is published beside the assets and linked by a presigned URL.
-    dashboard_url: str = ""
+    Setting("s3_listing_overlap_s", "AUTOMODEL_S3_LISTING_OVERLAP_S", 900.0, "S3 drop sensor: cursor overlap window in seconds", float),
+    Setting("max_runs_per_tick", "AUTOMODEL_MAX_RUNS_PER_TICK", 200, "drop sensors: uploads taken per tick", int),
+    Setting("lake_sync", "AUTOMODEL_LAKE_SYNC", "", "lake sync sources (a JSON file or inline JSON)"),
+    Setting("lake_sync_cron", "AUTOMODEL_LAKE_SYNC_CRON", "0 3 * * *", "schedule of the lake sync"),
+    # Execution.
+    Setting("executor", "AUTOMODEL_EXECUTOR", "in_process", "`in_process`, `multiprocess` or `celery`"),
+    Setting("celery_broker", "AUTOMODEL_CELERY_BROKER", "redis://127.0.0.1:6379/0", "Celery executor: the broker"),
+    Setting("celery_backend", "AUTOMODEL_CELERY_BACKEND", "", "Celery executor: the result backend", shown_default="the broker"),
+    Setting("asset_modules", "AUTOMODEL_ASSET_MODULES", "", "modules whose `run_id` assets join every run (see Compose an asset)"),
+    Setting("debug", "AUTOMODEL_DEBUG", False, "the command line shows the traceback of an unexpected error", bool),
+    # Language models and notifications.
+    Setting("llm_provider", "AUTOMODEL_LLM_PROVIDER", "template", "`template`, `openai` or `vllm`"),
+    Setting("llm_base_url", "AUTOMODEL_LLM_BASE_URL", "", "OpenAI-compatible endpoint including `/v1` (e.g. `vllm serve`)"),
+    Setting("llm_model", "AUTOMODEL_LLM_MODEL", "", "the model (default: the first one the server lists)"),
+    Setting("llm_api_key", "AUTOMODEL_LLM_API_KEY", "", "bearer key of the LLM endpoint", "secret"),
+    Setting("llm_timeout_s", "AUTOMODEL_LLM_TIMEOUT_S", 30.0, "LLM per-request timeout in seconds", float),
+    Setting("llm_retries", "AUTOMODEL_LLM_RETRIES", 2, "LLM retries on 5xx, 429 and timeouts", int),
+    Setting("webhook_url", "AUTOMODEL_WEBHOOK_URL", "", "notifications: HTTP POST of JSON (timeout 5 s, 2 retries)"),
+    Setting("smtp_host", "AUTOMODEL_SMTP_HOST", "", "notifications by email: the relay"),
+    Setting("smtp_port", "AUTOMODEL_SMTP_PORT", 25, "the relay's port", int),
+    Setting("smtp_from", "AUTOMODEL_SMTP_FROM", "automodel@localhost", "the sender"),
+    Setting("smtp_to", "AUTOMODEL_SMTP_TO", "", "the recipients, comma-separated"),
+    Setting("smtp_username", "AUTOMODEL_SMTP_USERNAME", "", "login, when the relay needs one (never sent unencrypted)"),
+    Setting("smtp_password", "AUTOMODEL_SMTP_PASSWORD", "", "password of that login", "secret"),
+    Setting("smtp_starttls", "AUTOMODEL_SMTP_STARTTLS", False, "refuse a relay that offers no STARTTLS (it is used whenever offered)", bool),
+    Setting("smtp_ca_file", "AUTOMODEL_SMTP_CA_FILE", "", "a private CA to trust for the relay"),
+    # Trust model (automodel.trust).
+    Setting("admin", "AUTOMODEL_ADMIN", False, "operators may read every user's runs", bool),
+    Setting("user", "AUTOMODEL_USER", "", "a deployment fixes the identity the command line acts as"),
+    Setting("private_home", "AUTOMODEL_PRIVATE_HOME", True, "the home is private to its OS user", bool),
+    # Action recipes.
+    Setting("recipes_enabled", "AUTOMODEL_RECIPES", "", "which action recipes run, comma-separated", shown_default="all"),
+    Setting("recipes_disabled", "AUTOMODEL_RECIPES_DISABLED", "", "recipes that do not run, comma-separated", shown_default="none"),
+    Setting("recipe_options", "AUTOMODEL_RECIPE_OPTIONS", "", 'JSON options per recipe, e.g. `{"reorder": {"threshold": 8}}`; `reorder` and '
+            '`anomaly_alert` act only on trusted models unless given `"act_on_untrusted": true`'),
+    # Quality thresholds and scalability limits (the original guide's names).
+    Setting("min_r2", "MIN_R2", 0.5, "a regression below this held-out R² is not trusted", float),
+    Setting("max_mape", "MAX_MAPE", 0.3, "a regression above this held-out MAPE is not trusted", float),
+    Setting("max_rows_first_pass", "MAX_ROWS_FIRST_PASS", 25_000, "rows the model search compares candidates on", int),
+    Setting("max_features_first_pass", "MAX_FEATURES_FIRST_PASS", 100, "features the first pass considers", int),
+    Setting("max_rows_full", "MAX_ROWS_FULL", 1_000_000, "rows the chosen model is refitted on", int),
+    Setting("profile_sample_rows", "PROFILE_SAMPLE_ROWS", 1_000, "rows sampled to profile column roles", int),
+    Setting("min_rows", "AUTOMODEL_MIN_ROWS", 20, "fewest rows for a model, clusters, anomalies or a correlation; fewer get a descriptive analysis", int),
+    # Model search.
+    Setting("search_time_budget_s", "AUTOMODEL_SEARCH_BUDGET_S", 60.0, "model search time budget in seconds (a cap: small tables finish well before it)", float),
+    Setting("search_backend", "AUTOMODEL_SEARCH_BACKEND", "automodel", "`automodel` (our search) or `pycaret` (PyCaret's `compare_models`)"),
+    Setting("drop_outliers", "AUTOMODEL_DROP_OUTLIERS", False, "rows with outlying feature values (3×IQR fence, target spared) are left out of training", bool),
+    Setting("interval_coverage", "AUTOMODEL_INTERVAL_COVERAGE", 0.9, "share of new rows a regression prediction interval should cover", float),
+    # Quotas (automodel.quotas).
+    Setting("max_requests_free", "MAX_REQUESTS_FREE", 20, "free tier: runs in 24 hours (drop-folder users and `--user` names)", int),
+    Setting("max_gb_free", "MAX_GB_FREE", 1.0, "free tier: GB of uploads (a compressed upload counts at its inflated size)", float),
+    Setting("quota_tiers", "AUTOMODEL_QUOTA_TIERS", "", 'more tiers as JSON: `{"tiers": {"pro": {"max_requests": 500, "max_gb": 50}}, "users": {"alice": "pro"}}`'),
+    # Input bounds (automodel.ingest.archive).
+    Setting("max_inflated_mb", "AUTOMODEL_MAX_INFLATED_MB", 2048.0, "compressed inputs are refused past this inflated size in MB", float),
+    Setting("max_expansion_ratio", "AUTOMODEL_MAX_EXPANSION_RATIO", 100.0, "compressed inputs are refused past this expansion ratio (checked past 16 MB)", float),
+    Setting("max_columns", "AUTOMODEL_MAX_COLUMNS", 2_000, "widest table accepted (0: no limit)", int),
+    # Lake and roles.
+    Setting("enrich_max_tables", "AUTOMODEL_ENRICH_MAX_TABLES", 3, "most lake tables one run keeps (forward selection)", int),
+    Setting("index_workers", "AUTOMODEL_INDEX_WORKERS", 0, "processes that profile lake tables (0: chosen from the CPUs)", int),
+    Setting("embed_roles", "AUTOMODEL_EMBED_ROLES", False, "ambiguous column headers get a MiniLM second opinion", bool),
+    Setting("embed_threads", "AUTOMODEL_EMBED_THREADS", 1, "torch threads of the sentence embedder", int),
+    # Feature flags (the original guide's names).
+    Setting("enable_llm_preprocessing", "ENABLE_LLM_PREPROCESSING", False, "ambiguous roles get the language model's opinion", bool),
+    Setting("enable_shap_explanations", "ENABLE_SHAP_EXPLANATIONS", True, "the explanations asset computes SHAP values", bool),
+    Setting("enable_semantic_merge", "ENABLE_SEMANTIC_MERGE", True, "runs are enriched from the lake", bool),
+    Setting("enable_agent_actions", "ENABLE_AGENT_ACTIONS", True, "the action recipes run", bool),
+)
+FIELDS = {s.field: s for s in SETTINGS if s.field}
 
-    @classmethod
-    def from_env(cls, **overrides) -> AutomodelSettings:
-        env = os.environ
-        values = dict(
-            home=env.get("AUTOMODEL_HOME") or DEFAULT_HOME,
-            lake_dir=env.get("AUTOMODEL_LAKE") or DEFAULT_LAKE,
-            drop_dir=env.get("AUTOMODEL_DROP_DIR", ""),
-            s3_bucket=env.get("AUTOMODEL_S3_BUCKET", ""),
-            s3_prefix=env.get("AUTOMODEL_S3_PREFIX", "users/"),
-            s3_listing_overlap_s=float(env.get("AUTOMODEL_S3_LISTING_OVERLAP_S", 900.0)),
-            max_runs_per_tick=int(env.get("AUTOMODEL_MAX_RUNS_PER_TICK", 200)),
-            lake_sync=env.get("AUTOMODEL_LAKE_SYNC", ""),
-            lake_sync_cron=env.get("AUTOMODEL_LAKE_SYNC_CRON", "0 3 * * *"),
-            llm_provider=env.get("AUTOMODEL_LLM_PROVIDER", "template"),
-            llm_base_url=env.get("AUTOMODEL_LLM_BASE_URL", ""),
-            llm_model=env.get("AUTOMODEL_LLM_MODEL", ""),
-            webhook_url=env.get("AUTOMODEL_WEBHOOK_URL", ""),
-            min_r2=float(env.get("MIN_R2", 0.5)),
-            max_mape=float(env.get("MAX_MAPE", 0.3)),
-            max_rows_first_pass=int(env.get("MAX_ROWS_FIRST_PASS", 25_000)),
-            max_features_first_pass=int(env.get("MAX_FEATURES_FIRST_PASS", 100)),
-            max_rows_full=int(env.get("MAX_ROWS_FULL", 1_000_000)),
-            profile_sample_rows=int(env.get("PROFILE_SAMPLE_ROWS", 1_000)),
-            max_requests_free=int(env.get("MAX_REQUESTS_FREE", 20)),
-            max_gb_free=float(env.get("MAX_GB_FREE", 1.0)),
-            quota_tiers=env.get("AUTOMODEL_QUOTA_TIERS", ""),
-            max_inflated_mb=float(env.get("AUTOMODEL_MAX_INFLATED_MB", 2048.0)),
-            max_expansion_ratio=float(env.get("AUTOMODEL_MAX_EXPANSION_RATIO", 100.0)),
-            max_columns=int(env.get("AUTOMODEL_MAX_COLUMNS", 2_000)),
-            min_rows=int(env.get("AUTOMODEL_MIN_ROWS", 20)),
-            enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
-            enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
-            enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
-            enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
-            enrich_max_tables=int(env.get("AUTOMODEL_ENRICH_MAX_TABLES", 3)),
-            drop_outliers=_flag("AUTOMODEL_DROP_OUTLIERS", False),
-            interval_coverage=float(env.get("AUTOMODEL_INTERVAL_COVERAGE", 0.9)),
-            search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
-            search_backend=env.get("AUTOMODEL_SEARCH_BACKEND", "automodel"),
-            llm_api_key=_secret("AUTOMODEL_LLM_API_KEY"),
-            llm_timeout_s=float(env.get("AUTOMODEL_LLM_TIMEOUT_S", 30.0)),
-            llm_retries=int(env.get("AUTOMODEL_LLM_RETRIES", 2)),
-            smtp_host=env.get("AUTOMODEL_SMTP_HOST", ""),
-            smtp_port=int(env.get("AUTOMODEL_SMTP_PORT", 25)),
-            smtp_from=env.get("AUTOMODEL_SMTP_FROM", "automodel@localhost"),
-            smtp_to=env.get("AUTOMODEL_SMTP_TO", ""),
-            smtp_username=env.get("AUTOMODEL_SMTP_USERNAME", ""),
-            smtp_password=_secret("AUTOMODEL_SMTP_PASSWORD"),
-            smtp_starttls=_flag("AUTOMODEL_SMTP_STARTTLS", False),
-            smtp_ca_file=env.get("AUTOMODEL_SMTP_CA_FILE", ""),
-            admin=_flag("AUTOMODEL_ADMIN", False),
-            user=env.get("AUTOMODEL_USER", ""),
-            recipes_enabled=env.get("AUTOMODEL_RECIPES", ""),
-            recipes_disabled=env.get("AUTOMODEL_RECIPES_DISABLED", ""),
-            recipe_options=env.get("AUTOMODEL_RECIPE_OPTIONS", ""),
-            dashboard_url=env.get("AUTOMODEL_DASHBOARD_URL", ""),
-        )
-        values.update(overrides)
-        return cls(**values)
+
+def read(environ=None) -> dict:
+    """Every setting's value from the environment (``os.environ`` by default), typed, defaults filled in."""
+    env = os.environ if environ is None else environ
+    values = {s.field: s.parse(env.get(s.variable)) for s in FIELDS.values()}
+    values["home"] = values["home"] or DEFAULT_HOME
+    values["lake_dir"] = values["lake_dir"] or DEFAULT_LAKE
+    values["celery_backend"] = values["celery_backend"] or values["celery_broker"]
+    return values
+
+
+class _Paths:
+    """What both views derive from the values: the home's layout and the lake as a local folder."""
 
     @property
     def layout(self) -> Layout:
@@ -174,6 +166,71 @@ class AutomodelSettings(dg.ConfigurableResource):
     @property
     def lake_path(self) -> Path:
         """The lake as a local folder; an s3:// lake is mirrored under AUTOMODEL_HOME (re-listed at most every few seconds)."""
-        from automodel.lake.source import resolve_lake
-
         return resolve_lake(self.lake_dir, self.home)
+
+
+class Settings(_Paths, SimpleNamespace):
+    """The settings as plain values (no Dagster), one attribute per field of ``SETTINGS``."""
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if FIELDS[k].kind == "secret" and v else v) for k, v in vars(self).items()}
+        return f"Settings({shown})"
+
+
+def current(**overrides) -> Settings:
+    """The settings as the environment says now (read each call: the command line and tests change it)."""
+    return Settings(**{**read(), **overrides})
+
+
+def reveal(value) -> str:
+    """The value of a setting that may be an unresolved ``dg.EnvVar`` (outside a Dagster run, e.g. the CLI)."""
+    get_value = getattr(value, "get_value", None)
+    return (get_value() or "") if get_value else value
+
+
+def _resource_class():
+    """The ConfigurableResource with one field per setting, built from ``SETTINGS`` so the two views cannot drift."""
+    import dagster as dg  # deferred: the core imports this module for its settings and must not load Dagster
+
+    def from_env(cls, **overrides):
+        values = read()
+        for name, setting in FIELDS.items():  # the UI shows a secret's variable name, never its value
+            if setting.kind == "secret":
+                values[name] = dg.EnvVar(setting.variable) if values[name] else ""
+        return cls(**{**values, **overrides})
+
+    kinds = {"secret": str}
+    namespace = {
+        "__module__": __name__, "__qualname__": "AutomodelSettings",
+        "__doc__": "Paths, thresholds, quotas and feature flags (resources.settings.SETTINGS). Built from the environment by ``from_env``.",
+        "__annotations__": {name: kinds.get(s.kind, s.kind) for name, s in FIELDS.items()},
+        **{name: s.default for name, s in FIELDS.items()},
+        "from_env": classmethod(from_env), "layout": _Paths.layout, "lake_path": _Paths.lake_path,
+    }
+    return type("AutomodelSettings", (dg.ConfigurableResource,), namespace)
+
+
+def __getattr__(name: str):
+    if name == "AutomodelSettings":
+        globals()[name] = resource = _resource_class()
+        return resource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def readme_table() -> str:
+    """The README's configuration table (tests/test_settings_table.py fails when the README's copy differs)."""
+    def shown(s: Setting) -> str:
+        if s.shown_default is not None:
+            return s.shown_default
+        if s.kind is bool:
+            return "on" if s.default else "off"
+        if s.default in ("", None):
+            return ""
+        return f"`{s.default:g}`" if isinstance(s.default, float) else f"`{s.default}`"
+
+    rows = [f"| `{s.variable}` | {shown(s)} | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(["| variable | default | meaning |", "|---|---|---|", *rows])
+
+
+if __name__ == "__main__":
+    print(readme_table())

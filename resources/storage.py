@@ -45,7 +45,7 @@ class S3Backend(StorageBackend):
     @property
     def client(self):
         if self._client is None:
-            import boto3
+            import boto3  # deferred: only an S3 backend needs boto3 (a third of a second to import)
 
             self._client = boto3.client("s3")
         return self._client

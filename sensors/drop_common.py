@@ -7,15 +7,14 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from automodel.drop_options import is_sidecar
+from automodel.drop_options import DropOptions, is_sidecar, parse_sidecar, sidecar_name
 from automodel.ingest.loader import is_supported
 from automodel.run_keys import readable_run_id
+from automodel_assets.intake import RUN_ID_TAG, USER_TAG
 
 # Names that editors, browsers, rsync, Spark and multipart tools give files that are still being written.
 PARTIAL_SUFFIXES = (".part", ".tmp", ".temp", ".crdownload", ".partial", ".download", ".filepart", ".swp", ".inprogress")
 TEMP_FOLDERS = ("_temporary", ".tmp", "_tmp", ".staging")
-USER_TAG = "automodel/user"
-RUN_ID_TAG = "automodel/run_id"
 DEFAULT_USER = "default"
 
 
@@ -57,7 +56,7 @@ class TickPlan:
     deferred: int = 0
 
     def add(self, run_id: str, run_key: str, user: str, tags: dict[str, str] | None = None) -> None:
-        """``tags``: the run's tags (user, file, target; automodel_assets.runs.run_tags), the same as a CLI run's."""
+        """``tags``: the run's tags (user, file, target; automodel_assets.intake.run_tags), the same as a CLI run's."""
         self.partition_keys.append(run_id)
         self.requests.append(dg.RunRequest(partition_key=run_id, run_key=run_key, tags={**(tags or {}), USER_TAG: user, RUN_ID_TAG: run_id}))
 
@@ -83,15 +82,6 @@ def sidecar_options(read_sidecar, data_relative: str):
 
     Raises InputFileError with one sentence when the sidecar cannot be used.
     """
-    from automodel.drop_options import DropOptions, parse_sidecar, sidecar_name
-
     relative = sidecar_name(data_relative)
     data = read_sidecar(relative)
     return DropOptions() if data is None else parse_sidecar(relative, data)
-
-
-def run_tags_for(store, run_id: str, origin: str) -> dict[str, str]:
-    from automodel_assets.runs import run_tags
-
-    manifest = store.manifest(run_id)
-    return run_tags(manifest, origin) if manifest else {}

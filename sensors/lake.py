@@ -18,15 +18,9 @@ from automodel.lake.catalog import lake_fingerprint
 from automodel.lake.source import MANIFEST
 from automodel.lake.sync import is_synced_table, load_sync_config
 from resources.settings import AutomodelSettings
-from sensors.schedules import PUBLIC_DATASETS, lake_materialization, lake_sync_job
-
-
-def last_reported_fingerprint(instance: dg.DagsterInstance) -> str | None:
-    event = instance.get_latest_materialization_event(PUBLIC_DATASETS)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("fingerprint")
-    return getattr(value, "value", value)
+from automodel_assets.lake_state import lake_materialization, last_reported_fingerprint
+from sensors.s3_drop import s3_client
+from sensors.schedules import lake_sync_job
 
 
 def s3_sources_fingerprint(sources: list[dict], client) -> str | None:
@@ -59,8 +53,6 @@ def evaluate_lake_change(settings: AutomodelSettings, instance: dg.DagsterInstan
     if any(s["kind"] == "s3" for s in sources):
         try:
             if client is None:
-                from sensors.s3_drop import s3_client
-
                 client = s3_client()
             remote = s3_sources_fingerprint(sources, client)
         except Exception as exc:  # S3 down: report the local change anyway and keep the S3 cursor for the next tick

@@ -23,8 +23,9 @@ import dagster as dg
 from automodel.errors import AutomodelError, UnsafePathError
 from automodel.safety import open_inside, private_copy_inside, regular_files_inside
 from automodel.sessions import SessionStore
+from automodel_assets.intake import create_run, stored_run_tags
 from resources.settings import AutomodelSettings
-from sensors.drop_common import PARTIAL_SUFFIXES, TickPlan, drop_run_id, is_upload, run_tags_for, sidecar_options, user_of
+from sensors.drop_common import PARTIAL_SUFFIXES, TickPlan, drop_run_id, is_upload, sidecar_options, user_of
 
 __all__ = ["PARTIAL_SUFFIXES", "drop_folder", "local_drop_sensor", "plan_local_tick", "scan_drop_folder"]
 
@@ -80,8 +81,6 @@ def _read_if_file(folder: Path, relative: str) -> bytes | None:
 
 def evaluate_local_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, cursor_text: str | None,
                         context: dg.SensorEvaluationContext | None = None, settle_s: float = SETTLE_SECONDS) -> dg.SensorResult:
-    from automodel_assets.runs import create_run
-
     folder = drop_folder(settings)
     cursor = json.loads(cursor_text) if cursor_text else {}
     taken, waiting, next_cursor = plan_local_tick(scan_drop_folder(folder), cursor, time.time_ns(), settle_s, settings.max_runs_per_tick)
@@ -101,7 +100,7 @@ def evaluate_local_drop(settings: AutomodelSettings, instance: dg.DagsterInstanc
                 if upload.path.exists():
                     tick.skipped.append(f"{upload.relative}: {exc}")
                 continue
-        tick.add(run_id, f"{upload.relative}@{upload.version}", user, run_tags_for(store, run_id, "local_drop_sensor"))
+        tick.add(run_id, f"{upload.relative}@{upload.version}", user, stored_run_tags(store, run_id, "local_drop_sensor"))
     return tick.result(json.dumps(next_cursor, separators=(",", ":")), context, idle_reason=f"No new files in {folder}.")
 
 

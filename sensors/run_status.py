@@ -8,16 +8,15 @@ import types
 import dagster as dg
 
 from automodel.sessions import SessionStore
-from automodel_assets.recovery import newest_attempt
+from automodel_assets.failures import clear_run_outputs, failure_message
+from automodel_assets.intake import RUN_ID_TAG
+from automodel_assets.recovery import newest_attempt, recover_dead_runs
 from resources.settings import AutomodelSettings
-from sensors.drop_common import RUN_ID_TAG
 
 
 def record_failure(settings: AutomodelSettings, dagster_run: dg.DagsterRun, step_failures: list, failure_text: str | None = None,
                    instance: dg.DagsterInstance | None = None) -> str | None:
     """Mark the run's session failed with the one-sentence reason and remove what it half wrote; the run id, or None if not ours."""
-    from automodel_assets.runs import clear_run_outputs, failure_message
-
     run_id = dagster_run.tags.get(RUN_ID_TAG) or dagster_run.tags.get("dagster/partition")
     store = SessionStore(settings.layout.sessions_db)
     if not run_id or store.get(run_id) is None:
@@ -52,8 +51,6 @@ def run_failure_recorder(context: dg.RunFailureSensorContext, settings: Automode
            description="Fails runs whose process died without a word (SIGKILL, out of memory) with the reason, frees their pool "
                        "slots and marks their sessions failed; `automodel` commands do the same before they run anything.")
 def dead_run_recovery(context: dg.SensorEvaluationContext, settings: AutomodelSettings):
-    from automodel_assets.recovery import recover_dead_runs
-
     recovered = recover_dead_runs(settings, context.instance)
     for item in recovered:
         context.log.warning(f"{item.run_id or item.dagster_run_id}: {item.reason}")

@@ -23,8 +23,9 @@ import dagster as dg
 
 from automodel.errors import AutomodelError
 from automodel.sessions import SessionStore
+from automodel_assets.intake import create_run, stored_run_tags
 from resources.settings import AutomodelSettings
-from sensors.drop_common import TickPlan, drop_run_id, is_upload, run_tags_for, sidecar_options, user_of
+from sensors.drop_common import TickPlan, drop_run_id, is_upload, sidecar_options, user_of
 
 
 class S3UnavailableError(Exception):
@@ -91,6 +92,7 @@ def plan_listing(uploads: list[S3Upload], cursor: dict, overlap_s: float, max_ne
 
 def s3_client():
     """boto3 reads AWS_ENDPOINT_URL and credentials itself; short timeouts keep a tick against a dead endpoint short."""
+    # deferred: boto3 (a third of a second) is loaded only where an S3 drop folder is watched
     import boto3
     from botocore.config import Config
 
@@ -98,14 +100,14 @@ def s3_client():
 
 
 def list_prefix(client, bucket: str, prefix: str) -> list[dict]:
-    from dagster_aws.s3.sensor import get_objects
+    from dagster_aws.s3.sensor import get_objects  # deferred: dagster-aws loads boto3, needed only for an S3 drop folder
 
     return list(get_objects(bucket, prefix, client=client))
 
 
 def _still_there(client, bucket: str, key: str) -> bool:
     """After a rejected upload: False when the object is gone; raise when S3 itself could not answer."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError  # deferred with boto3 (s3_client)
 
     try:
         client.head_object(Bucket=bucket, Key=key)
@@ -130,8 +132,6 @@ def _read_sidecar(client, bucket: str, key: str, listed_keys: set[str]) -> bytes
 
 def evaluate_s3_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, cursor_text: str | None, client=None,
                      context: dg.SensorEvaluationContext | None = None) -> dg.SensorResult | dg.SkipReason:
-    from automodel_assets.runs import create_run
-
     if not settings.s3_bucket:
         return dg.SkipReason("AUTOMODEL_S3_BUCKET is not set; set it (and AUTOMODEL_S3_PREFIX) to watch an S3 drop folder.")
     client = client or s3_client()
@@ -161,7 +161,7 @@ def evaluate_s3_drop(settings: AutomodelSettings, instance: dg.DagsterInstance, 
                 if _still_there(client, bucket, upload.key):
                     tick.skipped.append(f"{upload.relative}: {exc}")
                 continue
-        tick.add(run_id, identity, user, run_tags_for(store, run_id, "s3_drop_sensor"))
+        tick.add(run_id, identity, user, stored_run_tags(store, run_id, "s3_drop_sensor"))
     return tick.result(json.dumps(plan.cursor, separators=(",", ":")), context,
                        idle_reason=f"No new uploads under s3://{bucket}/{prefix}.")
 

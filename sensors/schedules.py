@@ -6,26 +6,11 @@ data version) whenever it changed a file; ``semantic_index`` is eager on ``publi
 that changed something, and only those.
 """
 
-
 import dagster as dg
 
-from automodel.lake.catalog import lake_fingerprint
 from automodel.lake.sync import load_sync_config, sync_lake
-from resources.settings import AutomodelSettings
-
-PUBLIC_DATASETS = dg.AssetKey("public_datasets")
-
-
-def lake_materialization(settings: AutomodelSettings, reason: str, extra: dict | None = None) -> dg.AssetMaterialization:
-    """The event that says the lake folder changed; its data version is the lake's fingerprint."""
-    fingerprint = lake_fingerprint(settings.lake_path)
-    return dg.AssetMaterialization(
-        asset_key=PUBLIC_DATASETS,
-        description=reason,
-        metadata={"fingerprint": fingerprint, "lake": dg.MetadataValue.path(str(settings.lake_path)), **(extra or {})},
-        tags={"dagster/data_version": fingerprint},
-    )
-
+from automodel_assets.lake_state import lake_materialization
+from resources.settings import AutomodelSettings, current
 
 @dg.op(description="Runs every source of AUTOMODEL_LAKE_SYNC (sync_from_s3 / fetch_from_api) into the lake folder; "
                    "reports public_datasets when a file changed. Fails, after syncing the others, if a source failed.")
@@ -61,4 +46,4 @@ def lake_sync_schedule_for(cron: str) -> dg.ScheduleDefinition:
     return lake_sync_schedule
 
 
-lake_sync_schedule = lake_sync_schedule_for(AutomodelSettings.from_env().lake_sync_cron)
+lake_sync_schedule = lake_sync_schedule_for(current().lake_sync_cron)

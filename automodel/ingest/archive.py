@@ -20,12 +20,12 @@ import bz2
 import gzip
 import io
 import lzma
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
 
 from automodel.errors import InputFileError
+from resources.settings import current as current_settings
 
 COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz")
 _CHUNK = 64 * 1024  # small reads keep the compressed bytes read ahead (the ratio's denominator) close to those used
@@ -56,9 +56,7 @@ class InputLimits:
 
     @classmethod
     def from_env(cls) -> InputLimits:
-        return cls(max_bytes=int(float(os.environ.get("AUTOMODEL_MAX_INFLATED_MB", DEFAULT_MAX_INFLATED_MB)) * _MB),
-                   max_ratio=float(os.environ.get("AUTOMODEL_MAX_EXPANSION_RATIO", DEFAULT_MAX_EXPANSION_RATIO)),
-                   max_columns=int(os.environ.get("AUTOMODEL_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)))
+        return cls.from_settings(current_settings())
 
 
 def check_columns(name: str, columns: int, limits: InputLimits | None = None, where: str = "") -> None:

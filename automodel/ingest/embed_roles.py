@@ -21,7 +21,6 @@ for one role per ambiguous column as JSON and held to the same value checks.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +30,7 @@ import pandas as pd
 
 from automodel.errors import AutomodelError
 from automodel.ingest.roles import ROLES, ColumnMeta, _name_tokens, _state_words
+from resources.settings import current as current_settings
 
 AMBIGUOUS_BELOW = 0.7
 MIN_SIMILARITY = 0.5
@@ -61,7 +61,7 @@ ROLE_PHRASES = {
 
 
 def enabled() -> bool:
-    return os.environ.get("AUTOMODEL_EMBED_ROLES", "0").strip().lower() in {"1", "true", "yes", "on"}
+    return current_settings().embed_roles
 
 
 def informative_header(name: str) -> bool:

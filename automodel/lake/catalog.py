@@ -40,6 +40,7 @@ from automodel.lake.search_index import KeyEntry, NewKey
 from automodel.lake.sketches import hash_strings, signature, value_hashes
 from automodel.lake.source import lake_entries, lake_fingerprint
 from automodel.lake.written import restore_for_keys, with_written_columns
+from resources.settings import current as current_settings
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS lake_tables (name VARCHAR PRIMARY KEY, file VARCHAR, description VARCHAR, source VARCHAR,
@@ -352,8 +353,7 @@ def profile_table(text: pd.DataFrame, entry: dict, embed_now: bool = True) -> di
 def index_workers(pending: int) -> int:
     """Worker processes for profiling ``pending`` tables: none for a few tables (starting one costs seconds of
     imports), else ``AUTOMODEL_INDEX_WORKERS`` or one per CPU core (at most 4)."""
-    configured = os.environ.get("AUTOMODEL_INDEX_WORKERS", "").strip()
-    workers = int(configured) if configured.isdigit() else min(os.cpu_count() or 1, 4)
+    workers = current_settings().index_workers or min(os.cpu_count() or 1, 4)
     return workers if workers > 1 and pending >= PARALLEL_FROM_TABLES else 0
 
 
