@@ -19,6 +19,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from automodel.ingest.roles import is_number
+
 LEAK_R2 = 0.98
 LEAK_BALANCED_ACCURACY = 0.98
 MONOTONE_SPEARMAN = 0.99  # |rank correlation| of a number with a numeric target: a monotone transform
@@ -39,14 +41,10 @@ def identifier_like(series: pd.Series) -> str | None:
     return None
 
 
-def _is_number(x: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
-
-
 def _single_column_score(x: pd.Series, y: pd.Series, task: str, seed: int, max_leaves: int = 256) -> float:
     """Held-out R² (regression) or balanced accuracy (classification) of a model that sees only ``x``."""
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=seed)
-    if _is_number(x):
+    if is_number(x):
         fill = float(np.nanmin(x.to_numpy(dtype=float))) - 1 if x.notna().any() else 0.0
         model_cls = DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier
         model = model_cls(max_leaf_nodes=max_leaves, min_samples_leaf=2, random_state=seed)
@@ -73,7 +71,7 @@ def _copy_of_target(x: pd.Series, y: pd.Series, task: str, seed: int) -> str | N
     """Why ``x`` is the target in disguise, or None when it is a strong but legitimate (many-to-one) predictor."""
     present = x.notna()
     if task == "regression":
-        if _is_number(x):
+        if is_number(x):
             rho = pd.Series(x[present].astype(float).to_numpy()).corr(pd.Series(y[present].to_numpy()), method="spearman")
             if abs(rho) >= MONOTONE_SPEARMAN:
                 return f"a monotone transform of the target (rank correlation {rho:.3f})"
@@ -81,7 +79,7 @@ def _copy_of_target(x: pd.Series, y: pd.Series, task: str, seed: int) -> str | N
         levels, values = x[present].astype(str).nunique(), y[present].nunique()
         return f"a relabelling of the target ({levels} values for {values} target values)" if levels >= 0.5 * values else None
     classes = y[present].nunique()
-    if _is_number(x):
+    if is_number(x):
         # Classes cut from the number: a tree with one split per class boundary separates them.
         if _single_column_score(x[present], y[present], task, seed, max_leaves=max(classes, 2)) >= LEAK_BALANCED_ACCURACY:
             return f"a number the classes are cut from ({classes} ranges)"

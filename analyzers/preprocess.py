@@ -239,17 +239,6 @@ def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str
     return Pipeline([("coerce", coercer), ("columns", columns)])
 
 
-def feature_names(pipeline: Pipeline) -> list[str]:
-    try:
-        return [str(n) for n in pipeline.named_steps["columns"].get_feature_names_out()]
-    except (AttributeError, ValueError):
-        return []
-
-
-def as_float_matrix(values) -> np.ndarray:
-    return np.asarray(values, dtype=float)
-
-
 def unsupervised_matrix(df: pd.DataFrame, metas, exclude: dict[str, str] | None, max_rows: int, seed: int = 0):
     """Scaled numbers and one-hot codes for every usable column: (features, excluded, matrix for all rows, fitted preprocessor)."""
     plan, excluded = feature_plan(metas, None, exclude)

@@ -1,4 +1,6 @@
-"""User-facing errors: one clear sentence saying what is wrong and what to do."""
+"""User-facing errors: one clear sentence saying what is wrong and what to do; and the words such sentences share."""
+
+_MB = 1024**2
 
 
 class AutomodelError(Exception):
@@ -30,3 +32,15 @@ class UnsafePathError(AutomodelError):
 
 class ScoringError(AutomodelError):
     """New data cannot be scored with a saved model."""
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 row``, ``3 rows``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def human_size(n_bytes: float) -> str:
+    """A byte count as a person reads it: GB, MB or KB."""
+    if n_bytes >= 1024**3:
+        return f"{n_bytes / 1024**3:,.2f} GB"
+    return f"{n_bytes / _MB:,.1f} MB" if n_bytes >= _MB else f"{n_bytes / 1024:,.1f} KB"

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import uuid
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 _COLUMNS = {
@@ -41,11 +39,6 @@ class RunManifest:
     model_run_id: str | None = None  # for scoring: the run whose model is reused
     # Per-run options beside the target and labels (a drop folder's sidecar file, e.g. {"budget_s": 30}).
     options: dict = field(default_factory=dict)
-
-
-def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
 class SessionStore:

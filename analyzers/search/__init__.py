@@ -36,7 +36,6 @@ from analyzers.search.folds import (
     holdout_basis,
     holdout_positions,
     holdout_predictions,
-    holdout_split,
     validation_folds,
 )
 from analyzers.search.large_tables import LARGE_HOLDOUT_ROWS, STRONG_DEFAULT, STRONG_DEFAULT_ROWS
@@ -72,7 +71,7 @@ __all__ = [
     "ENSEMBLE_ROUNDS", "LARGE_HOLDOUT_ROWS", "LOWER_IS_BETTER", "MAX_BOOSTING_ROUNDS", "METRIC_FOR_TASK", "MIN_RUNG_ROWS",
     "NATIVE_CATEGORICAL", "SMALL_FIT_ROWS", "SMALL_TABLE_FOLDS", "SMALL_TABLE_ROWS", "STRONG_DEFAULT", "STRONG_DEFAULT_ROWS",
     "Candidate", "ModelSearch", "SearchResult", "Trial", "classification_candidates", "classification_metrics", "encode_target",
-    "expected_cost", "greedy_ensemble", "holdout_basis", "holdout_positions", "holdout_predictions", "holdout_split", "is_imbalanced",
+    "expected_cost", "greedy_ensemble", "holdout_basis", "holdout_positions", "holdout_predictions", "is_imbalanced",
     "machine_busy", "make_estimator", "regression_candidates", "regression_metrics", "scaled_log_loss", "score_predictions", "search",
     "selection_metric", "validation_folds", "with_sentence_features",
 ]

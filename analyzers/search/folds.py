@@ -16,12 +16,6 @@ SMALL_TABLE_FOLDS = 5
 MIN_RUNG_ROWS = 2_000  # the smallest row sample successive halving and the large-table plan fit
 
 
-def holdout_split(X: pd.DataFrame, y: pd.Series, task: str, time_column: str | None, seed: int):
-    """Time-ordered split when a date orders the rows, else a (stratified) random split."""
-    train, valid = holdout_positions(X, y, task, time_column, seed)
-    return X.iloc[train], X.iloc[valid], y.iloc[train], y.iloc[valid]
-
-
 def time_order(X: pd.DataFrame, time_column: str | None) -> np.ndarray | None:
     if not time_column or time_column not in X.columns:
         return None

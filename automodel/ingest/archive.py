@@ -24,7 +24,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from automodel.errors import InputFileError
+from automodel.errors import InputFileError, human_size
 from resources.settings import current as current_settings
 
 COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz")
@@ -85,10 +85,6 @@ def check_header_width(name: str, payload: bytes, limits: InputLimits | None = N
             check_columns(name, min(counts), limits, where=" in its first rows")
 
 
-def _size(n: float) -> str:
-    return f"{n / 1024**3:,.2f} GB" if n >= 1024**3 else f"{n / _MB:,.1f} MB" if n >= _MB else f"{n / 1024:,.1f} KB"
-
-
 def is_compressed(name: str, data: bytes = b"") -> bool:
     return _kind(name, data) is not None
 
@@ -121,17 +117,17 @@ class _Meter:
         if self.inflated > self.cap:
             if self.quota_binds:
                 raise InputFileError(
-                    f"{self.name} inflates to more than {_size(self.cap)}, which is what is left of this user's storage quota "
+                    f"{self.name} inflates to more than {human_size(self.cap)}, which is what is left of this user's storage quota "
                     "(compressed files count at their inflated size); remove old uploads or move to a larger tier.")
             raise InputFileError(
-                f"{self.name} inflates to more than {_size(self.cap)} (the AUTOMODEL_MAX_INFLATED_MB limit); "
+                f"{self.name} inflates to more than {human_size(self.cap)} (the AUTOMODEL_MAX_INFLATED_MB limit); "
                 "upload a smaller file or split it, or raise the limit if the file is genuine.")
         if self.inflated > self.limits.ratio_floor_bytes:
             ratio = self.inflated / max(1, compressed_read)
             if ratio > self.limits.max_ratio:
                 raise InputFileError(
-                    f"{self.name} expands more than {self.limits.max_ratio:g} times when decompressed ({_size(self.inflated)} from "
-                    f"{_size(compressed_read)} so far), as decompression bombs do; upload it uncompressed, or raise "
+                    f"{self.name} expands more than {self.limits.max_ratio:g} times when decompressed ({human_size(self.inflated)} from "
+                    f"{human_size(compressed_read)} so far), as decompression bombs do; upload it uncompressed, or raise "
                     "AUTOMODEL_MAX_EXPANSION_RATIO if the file is genuine.")
 
 

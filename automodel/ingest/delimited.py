@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from automodel.errors import plural
 from automodel.ingest.dialect import DELIMITERS, Dialect, detect, split_lines, split_record
 from automodel.ingest.regions import Layout, Record, column_kinds, find_layout, table_width
 from automodel.ingest.repair import repair_row
@@ -49,34 +50,30 @@ class Decisions:
     def problems(self) -> list[str]:
         out = []
         if self.lines_before_table:
-            out.append(f"{_plural(self.lines_before_table, 'line')} before the table (titles, notes) skipped")
+            out.append(f"{plural(self.lines_before_table, 'line')} before the table (titles, notes) skipped")
         if self.header_rows > 1:
             out.append(f"{self.header_rows} header rows merged into one column name each")
         for table in self.other_tables:
-            out.append(f"another table at lines {table['first_line']}-{table['last_line']} ({_plural(table['columns'], 'column')}) "
+            out.append(f"another table at lines {table['first_line']}-{table['last_line']} ({plural(table['columns'], 'column')}) "
                        "was not read; only the first table is loaded")
         if self.notes_after:
-            out.append(f"{_plural(self.notes_after, 'note line')} after the table skipped")
+            out.append(f"{plural(self.notes_after, 'note line')} after the table skipped")
         if self.literal_quotes:
             n = len(self.literal_quotes)
-            out.append(f"{_plural(n, 'quote')} that never close{'s' if n == 1 else ''} kept as literal character{'' if n == 1 else 's'} "
+            out.append(f"{plural(n, 'quote')} that never close{'s' if n == 1 else ''} kept as literal character{'' if n == 1 else 's'} "
                        f"(line{'s' if len(self.literal_quotes) > 1 else ''} {_lines(self.literal_quotes)})")
         if self.repaired_rows:
             actions: dict[str, int] = {}
             for row in self.repaired_rows:
                 actions[row["action"]] = actions.get(row["action"], 0) + 1
             what = "; ".join(f"{action} ({n})" for action, n in actions.items())
-            out.append(f"{_plural(len(self.repaired_rows), 'row')} with a field too many or too few repaired: {what} "
+            out.append(f"{plural(len(self.repaired_rows), 'row')} with a field too many or too few repaired: {what} "
                        f"(line{'s' if len(self.repaired_rows) > 1 else ''} {_lines([r['line'] for r in self.repaired_rows])})")
         if self.dropped_trailing_column:
             out.append("every row ends with a delimiter; the empty last field is not a column")
         if not self.has_header:
             out.append("no header row (the first row holds data); columns named column_1, column_2, ...")
         return out
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _lines(numbers: list[int], shown: int = 10) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from automodel.errors import InputFileError
+from automodel.errors import InputFileError, plural
 from automodel.ingest.archive import COMPRESSED_SUFFIXES, InputLimits, check_columns, check_header_width, check_workbook, inflate
 from automodel.ingest.delimited import Decisions, read_text
 from automodel.ingest.encoding import detect_encoding, guess_encoding  # noqa: F401  (detect_encoding: the loader's API)
@@ -95,10 +95,6 @@ _NOT_BLANK = re.compile(r"\S")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\ufffd]")
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _drop_comment_lines(text: str, quote: str = '"') -> tuple[str, int]:
     """Remove whole lines starting with '#', but only where a record starts: a quoted value running over
     several lines may have a line that starts with '#' ("#hashtag") and that is data."""
@@ -127,7 +123,7 @@ def _read_delimited(name: str, data: bytes, info: LoadInfo) -> pd.DataFrame:
     if "#" in text and _COMMENT_LINE.search(text):  # the plain scan first: the regex is slow on large files
         text, removed = _drop_comment_lines(text)
         if removed:
-            info.problems.append(f"{_plural(removed, 'comment line')} starting with '#' skipped")
+            info.problems.append(f"{plural(removed, 'comment line')} starting with '#' skipped")
         if not _NOT_BLANK.search(text):
             return pd.DataFrame()
     frame, decisions = read_text(text, name)
@@ -197,7 +193,7 @@ def _excel_table(name: str, sheets: dict[str, pd.DataFrame], info: LoadInfo) -> 
     skipped = int(sheet.index.get_loc(header_at))
     if skipped:
         info.skipped_preamble_rows = skipped
-        info.problems.append(f"{_plural(skipped, 'row')} before the table (titles, notes) skipped")
+        info.problems.append(f"{plural(skipped, 'row')} before the table (titles, notes) skipped")
     frame = sheet.iloc[skipped + 1:].reset_index(drop=True)
     frame.columns = [str(c) for c in sheet.iloc[skipped]]
     frame = frame.loc[(frame != "").any(axis=1)].reset_index(drop=True)  # blank spacer rows of a worksheet are not data

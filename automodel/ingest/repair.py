@@ -11,19 +11,11 @@ Each candidate repair is scored by how well the repaired row fits the kinds its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import combinations
 
 from automodel.ingest.regions import ColumnKinds
 
 _MAX_SHIFT = 3
-
-
-@dataclass
-class Repair:
-    line: int
-    cells_before: int
-    action: str  # "re-split on ';'", "dropped an empty field", "joined two cells", "inserted an empty cell", ...
 
 
 def _join_candidates(cells: list[str], width: int, kinds: ColumnKinds, delimiter: str, preference: int, how: str):

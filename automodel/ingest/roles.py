@@ -108,10 +108,12 @@ def _state_fips() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def _county_fips() -> frozenset[str]:
+def county_fips() -> frozenset[str]:
+    """Every county's five-digit FIPS code; the District of Columbia counts as a state with one county (11001), named
+    explicitly since older releases of ``us`` leave it out of STATES_AND_TERRITORIES."""
     import us
 
-    return frozenset(c.fips for s in us.states.STATES_AND_TERRITORIES for c in (s.counties or []))
+    return frozenset(c.fips for s in us.states.STATES_AND_TERRITORIES + [us.states.DC] for c in (s.counties or []))
 
 
 @lru_cache(maxsize=1)
@@ -136,6 +138,11 @@ class ColumnMeta:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def is_number(series: pd.Series) -> bool:
+    """Quantities: a numeric dtype, booleans excluded (pandas counts them as numbers)."""
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
 def _name_tokens(name: str) -> set[str]:
@@ -257,7 +264,7 @@ def _text_role(tokens: set[str], header: str, text: pd.Series, sample: pd.Series
         return "city", 0.85, "named city"
     if digits > 0.95 and (stripped.str.len() == 5).mean() > 0.95:
         zips, _ = _zip_codes_and_cities()
-        zip_share, county_share = _share_in(stripped, zips), _share_in(stripped, _county_fips())
+        zip_share, county_share = _share_in(stripped, zips), _share_in(stripped, county_fips())
         if county_share > 0.9 and county_share > zip_share:
             return "fips_code", 0.8, "five-digit county FIPS codes"
         if zip_share > 0.9:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from automodel.errors import AutomodelError
+from automodel.ingest.roles import is_number
 from automodel.lake.catalog import IndexOutOfDate, KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
 from automodel.lake.keys import GRAINS, UTC_MARK, compute_key, zones_differ
 from automodel.lake.written import KEY_ONLY_ATTR, restore_for_keys, with_written_columns
@@ -35,17 +36,6 @@ EVAL_ROWS = 5000
 MODE_MAX_VALUES = 50  # a most-frequent value is only a feature for columns with few distinct values
 LEAK_EQUAL_SHARE = 0.95
 LEAK_CORRELATION = 0.995
-
-
-@dataclass
-class JoinCandidate:
-    table: str
-    lake_column: str
-    user_column: str
-    key_kind: str
-    containment: float  # share of the user's distinct key values found in the lake column
-    score: float = 0.0
-    strategy: str = "direct"
 
 
 @dataclass
@@ -131,10 +121,6 @@ def user_key_values(frame: pd.DataFrame, spec: EnrichmentSpec, lake_dir: Path) -
 
 # ---- joining ------------------------------------------------------------------------------------
 
-def _is_number(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
 def aggregate_on_key(lake: pd.DataFrame, keys: pd.Series, drop: list[str], table: str) -> tuple[pd.DataFrame, pd.Series]:
     """One row per key value, columns named for people; and the number of lake rows behind each key.
 
@@ -155,7 +141,7 @@ def aggregate_on_key(lake: pd.DataFrame, keys: pd.Series, drop: list[str], table
         series = data[column]
         if pd.api.types.is_datetime64_any_dtype(series):
             continue
-        if _is_number(series):
+        if is_number(series):
             stats = grouped[column].agg(["mean", "sum", "min", "max"])
             stats.columns = [f"{table}__{column}__{s}" for s in stats.columns]
         elif pd.api.types.is_bool_dtype(series):
@@ -232,7 +218,7 @@ def _reproduces(added: pd.Series, original: pd.Series) -> float:
     if both.sum() < 10:
         return 0.0
     a, b = added[both], original[both]
-    if _is_number(a) and _is_number(b):
+    if is_number(a) and is_number(b):
         a, b = a.astype(float), b.astype(float)
         equal = float((np.abs(a - b) <= 1e-9 + 1e-6 * np.abs(b)).mean())
         if a.std() > 0 and b.std() > 0 and b.nunique() > 10:
@@ -249,7 +235,7 @@ def leak_reason(frame: pd.DataFrame, added: pd.DataFrame, table: str, target: st
     if target and target in frame.columns:
         for column in lake.columns:
             share = _reproduces(lake[column], rows[target])
-            threshold = LEAK_CORRELATION if _is_number(rows[target]) and _is_number(lake[column]) else LEAK_EQUAL_SHARE
+            threshold = LEAK_CORRELATION if is_number(rows[target]) and is_number(lake[column]) else LEAK_EQUAL_SHARE
             if share >= threshold:
                 return (f"{column.split('__', 1)[1]!r} in {table} repeats the target {target!r} "
                         f"({share:.1%} agreement on the joined rows): a copy of what is being predicted")
@@ -317,18 +303,6 @@ def quick_cv_score(frame: pd.DataFrame, target: str, folds: int = 3, seed: int =
 
 
 # ---- choosing -----------------------------------------------------------------------------------
-
-def find_candidates(frame: pd.DataFrame, metas, db_path: Path, top_k: int = 5, lake_dir: Path | None = None,
-                    category: str | None = None) -> list[JoinCandidate]:
-    """Lake tables the frame can be joined with, best first (search hits that have a key)."""
-    hits = search_datasets(metas, top_k=top_k, frame=frame, db_path=db_path, lake_dir=lake_dir, category=category)
-    return [_candidate(h) for h in hits if h.key is not None]
-
-
-def _candidate(hit: SearchHit) -> JoinCandidate:
-    key = hit.key
-    return JoinCandidate(hit.table, "+".join(key.lake_columns), "+".join(key.user_columns), key.kind, key.containment, hit.score, key.strategy)
-
 
 @dataclass
 class _Attempt:

@@ -32,6 +32,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from automodel.ingest.roles import county_fips
+
 KEY_KINDS = ("state", "fips_code", "zip_code", "city", "country")
 SINGLE_KINDS = ("state", "fips_code", "zip_code", "country")
 
@@ -569,13 +571,6 @@ def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
 
 
 @lru_cache(maxsize=1)
-def _county_fips() -> frozenset[str]:
-    import us
-
-    return frozenset(c.fips for s in us.states.STATES_AND_TERRITORIES + [us.states.DC] for c in (s.counties or []))
-
-
-@lru_cache(maxsize=1)
 def _zip_codes() -> frozenset[str]:
     import zipcodes
 
@@ -606,7 +601,7 @@ def detect_key_role(series: pd.Series) -> str | None:
         if len(distinct) < 20 or not text.str.fullmatch(r"\d{1,5}").all():
             return None
         padded = text.str.zfill(5)
-    counties, zips = _county_fips(), _zip_codes()
+    counties, zips = county_fips(), _zip_codes()
     if np.mean([v in counties for v in padded]) >= 0.9:
         return "fips_code"
     if np.mean([v in zips for v in padded]) >= 0.9 and padded.str[:1].nunique() > 1:

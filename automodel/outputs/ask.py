@@ -19,6 +19,7 @@ import pandas as pd
 
 from automodel.atomic import write_text_atomic
 from automodel.errors import AutomodelError
+from automodel.ingest.roles import is_number
 from automodel.outputs.llm import ChatProvider, LLMError
 
 ACTIONS = ("visualize", "predict", "explain", "describe")
@@ -167,10 +168,6 @@ def _is_categorical(series: pd.Series, limit: int = 50) -> bool:
     return series.nunique(dropna=True) <= limit
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
 def _is_datetime(series: pd.Series) -> bool:
     return pd.api.types.is_datetime64_any_dtype(series)
 
@@ -280,7 +277,7 @@ def _heuristic_intent(question: str, frame: pd.DataFrame, target: str | None) ->
     example = intent.action == "predict" and re.search(r"\b(?:a|an|one|new)\b[^.]*\bwith\b|\bwith\b[^.]*\d", text) is not None
     mentions = _mentions(q, frame)
     for position, column, alias in mentions:
-        if not _is_numeric(frame[column]):
+        if not is_number(frame[column]):
             continue
         after = text[position + len(alias):]
         for pattern, op in _COMPARATORS:
@@ -301,11 +298,11 @@ def _heuristic_intent(question: str, frame: pd.DataFrame, target: str | None) ->
     # Comparisons whose adjective names the measure: "penguins heavier than 5000" -> the mass/weight column.
     for word, (op, implied) in _IMPLIED_COMPARISONS.items():
         for match in q.find(rf"\b{word}\s+than\s+{_NUMBER}\b"):
-            column = next((c for c in frame.columns if _is_numeric(frame[c]) and implied in column_aliases(c)), None)
+            column = next((c for c in frame.columns if is_number(frame[c]) and implied in column_aliases(c)), None)
             if column is not None and not any(f.column == column for f in intent.filters):
                 intent.filters.append(Filter(column, op, _number(match.group(1))))
                 q.take(match)
-    year_columns = [c for c in frame.columns if str(c).lower() in ("year", "yr") and _is_numeric(frame[c])]
+    year_columns = [c for c in frame.columns if str(c).lower() in ("year", "yr") and is_number(frame[c])]
     if year_columns:
         for match in q.find(r"\b(?:in|during|for)\s+(1[89]\d\d|2[01]\d\d)\b"):
             intent.filters.append(Filter(year_columns[0], "==", int(match.group(1))))
@@ -342,7 +339,7 @@ def _heuristic_intent(question: str, frame: pd.DataFrame, target: str | None) ->
         if re.search(pattern, text):
             intent.aggregation = aggregation
             break
-    has_numeric = any(_is_numeric(frame[c]) for c in intent.columns)
+    has_numeric = any(is_number(frame[c]) for c in intent.columns)
     if intent.aggregation in ("max", "min") and intent.group_by and _is_categorical(frame[intent.group_by]):
         intent.rank = intent.aggregation
         intent.aggregation = "mean" if has_numeric else "count"
@@ -353,11 +350,11 @@ def _heuristic_intent(question: str, frame: pd.DataFrame, target: str | None) ->
     top = re.search(r"\b(top|bottom|first|the)\s+(\d{1,4})\b", text)
     if top and not intent.group_by:
         superlative = next((r for r, pattern in _SUPERLATIVE.items() if re.search(pattern, text)), None)
-        measure = next((c for c in intent.columns if _is_numeric(frame[c])), None)
+        measure = next((c for c in intent.columns if is_number(frame[c])), None)
         if measure is None and superlative:
             word = re.search(_SUPERLATIVE[superlative], text).group(0)
             implied = {"heaviest": "weight", "lightest": "weight", "longest": "length", "shortest": "length", "oldest": "old", "youngest": "old"}.get(word)
-            candidates = [c for c in frame.columns if implied and _is_numeric(frame[c]) and implied in " ".join(column_aliases(c))]
+            candidates = [c for c in frame.columns if implied and is_number(frame[c]) and implied in " ".join(column_aliases(c))]
             # "longest flippers": of the length columns, the one whose other words the question uses
             named = [c for c in candidates if any(re.search(rf"\b{re.escape(w)}", text) for w in re.split(r"[\s_]+", str(c).lower()) if len(w) > 2 and w != implied)]
             measure = (named or candidates or [None])[0]
@@ -419,7 +416,7 @@ def _llm_intent(question: str, frame: pd.DataFrame, provider: ChatProvider) -> I
 def select_visualization(intent: Intent, frame: pd.DataFrame) -> str:
     """The chart for an intent: the one asked for when it suits the columns, else by the columns' kinds."""
     columns = list(intent.columns)
-    numeric = [c for c in columns if _is_numeric(frame[c])]
+    numeric = [c for c in columns if is_number(frame[c])]
     dates = [c for c in columns if _is_datetime(frame[c])]
     group = intent.group_by
     if intent.action == "explain" or (intent.limit and numeric):
@@ -500,7 +497,7 @@ def answer(question: str, frame: pd.DataFrame, *, target: str | None = None, tas
 
 def _describe(intent: Intent, rows: pd.DataFrame) -> tuple[str, Any]:
     how, group, columns, scope = intent.aggregation, intent.group_by, intent.columns, _scope(intent)
-    numeric = [c for c in columns if _is_numeric(rows[c])]
+    numeric = [c for c in columns if is_number(rows[c])]
     if intent.limit and numeric:
         ranked = _ranked(intent, rows)
         label = _row_label(rows)
@@ -582,14 +579,14 @@ def _describe(intent: Intent, rows: pd.DataFrame) -> tuple[str, Any]:
 
 
 def _ranked(intent: Intent, rows: pd.DataFrame) -> pd.Series:
-    column = next(c for c in intent.columns if _is_numeric(rows[c]))
+    column = next(c for c in intent.columns if is_number(rows[c]))
     values = rows[column].dropna()
     return values.nlargest(intent.limit, keep="first") if intent.rank == "max" else values.nsmallest(intent.limit, keep="first")
 
 
 def _row_label(rows: pd.DataFrame) -> str | None:
     """A column that names rows for people (an identifier-like text column, else the first category)."""
-    text = [c for c in rows.columns if not _is_numeric(rows[c]) and not _is_datetime(rows[c])]
+    text = [c for c in rows.columns if not is_number(rows[c]) and not _is_datetime(rows[c])]
     unique = [c for c in text if rows[c].nunique() > 0.9 * len(rows)]
     return (unique or text or [None])[0]
 
@@ -620,7 +617,7 @@ def _predict(question: str, intent: Intent, frame: pd.DataFrame, rows: pd.DataFr
             series = frame[column] if column in frame else pd.Series(dtype=float)
             if column in intent.assignments:
                 example[column] = intent.assignments[column]
-            elif _is_numeric(series):
+            elif is_number(series):
                 example[column] = float(series.median())
             else:
                 example[column] = series.mode().iloc[0] if not series.mode().empty else None
@@ -645,7 +642,7 @@ def _predict(question: str, intent: Intent, frame: pd.DataFrame, rows: pd.DataFr
         hits = int((selected["prediction"].astype(str).str.lower() == str(intent.predicted).lower()).sum())
         return Answer(question, intent, f"{hits:,} of {len(selected):,} rows{scope} are predicted {target} = {intent.predicted}.", hits, "bar",
                       _prediction_bar(selected, target, scope))
-    if task == "classification" or not _is_numeric(selected["prediction"]):
+    if task == "classification" or not is_number(selected["prediction"]):
         counts = selected["prediction"].astype(str).value_counts()
         value = {k: int(v) for k, v in counts.items()}
         text = f"Predicted {target or 'label'}{scope}: " + ", ".join(f"{k} {v:,}" for k, v in value.items()) + "."
@@ -680,7 +677,7 @@ def _figure(chart: str, intent: Intent, rows: pd.DataFrame, question: str):
     import plotly.graph_objects as go
 
     columns, group, how = intent.columns, intent.group_by, intent.aggregation
-    numeric = [c for c in columns if _is_numeric(rows[c])]
+    numeric = [c for c in columns if is_number(rows[c])]
     title = question.strip()
     if intent.limit and numeric:
         ranked = _ranked(intent, rows)
