@@ -163,6 +163,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
         return with_notes(frame, {SCORING_REPORT: scoring.to_dict()})
     frame, report = stages.clean_frame(raw_dataset, manifest.target)
     schema = stages.capture_training_schema(raw_dataset, frame, report, manifest.target)
+    stages.write_training_schema(settings.layout.model_dir(context.partition_key), schema)  # for people; model takes it from the frame
     summary = report.to_dict()
     publish_metadata(context, {
         "dagster/row_count": len(frame), "columns": frame.shape[1], "changes": summary["total_changes"],
@@ -319,6 +320,8 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
     if not importance.empty:
         stages.write_predictions_csv(path, importance)
     rows = stages.explain_rows(enriched_frame, model, enabled=settings.enable_shap_explanations)
+    if not rows.empty:  # for people; the dashboard takes the values from this asset's output
+        stages.write_predictions_csv(settings.layout.shap_path(context.partition_key), rows)
     publish_metadata(context, {**present(method=importance["method"].iloc[0] if not importance.empty else None),
                                  "shap_rows": int(rows["row"].nunique()) if not rows.empty else 0, "features": len(importance),
                                  "top_features": frame_table(importance, 20)})
