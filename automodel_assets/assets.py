@@ -73,6 +73,13 @@ def with_notes(frame: pd.DataFrame, notes: dict) -> pd.DataFrame:
     return frame
 
 
+def notes_of(frame: pd.DataFrame) -> dict:
+    """What travels with ``frame``, taken off it: pandas copies a frame's attrs into every frame derived from it (deep
+    copies from pandas 2.2 on), a cost the stage's own work on the frame need not pay."""
+    notes, frame.attrs = frame.attrs, {}
+    return notes
+
+
 def _manifest(settings: AutomodelSettings, run_id: str):
     manifest = SessionStore(settings.layout.sessions_db).manifest(run_id)
     if manifest is None:
@@ -156,6 +163,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
         return with_notes(frame, {SCORING_REPORT: scoring.to_dict()})
     frame, report = stages.clean_frame(raw_dataset, manifest.target)
     schema = stages.capture_training_schema(raw_dataset, frame, report, manifest.target)
+    stages.write_training_schema(settings.layout.model_dir(context.partition_key), schema)  # for people; model takes it from the frame
     summary = report.to_dict()
     publish_metadata(context, {
         "dagster/row_count": len(frame), "columns": frame.shape[1], "changes": summary["total_changes"],
@@ -181,6 +189,7 @@ def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.Da
 @run_stage
 def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: pd.DataFrame,
                     cleaned_frame: pd.DataFrame) -> stages.Profile:
+    notes_of(cleaned_frame)
     manifest = _manifest(settings, context.partition_key)
     reused_target = roles = None
     if manifest.model_run_id:  # the model being reused says what it predicts and how it read each column
@@ -209,6 +218,7 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
 @run_stage
 def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile,
                    raw_dataset: pd.DataFrame) -> pd.DataFrame:
+    history = notes_of(cleaned_frame)
     manifest = _manifest(settings, context.partition_key)
     reuse_spec = None
     if manifest.model_run_id:  # the join the reused model was trained with, as its bundle saved it
@@ -228,7 +238,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
         "refused": table([{"table": r["table"], "reason": r["reason"]} for r in report.refused], ["table", "reason"]),
         "merge_report": dg.MetadataValue.json(report.to_dict()),
     })
-    return with_notes(frame, {**cleaned_frame.attrs, MERGE_REPORT: report.to_dict()})  # the frame's whole history travels on
+    return with_notes(frame, {**history, MERGE_REPORT: report.to_dict()})  # the frame's whole history travels on
 
 
 @dg.asset(
@@ -241,7 +251,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
     layout = settings.layout
-    notes = enriched_frame.attrs
+    notes = notes_of(enriched_frame)
     if manifest.model_run_id:
         outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id),
                                      scoring=notes.get(SCORING_REPORT))
@@ -281,11 +291,12 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
 )
 @run_stage
 def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+    notes = notes_of(enriched_frame)
     frame = stages.predict(enriched_frame, model)
     path = settings.layout.predictions_path(context.partition_key)
     stages.write_predictions_csv(path, frame)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, predictions_path=str(path))
-    scoring = enriched_frame.attrs.get(SCORING_REPORT) if model.reused_from else None
+    scoring = notes.get(SCORING_REPORT) if model.reused_from else None
     if scoring:
         publish_metadata(context, {"scoring": dg.MetadataValue.md("\n".join(f"- {n}" for n in scoring["notes"]) or "Every column read as in training."),
                                      "missing_imputed": ", ".join(scoring["missing_imputed"]) or "none",
@@ -303,11 +314,14 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
 )
 @run_stage
 def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+    notes_of(enriched_frame)
     importance = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
     path = settings.layout.explanation_path(context.partition_key)
     if not importance.empty:
         stages.write_predictions_csv(path, importance)
     rows = stages.explain_rows(enriched_frame, model, enabled=settings.enable_shap_explanations)
+    if not rows.empty:  # for people; the dashboard takes the values from this asset's output
+        stages.write_predictions_csv(settings.layout.shap_path(context.partition_key), rows)
     publish_metadata(context, {**present(method=importance["method"].iloc[0] if not importance.empty else None),
                                  "shap_rows": int(rows["row"].nunique()) if not rows.empty else 0, "features": len(importance),
                                  "top_features": frame_table(importance, 20)})
@@ -323,7 +337,7 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
 @run_stage
 def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: pd.DataFrame,
             model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
-    notes = enriched_frame.attrs
+    notes = notes_of(enriched_frame)
     # The run's one facts object: the summary, the dashboard, the run JSON and this metadata all read it.
     facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], notes.get(MERGE_REPORT),
                           notes.get(CLEANING_REPORT) or {}, explanations.to_dict(orient="records"),
@@ -359,7 +373,8 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
               predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict, actions: list) -> dict:
     facts = summary["facts"]
     run_id = context.partition_key
-    shap = explanations.attrs.get(SHAP_ROWS)
+    notes_of(enriched_frame)
+    shap = notes_of(explanations).get(SHAP_ROWS)
     shap_rows = None
     if shap and not explanations.empty:
         shap_rows = pd.DataFrame(shap["data"], columns=shap["columns"])
@@ -392,6 +407,7 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
 @run_stage
 def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, notifier: NotifierResource, model: stages.ModelOutcome,
             predictions: pd.DataFrame, summary: dict, column_metadata: stages.Profile, enriched_frame: pd.DataFrame) -> list:
+    notes_of(enriched_frame)
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
     if settings.enable_agent_actions:

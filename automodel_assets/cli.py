@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", metavar="COL", help="the column to predict (default: guessed from the columns, with the reason)")
     run.add_argument("--user", help=_USER_HELP)
     run.add_argument("--label", action="append", default=[], metavar="COL=ROLE",
-                     help="say a column's role instead of letting it be guessed (repeatable), e.g. --label zip=zip")
+                     help="say a column's role instead of letting it be guessed (repeatable), e.g. --label zip=zip_code")
     run.add_argument("--keep", action="append", default=[], metavar="COL", help="keep COL in the model even if the leakage guard suspects it")
     run.add_argument("--drop", action="append", default=[], metavar="COL", help="leave COL out of the model")
     run.add_argument("--lake", metavar="DIR", help="enrich from this lake (a folder or s3:// prefix of tables) instead of AUTOMODEL_LAKE")

