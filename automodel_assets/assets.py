@@ -257,6 +257,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
             training_schema=TrainingSchema.from_dict(schema) if schema else None, min_rows=settings.min_rows,
             interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),
+            validate=manifest.options.get("validate"), lags=bool(manifest.options.get("lags")),
         )
     SessionStore(layout.sessions_db).update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
@@ -269,6 +270,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
         "metrics": pairs_table(outcome.metrics, "metric", "value"),
         "leaderboard": table(outcome.leaderboard),
         "search": dg.MetadataValue.json({k: v for k, v in (outcome.details.get("search") or {}).items() if k != "notes"}),
+        **({"validation": dg.MetadataValue.json(outcome.details["validation"])} if outcome.details.get("validation") else {}),
         "excluded_columns": pairs_table(outcome.excluded_columns, "column", "reason"),
         **numbers(outcome.metrics, "metric"),
     })
