@@ -171,8 +171,7 @@ def choose_validation(frame: pd.DataFrame, metas: list, target: str | None, requ
             if stamps.notna().sum() < len(frame) * 0.5:
                 raise ValueError(f"--validate time:{columns[0]} names a column that does not hold dates or times; name a date column.")
             plan = ValidationPlan("time", columns, f"named by --validate time:{columns[0]}", requested=True)
-            if entity:
-                plan.entity = entity[0]
+            plan.entity = entity[0] if entity else series_key(frame, metas, columns[0], target)
             return plan
         return ValidationPlan("group", columns, f"named by --validate group:{'+'.join(columns)}", requested=True)
     found = []
@@ -183,8 +182,7 @@ def choose_validation(frame: pd.DataFrame, metas: list, target: str | None, requ
     if found:
         name, why = max(found, key=lambda f: ("written in the order" in f[1], frame[f[0]].nunique()))
         plan = ValidationPlan("time", (name,), f"{name!r} orders the rows in time: {why}; a model is judged on later periods than it learned from")
-        if entity:
-            plan.entity = entity[0]
+        plan.entity = entity[0] if entity else series_key(frame, metas, name, target)
         return plan
     if entity:
         columns, why = entity
@@ -225,6 +223,27 @@ def _detect_entity(frame: pd.DataFrame, roles: dict, target: str | None, exclude
         return None
     # Fewest rows per entity first: the finest entity (a customer rather than their region) is the one rows repeat.
     return max(entities, key=lambda e: entity_codes(frame, e[0]).max())
+
+
+def series_key(frame: pd.DataFrame, metas: list, time_column: str, target: str | None) -> tuple[str, ...]:
+    """The columns that, with the time stamp, name one row: the series a lag follows (each airport at each hour of the
+    day, when the stamps are days). Empty when the stamps alone are unique or no one or two columns do it."""
+    stamps = as_stamps(frame[time_column]).astype(str)
+    if stamps.nunique() >= 0.95 * len(frame):
+        return ()
+    candidates = [m.name for m in metas if m.name not in (time_column, target) and m.name in frame.columns
+                  and m.role in ENTITY_ROLES + ("numeric", "boolean", "state", "city", "country")
+                  and not pd.api.types.is_float_dtype(frame[m.name]) and 1 < frame[m.name].nunique() <= max(1000, len(frame) // 20)]
+    candidates.sort(key=lambda c: frame[c].nunique())
+    for size in (1, 2):
+        for i, first in enumerate(candidates):
+            columns = (first,) if size == 1 else None
+            for second in ([None] if size == 1 else candidates[i + 1:]):
+                columns = (first,) if second is None else (first, second)
+                key = pd.MultiIndex.from_arrays([stamps, *(frame[c].astype(str) for c in columns)])
+                if key.nunique() >= 0.95 * len(frame):
+                    return columns
+    return ()
 
 
 def entity_codes(frame: pd.DataFrame, columns) -> np.ndarray:
