@@ -133,8 +133,10 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
                  reuse_spec: dict | None = None, category: str | None = None,
-                 reusing_model: bool = False, max_tables: int = MAX_TABLES, raw: pd.DataFrame | None = None) -> tuple[pd.DataFrame, MergeReport]:
-    """``raw``: the file as loaded; columns cleaning dropped from it (a constant year) can still be part of a join key."""
+                 reusing_model: bool = False, max_tables: int = MAX_TABLES, raw: pd.DataFrame | None = None,
+                 validate: str | dict | None = None) -> tuple[pd.DataFrame, MergeReport]:
+    """``raw``: the file as loaded; columns cleaning dropped from it (a constant year) can still be part of a join key.
+    ``validate``: the run's validation scheme (as ``train_model``'s); the lift gate judges tables by its folds."""
     # From here on the target speaks the user's labels (Yes/No, not the booleans cleaning made of them).
     frame = restore_labels(frame, profile.target, getattr(profile, "target_labels", None))
     if reusing_model and not reuse_spec:
@@ -155,8 +157,9 @@ def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_
                                      spec=reuse_spec, tables=tables, reason="same enrichment as the run whose model is reused")
     if not enabled:
         return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off")
+    validation = choose_scheme(frame, profile.metas, profile.target, validate) if profile.target in frame.columns else None
     return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category, max_tables=max_tables,
-                          written=raw)
+                          written=raw, validation=validation)
 
 
 def enriched_metas(frame: pd.DataFrame, profile: Profile) -> list[ColumnMeta]:

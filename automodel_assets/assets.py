@@ -216,7 +216,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
     frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
                                         reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables,
-                                        raw=raw_dataset)
+                                        raw=raw_dataset, validate=manifest.options.get("validate"))
     SessionStore(settings.layout.sessions_db).update(context.partition_key, enrichment=report.to_dict())
     publish_metadata(context, {
         "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,
