@@ -197,10 +197,11 @@ def validation_sentence(facts: dict) -> str | None:
 
 def time_baseline_sentence(facts: dict) -> str | None:
     baselines = facts.get("time_baselines") or []
-    if not baselines or facts.get("fallback"):
+    if not baselines or facts.get("reused_from"):
         return None
     best = max(baselines, key=lambda b: b["score"])
-    value = (facts.get("metrics") or {}).get(best["metric"])
+    # A baseline model standing in has no held-out score of its own to set beside them.
+    value = None if facts.get("fallback") else (facts.get("metrics") or {}).get(best["metric"])
     verdict = "" if value is None else (f"; the model's {metric_text(value)} {'beats' if value > best['score'] else 'does not beat'} it")
     return (f"On the same latest period the best time-order baseline, the {best['model']}, scores {metric_label(best['metric'])} "
             f"{metric_text(best['score'])}{verdict}.")
