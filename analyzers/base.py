@@ -36,6 +36,7 @@ class AnalysisContext:
     interval_coverage: float = 0.9  # regression prediction intervals (AUTOMODEL_INTERVAL_COVERAGE)
     keep: tuple = ()  # columns the user keeps (--keep): never left out by the leakage guard
     drop: tuple = ()  # columns the user leaves out (--drop)
+    validation: Any = None  # analyzers.validation.ValidationPlan: the one scheme every held-out score uses; None: random
 
 
 @dataclass
@@ -52,9 +53,23 @@ class FittedModel:
     versions: dict = field(default_factory=dict)
     interval: dict | None = None  # regression: {"coverage", "half_width"} from held-out errors (analyzers.uncertainty)
     calibrator: Any = None  # classification: a ProbabilityCalibrator when held-out probabilities were off
+    history: dict | None = None  # analyzers.lags.LagSpec.to_dict(): lag features of the target, replayed from a batch's history
+
+    def history_columns(self) -> list[str]:
+        return list((getattr(self, "history", None) or {}).get("columns") or [])
+
+    def with_history(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the lag features the model reads, computed from its own earlier rows (analyzers.lags)."""
+        columns = self.history_columns()
+        if not columns or all(c in frame.columns for c in columns):
+            return frame
+        from analyzers.lags import LagSpec, add_lag_features
+
+        return add_lag_features(frame, LagSpec.from_dict(self.history), scoring=True)
 
     def check_columns(self, frame: pd.DataFrame) -> None:
-        missing = [c for c in self.feature_columns if c not in frame.columns]
+        derived = set(self.history_columns())
+        missing = [c for c in self.feature_columns if c not in frame.columns and c not in derived]
         if missing:
             shown = ", ".join(repr(c) for c in missing[:5])
             raise ScoringError(
@@ -65,6 +80,7 @@ class FittedModel:
         """One row per input row, same order: ``prediction`` and, for classifiers, ``proba_<class>`` (calibrated when
         the model carries a calibrator); for regression with an interval, ``prediction_lower`` and ``prediction_upper``."""
         self.check_columns(frame)
+        frame = self.with_history(frame)
         X = frame[self.feature_columns]
         out = pd.DataFrame(index=frame.index)
         if self.task == "classification":

@@ -169,6 +169,8 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
             baseline.leaderboard = result.leaderboard
             baseline.excluded_columns = result.excluded_columns
             baseline.details["descriptive"] = described.details
+            # How the rejected model was judged stays on record (analyzers.validation): the scheme and its baselines.
+            baseline.details.update({k: result.details[k] for k in ("validation", "time_baselines", "metric_interval") if k in result.details})
             baseline.notes = steps + result.notes + baseline.notes
             return baseline
         steps.append(f"results below thresholds, though better than a baseline ({metric} {bar:.3f})")

@@ -12,7 +12,9 @@ from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedMode
 from analyzers.leakage import leakage_report
 from analyzers.preprocess import feature_plan, plan_features
 from analyzers.search import SearchResult, search
+from analyzers.time_baselines import time_order_baselines
 from analyzers.uncertainty import calibrate, conformal_interval
+from analyzers.validation import ValidationPlan, as_stamps, entity_codes, metric_interval
 
 SEARCH_BACKENDS = ("automodel", "pycaret")
 
@@ -58,8 +60,8 @@ def training_rows(df: pd.DataFrame, context: AnalysisContext, task: str = "regre
     return rows
 
 
-def run_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, context: AnalysisContext) -> SearchResult:
-    """The configured backend: our own search or PyCaret's compare_models."""
+def run_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, context: AnalysisContext, groups=None) -> SearchResult:
+    """The configured backend: our own search or PyCaret's compare_models. ``groups``: entity codes for grouped folds."""
     backend = (context.search_backend or "automodel").lower()
     if backend == "pycaret":
         from analyzers.pycaret_backend import pycaret_search
@@ -68,7 +70,8 @@ def run_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, context: An
     if backend != "automodel":
         raise ValueError(f"unknown search backend {backend!r}; choose one of {', '.join(SEARCH_BACKENDS)}")
     return search(X, y, task, plan, None, context.time_budget_s, context.random_state, context.time_column, n_jobs=context.n_jobs,
-                  metric=context.metric, max_rows_first_pass=context.max_rows_first_pass, max_rows_full=context.max_rows_full)
+                  metric=context.metric, max_rows_first_pass=context.max_rows_first_pass, max_rows_full=context.max_rows_full,
+                  groups=groups)
 
 
 def frame_positions(df: pd.DataFrame, rows: pd.DataFrame, holdout: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -123,13 +126,24 @@ class SupervisedAnalyzer(Analyzer):
         columns = features + ([context.time_column] if context.time_column in rows.columns and context.time_column not in features else [])
         # The leakage checks came out of the same budget.
         budget = max(context.time_budget_s - (time.perf_counter() - started), 0.2 * context.time_budget_s)
-        found = run_search(rows[columns], y, self.task, plan, dataclasses.replace(context, time_budget_s=budget))
+        validation = context.validation or ValidationPlan()
+        groups = entity_codes(rows, validation.columns) if validation.scheme == "group" else None
+        found = run_search(rows[columns], y, self.task, plan, dataclasses.replace(context, time_budget_s=budget), groups)
         fitted = FittedModel(
             pipeline=found.pipeline, task=self.task, target=context.target, feature_columns=features,
             classes=found.classes, analyzer=self.name, model_name=found.best_name, versions=library_versions(),
         )
         trusted, trust_notes = self.trust(found.metrics, y, context)
-        details = {"search": found.details, "leakage": leakage}
+        details = {"search": found.details, "leakage": leakage,
+                   "validation": {**validation.to_dict(), "folds": found.details.get("validation")}}
+        self.judge_against_scheme(rows, y, found, validation, context, details)
+        if details.get("time_baselines"):
+            best = max(details["time_baselines"], key=lambda b: b["score"])
+            metric = best["metric"]
+            if found.metrics.get(metric, -np.inf) <= best["score"]:
+                trusted = False
+                trust_notes.append(f"{metric} {found.metrics.get(metric, float('nan')):.3f} on the latest period does not beat the "
+                                   f"{best['model']} baseline ({best['score']:.3f} on the same rows)")
         holdout = frame_positions(df, rows, found.holdout)
         if holdout is not None:
             details["holdout_basis"] = found.details.get("holdout_basis", "held-out rows")
@@ -145,6 +159,32 @@ class SupervisedAnalyzer(Analyzer):
 
     def trust(self, metrics: dict, y: pd.Series, context: AnalysisContext) -> tuple[bool, list[str]]:
         return True, []
+
+    def judge_against_scheme(self, rows: pd.DataFrame, y: pd.Series, found: SearchResult, validation: ValidationPlan,
+                             context: AnalysisContext, details: dict) -> None:
+        """The headline metric's interval (a bootstrap over the held-out rows, entities or periods the scheme held out)
+        and, for time order, the time-order baselines scored on the same latest period."""
+        if found.final_split is None or found.holdout is None or found.holdout.empty:
+            return
+        train, valid = (np.asarray(part, dtype=int) for part in found.final_split)
+        held = found.holdout[found.holdout["row"].isin(valid)]
+        metric = "r2" if self.task == "regression" else "f1"
+        if validation.scheme == "time" and validation.columns[0] in rows.columns:
+            stamps = as_stamps(rows[validation.columns[0]].reset_index(drop=True))
+            days = stamps.dt.normalize() if (stamps.dt.normalize() != stamps).any() else stamps
+            units, unit_name = days.iloc[held["row"].to_numpy()].to_numpy(), "periods (whole days or time stamps)"
+            entities = entity_codes(rows, validation.entity) if validation.entity else None
+            details["time_baselines"] = time_order_baselines(rows[validation.columns[0]], y, train, valid, self.task, entities)
+        elif validation.scheme == "group":
+            units, unit_name = entity_codes(rows, validation.columns)[held["row"].to_numpy()], "entities"
+        else:
+            units, unit_name = None, "rows"
+        predicted = (held["prediction"].to_numpy() if self.task == "regression"
+                     else held[[f"proba_{c}" for c in found.classes]].to_numpy())
+        interval = metric_interval(metric, held["actual"].to_numpy(), predicted, units, unit_name, found.classes,
+                                   seed=context.random_state)
+        if interval:
+            details["metric_interval"] = interval
 
     def attach_uncertainty(self, fitted: FittedModel, holdout: pd.DataFrame | None, context: AnalysisContext, details: dict) -> None:
         """Prediction intervals (regression) or a probability calibrator (classification) from the held-out predictions."""

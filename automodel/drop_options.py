@@ -3,7 +3,8 @@
 An upload cannot pass ``--target``; a sidecar can. ``sales.csv`` (or ``sales.csv.gz``) takes its
 options from ``sales.automodel.json`` in the same folder::
 
-    {"target": "revenue", "labels": {"store_id": "identifier"}, "budget_s": 30, "category": "retail", "drop": ["refund_date"]}
+    {"target": "revenue", "labels": {"store_id": "identifier"}, "budget_s": 30, "category": "retail", "drop": ["refund_date"],
+     "validate": "time:order_date"}
 
 ``{"model": "RUN_ID"}`` makes the drop a scoring run: the file is scored with that run's model (no
 training), read exactly as the model's training file was. Every key is optional. Write the sidecar before the data file (or in the same moment): the data
@@ -82,6 +83,23 @@ def _columns(sidecar: str, key: str, value) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def _validate(sidecar: str, key: str, value) -> str:
+    from analyzers.validation import parse_validate
+
+    try:
+        parse_validate(value)
+    except ValueError:
+        raise InputFileError(f"{sidecar}: 'validate' must be \"random\", \"time:COL\" or \"group:COL\" (e.g. \"time:date\"); "
+                             "fix the sidecar and upload the file again.") from None
+    return value.strip()
+
+
+def _flag(sidecar: str, key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise InputFileError(f"{sidecar}: {key!r} must be true or false; fix the sidecar and upload the file again.")
+    return value
+
+
 def column_choices(source: str, keep: list[str] | None, drop: list[str] | None) -> dict[str, list[str]]:
     """The user's calls on single columns for the leakage guard (``--keep``/``--drop``, or the sidecar's keys)."""
     keep, drop = list(dict.fromkeys(keep or [])), list(dict.fromkeys(drop or []))
@@ -96,6 +114,8 @@ OPTION_VALIDATORS: dict[str, Callable[[str, str, Any], Any]] = {
     "model": _model,  # score the file with that run's model (like `automodel score`) instead of training
     # Columns the leakage guard must keep, and columns to leave out of the model (analyzers.leakage).
     "keep": _columns, "drop": _columns,
+    "validate": _validate,  # the validation scheme, like `automodel run --validate` (analyzers.validation)
+    "lags": _flag,  # the target's past is known when scoring: lag features (analyzers.lags), like `automodel run --lags`
 }
 
 

@@ -18,7 +18,7 @@ from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
 from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
 from automodel.lake.enrich import MAX_TABLES, MergeReport, apply_specs, rank_and_merge, spec_user_columns
-from automodel.errors import ScoringError, TargetError
+from automodel.errors import InputFileError, ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
 from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
 from automodel.ingest.schema import ScoringReport, TrainingSchema
@@ -133,8 +133,10 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
                  reuse_spec: dict | None = None, category: str | None = None,
-                 reusing_model: bool = False, max_tables: int = MAX_TABLES, raw: pd.DataFrame | None = None) -> tuple[pd.DataFrame, MergeReport]:
-    """``raw``: the file as loaded; columns cleaning dropped from it (a constant year) can still be part of a join key."""
+                 reusing_model: bool = False, max_tables: int = MAX_TABLES, raw: pd.DataFrame | None = None,
+                 validate: str | dict | None = None) -> tuple[pd.DataFrame, MergeReport]:
+    """``raw``: the file as loaded; columns cleaning dropped from it (a constant year) can still be part of a join key.
+    ``validate``: the run's validation scheme (as ``train_model``'s); the lift gate judges tables by its folds."""
     # From here on the target speaks the user's labels (Yes/No, not the booleans cleaning made of them).
     frame = restore_labels(frame, profile.target, getattr(profile, "target_labels", None))
     if reusing_model and not reuse_spec:
@@ -155,8 +157,9 @@ def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_
                                      spec=reuse_spec, tables=tables, reason="same enrichment as the run whose model is reused")
     if not enabled:
         return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off")
+    validation = choose_scheme(frame, profile.metas, profile.target, validate) if profile.target in frame.columns else None
     return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category, max_tables=max_tables,
-                          written=raw)
+                          written=raw, validation=validation)
 
 
 def enriched_metas(frame: pd.DataFrame, profile: Profile) -> list[ColumnMeta]:
@@ -232,10 +235,19 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
                 min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 1_000_000,
                 time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
                 search_backend: str = "automodel", training_schema: TrainingSchema | None = None, min_rows: int = 20,
-                interval_coverage: float = 0.9, keep: tuple = (), drop: tuple = (), drop_outliers: bool = False) -> ModelOutcome:
+                interval_coverage: float = 0.9, keep: tuple = (), drop: tuple = (), drop_outliers: bool = False,
+                validate: str | dict | None = None, lags: bool = False) -> ModelOutcome:
+    """``validate``: the user's scheme (``random``, ``time:COL``, ``group:COL``); None chooses it from the data.
+    ``lags``: the target's past is known when scoring, so lag features of it are added (analyzers.lags)."""
     metas = enriched_metas(frame, profile)
+    validation = choose_scheme(frame, metas, profile.target, validate)
+    history = None
+    if lags:
+        frame, metas, history = with_lag_features(frame, metas, profile.target, validation)
+        keep = tuple(keep or ()) + tuple(history.columns)  # the target's own past: predictive by design, never a leak
     context = AnalysisContext(
-        metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target, drop_outliers), time_column=profile.time_column,
+        metas=metas, target=profile.target, training_mask=training_mask(frame, profile.target, drop_outliers),
+        time_column=validation.columns[0] if validation.scheme == "time" else None, validation=validation,
         min_r2=min_r2, max_mape=max_mape, max_rows_first_pass=max_rows_first_pass, max_rows_full=max_rows_full,
         time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1), search_backend=search_backend, min_rows=min_rows,
         interval_coverage=interval_coverage, keep=tuple(keep or ()), drop=tuple(drop or ()),
@@ -249,6 +261,11 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
     started = time.perf_counter()
     result: AnalysisResult = analyze(frame, context, user_labels=user_labels, relabel=relabel)
     seconds = time.perf_counter() - started
+    result.details.setdefault("validation", validation.to_dict())  # a baseline or descriptive fallback still says how it was judged
+    if history is not None and result.fitted is not None and set(history.columns) & set(result.fitted.feature_columns):
+        result.fitted.history = history.to_dict()
+        result.details["lag_features"] = history.sentence()
+        result.notes.append(history.sentence())
     saved = None
     if result.fitted is not None:
         reference = reference_profile(frame, result.fitted.feature_columns, {m.name: m.role for m in metas})
@@ -261,6 +278,28 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
         excluded_columns=result.excluded_columns, roles={m.name: m.role for m in metas}, needs_role_review=profile.needs_role_review,
         details=result.details, row_scores=result.row_scores, training_seconds=round(seconds, 3), holdout=result.holdout,
     )
+
+
+def with_lag_features(frame: pd.DataFrame, metas: list, target: str | None, validation):
+    """The frame and metas with the target's lag features (analyzers.lags); only for a numeric target validated by time."""
+    from analyzers.lags import LagSpec, add_lag_features
+
+    if validation.scheme != "time" or not target or not pd.api.types.is_numeric_dtype(frame[target]):
+        raise InputFileError("Lag features (--lags) need a numeric target and rows ordered in time; name the date column with "
+                             "--validate time:COL, or train without --lags.")
+    spec = LagSpec(target, validation.columns[0], tuple(validation.entity))
+    frame = add_lag_features(frame, spec)
+    return frame, list(metas) + infer_column_meta(frame[spec.columns]), spec
+
+
+def choose_scheme(frame: pd.DataFrame, metas: list, target: str | None, validate: str | dict | None):
+    """The validation scheme (analyzers.validation); a ``validate`` the table cannot honour is one sentence to the user."""
+    from analyzers.validation import choose_validation
+
+    try:
+        return choose_validation(frame, metas, target, validate)
+    except ValueError as exc:
+        raise InputFileError(str(exc)) from exc
 
 
 def reused_uncertainty(fitted: FittedModel) -> dict:
@@ -329,6 +368,8 @@ def predict_rows(fitted: FittedModel, frame: pd.DataFrame) -> pd.DataFrame:
     model's output could differ in the last bit between one row and the same row in a large batch. Rows
     are therefore scored in whole blocks of ROW_BLOCK: the tail is padded with copies of its last row.
     """
+    fitted.check_columns(frame)
+    frame = fitted.with_history(frame)  # lag features from the whole batch's history, before it is cut into blocks
     n = len(frame)
     whole = n - n % ROW_BLOCK
     if n == whole:
@@ -363,7 +404,7 @@ def explain(frame: pd.DataFrame, outcome: ModelOutcome, sample_rows: int = 500, 
     if not enabled or not outcome.model_path:
         return empty
     fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
-    return feature_importance(fitted, frame, sample_rows=sample_rows)
+    return feature_importance(fitted, fitted.with_history(frame), sample_rows=sample_rows)
 
 
 
@@ -376,4 +417,4 @@ def explain_rows(frame: pd.DataFrame, outcome: ModelOutcome, sample_rows: int = 
     fitted: FittedModel = load_model_bundle(Path(outcome.model_path))["fitted"]
     if str(fitted.model_name).startswith("baseline"):
         return pd.DataFrame(columns=["row", "feature", "shap", "value", "label", "output"])
-    return shap_sample(fitted, frame, sample_rows=sample_rows)
+    return shap_sample(fitted, fitted.with_history(frame), sample_rows=sample_rows)

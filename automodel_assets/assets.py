@@ -226,7 +226,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
     frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
                                         reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables,
-                                        raw=raw_dataset)
+                                        raw=raw_dataset, validate=manifest.options.get("validate"))
     SessionStore(settings.layout.sessions_db).update(context.partition_key, enrichment=report.to_dict())
     publish_metadata(context, {
         "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,
@@ -267,6 +267,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
             training_schema=TrainingSchema.from_dict(schema) if schema else None, min_rows=settings.min_rows,
             interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),
+            validate=manifest.options.get("validate"), lags=bool(manifest.options.get("lags")),
         )
     SessionStore(layout.sessions_db).update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
@@ -279,6 +280,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
         "metrics": pairs_table(outcome.metrics, "metric", "value"),
         "leaderboard": table(outcome.leaderboard),
         "search": dg.MetadataValue.json({k: v for k, v in (outcome.details.get("search") or {}).items() if k != "notes"}),
+        **({"validation": dg.MetadataValue.json(outcome.details["validation"])} if outcome.details.get("validation") else {}),
         "excluded_columns": pairs_table(outcome.excluded_columns, "column", "reason"),
         **numbers(outcome.metrics, "metric"),
     })

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="append", default=[], metavar="COL", help="keep COL in the model even if the leakage guard suspects it")
     run.add_argument("--drop", action="append", default=[], metavar="COL", help="leave COL out of the model")
     run.add_argument("--lake", metavar="DIR", help="enrich from this lake (a folder or s3:// prefix of tables) instead of AUTOMODEL_LAKE")
+    run.add_argument("--validate", metavar="random|time:COL|group:COL",
+                     help="how the run measures itself: random folds, forward in time on COL, or grouped by the entity COL (default: chosen from the data)")
+    run.add_argument("--lags", action="store_true", help="the target's past is known when scoring: add its lag features (score replays them from the file's history)")
     run.add_argument("--json", action="store_true", help=_JSON_HELP)
 
     score = sub.add_parser("score", help="score a file with another run's model, without retraining",
@@ -147,6 +150,8 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         "scoring": row.get("scoring"),  # scoring runs: what replaying the training schema did (missing, unseen, extra columns)
         # How sure the predictions are: the regression interval's coverage and half-width, the classifier's calibration.
         "interval": facts.get("interval"), "calibration": facts.get("calibration"),
+        # How the run measured itself and how sure that measure is (analyzers.validation).
+        "validation": facts.get("validation"), "metric_interval": facts.get("metric_interval"),
         # Scoring runs: the columns whose values moved away from the training rows (automodel.drift).
         # Scoring runs with the target present: labels the model never learned (counted as errors in the metrics).
         "unlearned_target_labels": facts.get("unlearned_target_labels"),
@@ -166,6 +171,11 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(f"  metrics:     {metrics or 'none'}")
     if result.get("holdout_basis"):
         print(f"  measured on: {result['holdout_basis']}")
+    if (result.get("metric_interval") or {}).get("text"):
+        print(f"  interval:    {result['metric_interval']['text']}")
+    if (result.get("validation") or {}).get("scheme"):
+        plan = result["validation"]
+        print(f"  validation:  {plan['scheme']}{' on ' + repr(plan['column']) if plan.get('column') else ''}: {plan['reason']}")
     if result.get("baseline"):
         print(f"  baseline:    {result['baseline']['text']}")
     if result.get("trust_reason"):
@@ -202,8 +212,19 @@ def cmd_run(args) -> int:
 
     settings = _settings(args)
     current_definitions()  # extension modules included: a broken one is refused before a run is recorded
+    options = column_choices("--keep/--drop", args.keep, args.drop)
+    if args.validate is not None:
+        from analyzers.validation import parse_validate
+
+        try:
+            parse_validate(args.validate)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        options["validate"] = args.validate.strip()
+    if args.lags:
+        options["lags"] = True
     submitted = submit_run(settings, get_instance(settings.layout), args.source, user_id=args.user, target=args.target,
-                           labels=parse_labels(args.label), options=column_choices("--keep/--drop", args.keep, args.drop))
+                           labels=parse_labels(args.label), options=options)
     return _report(settings, submitted.run_id, submitted.outcome.error, args.json)
 
 

@@ -73,7 +73,12 @@ def test_time_ordered_rows_are_held_out_only_after_the_rows_that_trained_them():
     columns = list(dict.fromkeys(plan_features(plan) + ["date"]))
     found = search(economics[columns], economics["unemploy"], "regression", plan, time_budget_s=4, time_column="date")
     held_out = found.holdout
-    # Expanding windows: the earliest stretch only ever trains, every later month is predicted from the past.
-    assert found.details["holdout_basis"] == f"expanding-window 4-fold out-of-fold predictions, {len(held_out):,} of {len(economics):,} rows"
+    # Forward folds: the earliest stretch only ever trains, every later month is predicted from the past; the headline
+    # is the last fold, the latest period after training on every earlier one.
+    train, latest = found.final_split
+    assert economics["date"].iloc[train].max() < economics["date"].iloc[latest].min()
+    assert found.details["holdout_basis"].startswith(f"the latest period, {len(latest):,} rows, after training on every earlier period")
     assert economics["date"].iloc[held_out["row"]].min() > economics["date"].min()
-    assert regression_metrics(held_out["actual"], held_out["prediction"])["r2"] == pytest.approx(found.metrics["r2"])
+    last = held_out[held_out["row"].isin(latest)]
+    assert len(last) == len(latest)
+    assert regression_metrics(last["actual"], last["prediction"])["r2"] == pytest.approx(found.metrics["r2"])

@@ -7,9 +7,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from analyzers.preprocess import build_preprocessor
+from analyzers.validation import as_stamps, forward_folds, grouped_folds, grouped_holdout, latest_holdout
 
 SMALL_TABLE_ROWS = 4_000  # below this, cross-validation; above, holdout + successive halving
 SMALL_TABLE_FOLDS = 5
@@ -33,29 +34,36 @@ def can_stratify(y: pd.Series, folds: int) -> bool:
     return counts.min() >= folds and len(counts) <= len(y) * 0.2
 
 
-def holdout_positions(X, y, task, time_column, seed, valid_share: float = 0.2):
-    order = time_order(X, time_column)
-    if order is not None:
-        cut = int(len(order) * (1 - valid_share))
-        return order[:cut], order[cut:]
+def holdout_positions(X, y, task, time_column, seed, valid_share: float = 0.2, groups: np.ndarray | None = None):
+    if time_column and time_column in X.columns:
+        # The latest periods, whole (rows of one day never on both sides), after a gap (analyzers.validation).
+        return latest_holdout(as_stamps(X[time_column]).to_numpy(), valid_share)
+    if groups is not None:
+        return grouped_holdout(groups, valid_share, seed)
     positions = np.arange(len(X))
     stratify = strata(y) if task == "classification" and can_stratify(y, 2) else None
     train, valid = train_test_split(positions, test_size=valid_share, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(valid)
 
 
-def validation_folds(X: pd.DataFrame, y: pd.Series, task: str, time_column: str | None, seed: int) -> tuple[list, str]:
-    """(train positions, validation positions) pairs and a description of the scheme."""
+def validation_folds(X: pd.DataFrame, y: pd.Series, task: str, time_column: str | None, seed: int,
+                     groups: np.ndarray | None = None) -> tuple[list, str]:
+    """(train positions, validation positions) pairs and a description of the scheme. ``groups``: entity codes, for
+    grouped folds (no entity on both sides); a ``time_column`` makes forward-chaining folds cut on whole periods."""
     order = time_order(X, time_column)
     n = len(X)
     if n > SMALL_TABLE_ROWS:
-        train, valid = holdout_positions(X, y, task, time_column, seed)
-        kind = "time-ordered holdout (last 20%)" if order is not None else "holdout (20%)"
+        train, valid = holdout_positions(X, y, task, time_column, seed, groups=groups)
+        kind = ("time-ordered holdout (the latest 20%, whole periods)" if order is not None else
+                "grouped holdout (20% of the entities)" if groups is not None else "holdout (20%)")
         return [(train, valid)], kind
     if order is not None:
-        splitter = TimeSeriesSplit(n_splits=4)
-        return [(order[a], order[b]) for a, b in splitter.split(order)], "expanding-window time-series CV (4 folds)"
+        folds = forward_folds(as_stamps(X[time_column]).to_numpy(), n_folds=4)
+        return folds, f"forward-chaining time-series CV ({len(folds)} folds cut on whole periods; the last is the latest period)"
     k = SMALL_TABLE_FOLDS
+    if groups is not None:
+        folds = grouped_folds(groups, k, seed, strata(y) if task == "classification" and can_stratify(y, k) else None)
+        return folds, f"grouped {len(folds)}-fold CV (no entity in both training and validation)"
     if task == "classification" and can_stratify(y, k):
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(n), strata(y))), f"stratified {k}-fold CV"
@@ -106,12 +114,16 @@ def holdout_predictions(y: pd.Series, positions: np.ndarray, predicted: np.ndarr
     return out
 
 
-def holdout_basis(folds: list, time_ordered: bool, n_held_out: int, n_rows: int) -> str:
+def holdout_basis(folds: list, time_ordered: bool, n_held_out: int, n_rows: int, grouped: bool = False) -> str:
     """What the held-out predictions are, in words a person reads next to a metric."""
     if len(folds) == 1:
         share = round(100 * n_held_out / max(n_rows, 1))
-        kind = "time-ordered holdout (the latest rows)" if time_ordered else "random holdout"
+        kind = ("time-ordered holdout (the latest periods)" if time_ordered else
+                "grouped holdout (entities never seen in training)" if grouped else "random holdout")
         return f"{share} % {kind}, {n_held_out:,} rows"
     if time_ordered:
-        return f"expanding-window {len(folds)}-fold out-of-fold predictions, {n_held_out:,} of {n_rows:,} rows"
+        return (f"the latest period, {len(folds[-1][1]):,} rows, after training on every earlier period (the last of "
+                f"{len(folds)} forward-chaining folds)")
+    if grouped:
+        return f"grouped {len(folds)}-fold out-of-fold predictions (each entity held out whole), {n_held_out:,} rows"
     return f"{len(folds)}-fold out-of-fold predictions, {n_held_out:,} rows"

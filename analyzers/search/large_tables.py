@@ -42,7 +42,7 @@ class LargeTables:
         first pass is a sample of the training part plus that whole holdout."""
         n = len(X)
         share = min(0.2, max(0.05, LARGE_HOLDOUT_ROWS / n))
-        train_all, holdout = holdout_positions(X, y, self.task, self.time_column, self.seed, valid_share=share)
+        train_all, holdout = holdout_positions(X, y, self.task, self.time_column, self.seed, valid_share=share, groups=self.groups)
         self.train_all, self.holdout_all = np.sort(train_all), np.sort(holdout)
         sample_rows = max(self.max_rows_first_pass - len(holdout), MIN_RUNG_ROWS)
         if len(self.train_all) > sample_rows:
@@ -60,7 +60,7 @@ class LargeTables:
             train_sample = self.train_all
         first_pass = np.union1d(train_sample, self.holdout_all)
         folds = [(np.searchsorted(first_pass, train_sample), np.searchsorted(first_pass, self.holdout_all))]
-        kind = "time-ordered holdout" if self.time_column else "holdout"
+        kind = "time-ordered holdout" if self.time_column else "grouped holdout" if self.groups is not None else "holdout"
         return first_pass, folds, f"{kind} ({len(self.holdout_all)} rows, {share:.0%})"
 
     def _strong_default(self, X, y_codes) -> Trial:

@@ -29,6 +29,7 @@ from analyzers.search.folds import (
     validation_folds,
 )
 from analyzers.search.large_tables import STRONG_DEFAULT_ROWS, LargeTables
+from analyzers.validation import as_stamps, period_codes
 from analyzers.search.portfolio import (
     EXTRA_TRIALS_PATIENCE,
     MAX_EXTRA_TRIALS,
@@ -59,10 +60,11 @@ class ModelSearch(LargeTables, FinalModel):
     and the final model (``FinalModel``) are mixed in from their own modules."""
 
     def __init__(self, task: str, plan: dict, candidates: list[Candidate], time_budget_s: float, seed: int, n_jobs: int,
-                 metric: str, time_column: str | None, max_rows_first_pass: int, max_rows_full: int):
+                 metric: str, time_column: str | None, max_rows_first_pass: int, max_rows_full: int, groups: np.ndarray | None = None):
         self.task, self.plan, self.candidates = task, plan, candidates
         self.budget, self.seed, self.n_jobs, self.metric = float(time_budget_s), seed, n_jobs, metric
         self.time_column, self.max_rows_first_pass, self.max_rows_full = time_column, max_rows_first_pass, max_rows_full
+        self.groups = groups  # entity codes row-aligned with X: grouped folds
         self.start = time.perf_counter()
         # Aim a little short of the budget: estimates of fit times are rough on a busy machine.
         self.deadline = self.start + self.budget * BUDGET_SAFETY
@@ -144,7 +146,8 @@ class ModelSearch(LargeTables, FinalModel):
             strong_default = self._strong_default(X, y_codes)
         else:
             first_pass = self._first_pass_positions(X, y)
-            folds, scheme = validation_folds(X.iloc[first_pass], y.iloc[first_pass], self.task, self.time_column, self.seed)
+            folds, scheme = validation_folds(X.iloc[first_pass], y.iloc[first_pass], self.task, self.time_column, self.seed,
+                                             groups=self.groups[first_pass] if self.groups is not None else None)
         X_first, y_first = X.iloc[first_pass], y.iloc[first_pass]
         self.scheme = scheme
         self.time_ordered = time_order(X_first, self.time_column) is not None
@@ -217,21 +220,29 @@ class ModelSearch(LargeTables, FinalModel):
             pipeline = ClassLabelPipeline(pipeline, self.classes)
         held_out = np.unique(np.concatenate([v for _, v in folds]))
         y_valid = y_first.iloc[held_out]
-        metrics = self._report_metrics(y_valid, valid_predictions)
+        final_train, final_valid = folds[-1]
+        if self.time_ordered and len(folds) > 1:
+            # The headline is the last forward fold: trained on every earlier period, judged on the latest one, as the
+            # model will be on the periods after the file. The earlier folds ranked and blended the candidates.
+            latest = np.searchsorted(held_out, final_valid)
+            metrics = self._report_metrics(y_first.iloc[final_valid], np.asarray(valid_predictions)[latest])
+        else:
+            metrics = self._report_metrics(y_valid, valid_predictions)
+            final_valid = held_out if len(folds) > 1 else final_valid
         holdout = holdout_predictions(y, first_pass[held_out], valid_predictions, self.classes)
         details = {
             "validation": scheme, "metric": self.metric, "first_pass_rows": len(first_pass), "final_fit_rows": int(final_rows),
             "refit": refit, "rungs": [int(r or n_train) for r in rungs], "learning_curve": {str(k): round(v, 6) for k, v in curve.items()},
             "search_seconds": round(time.perf_counter() - self.start, 3), "trials": len(self.trials), "notes": self.notes,
             "holdout_basis": holdout_basis(folds, time_order(X_first, self.time_column) is not None, len(held_out),
-                                           self.n_all if strong_default is not None else len(first_pass)),
+                                           self.n_all if strong_default is not None else len(first_pass), grouped=self.groups is not None),
         }
         if strong_default is not None:
             details["large_table"] = self.large_plan
         if ensemble:
             details["ensemble"] = ensemble["weights"]
         return SearchResult(pipeline=pipeline, best_name=chosen, metrics=metrics, leaderboard=self._leaderboard(), classes=self.classes,
-                            details=details, holdout=holdout)
+                            details=details, holdout=holdout, final_split=(first_pass[final_train], first_pass[final_valid]))
 
     def _final_reserve(self, n_all: int) -> float:
         """Seconds to keep for the final refit of the best candidate so far, from its own time per row."""
@@ -305,14 +316,31 @@ class ModelSearch(LargeTables, FinalModel):
 
 def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: list[Candidate] | None = None, time_budget_s: float = 60.0,
            seed: int = 0, time_column: str | None = None, *, n_jobs: int = 2, metric: str | None = None,
-           max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000) -> SearchResult:
-    """Find a good model for ``y`` from ``X`` within ``time_budget_s`` seconds (see the module docstring)."""
+           max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000, groups: np.ndarray | None = None) -> SearchResult:
+    """Find a good model for ``y`` from ``X`` within ``time_budget_s`` seconds (see the module docstring). ``time_column``
+    validates forward in time; else ``groups`` (entity codes row-aligned with X) validates on unseen entities."""
     if candidates is None:
         candidates = regression_candidates(n_jobs, seed) if task == "regression" else classification_candidates(n_jobs, seed, is_imbalanced(y))
         if len(X) <= SMALL_TABLE_ROWS:
             candidates = sorted(candidates, key=expected_cost)
         candidates = with_sentence_features(candidates, X, plan, time_budget_s)
     candidates = [c for c in candidates if c.max_rows is None or len(X) <= c.max_rows]
+    order = None
+    if time_column and time_column in X.columns:
+        # Rows in time order from here on (stable, so ties keep the file's order): "the most recent rows" of a rung or a
+        # sample are then the last positions, whatever order the file was written in. Positions are mapped back below.
+        order = np.argsort(period_codes(as_stamps(X[time_column]).to_numpy()), kind="stable")
+        X, y = X.iloc[order], y.iloc[order]
+        groups = None  # time order decides; an entity column only feeds the lag features
+    elif groups is not None:
+        groups = np.asarray(groups)
     runner = ModelSearch(task, plan, candidates, time_budget_s, seed, n_jobs, metric or selection_metric(task, y), time_column,
-                         max_rows_first_pass, max_rows_full)
-    return runner.run(X.reset_index(drop=True), y.reset_index(drop=True))
+                         max_rows_first_pass, max_rows_full, groups=groups)
+    result = runner.run(X.reset_index(drop=True), y.reset_index(drop=True))
+    if order is not None:
+        if result.holdout is not None:
+            result.holdout["row"] = order[result.holdout["row"].to_numpy()]
+            result.holdout = result.holdout.sort_values("row", kind="stable").reset_index(drop=True)
+        if result.final_split is not None:
+            result.final_split = tuple(order[np.asarray(part, dtype=int)] for part in result.final_split)
+    return result

@@ -72,3 +72,6 @@ class SearchResult:
     classes: list | None
     details: dict = field(default_factory=dict)
     holdout: pd.DataFrame | None = None  # held-out predictions of the chosen configuration (see holdout_predictions)
+    # Positions in X of the rows the headline metric was measured on (time order: the latest period only) and of the
+    # rows that trained the model that predicted them: baselines and the metric's interval use the same rows.
+    final_split: tuple | None = None

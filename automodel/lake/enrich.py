@@ -268,8 +268,9 @@ def is_classification(y: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y) or y.nunique(dropna=True) <= 10
 
 
-def quick_cv_score(frame: pd.DataFrame, target: str, folds: int = 3, seed: int = 0) -> tuple[float, str]:
-    """Mean 3-fold score of a small LightGBM model: R² for a numeric target, accuracy for classes."""
+def quick_cv_score(frame: pd.DataFrame, target: str, folds: int = 3, seed: int = 0, validation=None) -> tuple[float, str]:
+    """Mean 3-fold score of a small LightGBM model: R² for a numeric target, accuracy for classes. ``validation`` (an
+    analyzers.validation.ValidationPlan) makes the folds the run's own: forward in time, or grouped by entity."""
     import lightgbm as lgb
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
@@ -293,13 +294,28 @@ def quick_cv_score(frame: pd.DataFrame, target: str, folds: int = 3, seed: int =
     # choosing among several tables does not reward the luckiest split.
     repeats = 3 if len(data) < 1000 else 1
     scores = []
+    scheme_folds = _scheme_folds(data, validation, folds, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for repeat in range(repeats):
+        if scheme_folds is not None:  # the run's scheme: the lift a table gives is the lift on later periods or new entities
+            scores.extend(cross_val_score(model, X, y, cv=scheme_folds, scoring=metric, error_score=np.nan))
+        for repeat in range(repeats if scheme_folds is None else 0):
             splitter.random_state = seed + repeat
             scores.extend(cross_val_score(model, X, y, cv=splitter, scoring=metric, error_score=np.nan))
     scores = np.asarray(scores, dtype=float)
     return float(np.nanmean(scores)) if np.isfinite(scores).any() else float("nan"), metric
+
+
+def _scheme_folds(data: pd.DataFrame, validation, folds: int, seed: int) -> list | None:
+    if validation is None or validation.scheme == "random" or not all(c in data.columns for c in validation.columns):
+        return None
+    from analyzers.validation import as_stamps, entity_codes, forward_folds, grouped_folds
+
+    if validation.scheme == "time":
+        made = forward_folds(as_stamps(data[validation.columns[0]]).to_numpy(), n_folds=folds)
+    else:
+        made = grouped_folds(entity_codes(data, validation.columns), folds, seed)
+    return made or None
 
 
 # ---- choosing -----------------------------------------------------------------------------------
@@ -315,7 +331,8 @@ class _Attempt:
 
 def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *, target: str | None = None,
                    category: str | None = None, min_lift: float = MIN_LIFT, max_tables: int = MAX_TABLES,
-                   max_tried: int = MAX_TRIED, one_to_many: bool = True, written: pd.DataFrame | None = None) -> tuple[pd.DataFrame, MergeReport]:
+                   max_tried: int = MAX_TRIED, one_to_many: bool = True, written: pd.DataFrame | None = None,
+                   validation=None) -> tuple[pd.DataFrame, MergeReport]:
     """Search the lake, join the joinable tables, and keep those that lift a quick cross-validated model.
 
     Tables are scored one by one against the plain frame, then added best first while each raises
@@ -348,7 +365,7 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
     clocks = _clock_ambiguities(joinable, report)
     plain_score = metric = None
     if target and target in frame.columns and frame[target].notna().sum() >= 12:
-        plain_score, metric = quick_cv_score(frame, target)
+        plain_score, metric = quick_cv_score(frame, target, validation=validation)
     attempts: list[_Attempt] = []
     for hit in joinable[:max_tried]:
         row = next(r for r in report.candidates if r["table"] == hit.table)
@@ -360,7 +377,7 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
             row.update({"tried": True, "refused": leak})
             continue
         if plain_score is not None:
-            attempt.score = quick_cv_score(attempt.join.enriched, target)[0]
+            attempt.score = quick_cv_score(attempt.join.enriched, target, validation=validation)[0]
             attempt.lift = _lift(attempt.score, plain_score)
         row.update({"tried": True, "coverage": round(attempt.join.coverage, 4), "lift": attempt.lift,
                     "lake_rows_per_row": attempt.join.lake_rows_per_row})
@@ -378,14 +395,14 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
     if plain_score is None:
         report.reason = f"{matched}; not kept: no target to prove that it helps"
         return frame, _note_clocks(report, clocks)
-    kept, current, current_score = _forward_select(frame, target, attempts, plain_score, min_lift, max_tables)
+    kept, current, current_score = _forward_select(frame, target, attempts, plain_score, min_lift, max_tables, validation)
     if not kept:
         report.enriched_score = None if best.score is None else round(best.score, 4)
         others = f" (nor did {len(attempts) - 1} other table{'s' if len(attempts) > 2 else ''})" if len(attempts) > 1 else ""
         report.reason = (f"{matched}; not kept: it did not improve a quick 3-fold model ({metric} {plain_score:.3f} -> "
                          f"{best.score:.3f}){others}")
         return frame, _note_clocks(report, clocks)
-    current, current_score, pruned = _prune(frame, current, current_score, target, kept, min_lift)
+    current, current_score, pruned = _prune(frame, current, current_score, target, kept, min_lift, validation)
     for attempt, _ in kept:
         attempt.spec.added_columns = [c for c in attempt.join.added.columns if c in current.columns]
     report.kept = True
@@ -448,7 +465,7 @@ def _note_clocks(report: MergeReport, clocks: list[list[str]]) -> MergeReport:
     return report
 
 
-def _forward_select(frame, target, attempts, plain_score, min_lift, max_tables):
+def _forward_select(frame, target, attempts, plain_score, min_lift, max_tables, validation=None):
     """Tables added best first while each raises the cross-validated score by at least ``min_lift``."""
     kept, current, current_score = [], frame, plain_score
     for attempt in sorted([a for a in attempts if a.lift is not None and a.lift >= min_lift], key=lambda a: -a.lift):
@@ -458,14 +475,14 @@ def _forward_select(frame, target, attempts, plain_score, min_lift, max_tables):
             candidate, score = attempt.join.enriched, attempt.score
         else:
             candidate = pd.concat([current, attempt.join.added], axis=1)
-            score = quick_cv_score(candidate, target)[0]
+            score = quick_cv_score(candidate, target, validation=validation)[0]
         if np.isfinite(score) and score - current_score >= min_lift:
             kept.append((attempt, round(score - current_score, 4)))
             current, current_score = candidate, score
     return kept, current, current_score
 
 
-def _prune(frame, current, current_score, target, kept, min_lift):
+def _prune(frame, current, current_score, target, kept, min_lift, validation=None):
     """Drop added columns a model fitted on the enriched frame never splits on, if the score holds without them."""
     added = [c for c in current.columns if c not in frame.columns]
     importance = feature_splits(current, target)
@@ -473,7 +490,7 @@ def _prune(frame, current, current_score, target, kept, min_lift):
     if not unused or len(unused) == len(added):
         return current, current_score, []
     pruned_frame = current.drop(columns=unused)
-    score = quick_cv_score(pruned_frame, target)[0]
+    score = quick_cv_score(pruned_frame, target, validation=validation)[0]
     if np.isfinite(score) and score >= current_score - min_lift / 2:
         return pruned_frame, score, unused
     return current, current_score, []

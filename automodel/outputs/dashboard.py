@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from automodel.atomic import write_text_atomic
-from automodel.outputs.facts import headline_metric_text, metric_label, metric_text
+from automodel.outputs.facts import headline_metric_text, metric_label, metric_text, time_baseline_sentence, validation_sentence
 
 MAX_SCATTER_POINTS = 5_000
 HISTOGRAM_BINS = 30
@@ -514,8 +514,14 @@ def headline_html(facts: dict, title: str, summary_text: str) -> str:
     headline = headline_metric_text(facts)
     if headline:
         rows.append(("headline metric", headline))
+    if facts.get("metric_interval"):
+        rows.append(("metric interval", facts["metric_interval"]["text"]))
+    if validation_sentence(facts):
+        rows.append(("validation", validation_sentence(facts)))
     if facts.get("baseline"):
         rows.append(("against a baseline", facts["baseline"]["text"]))
+    if time_baseline_sentence(facts):
+        rows.append(("against time-order baselines", time_baseline_sentence(facts)))
     table = "<table id='headline'>" + "".join(f"<tr><th>{html.escape(k)}</th><td data-field='{html.escape(k)}'>{html.escape(str(v))}</td></tr>"
                                               for k, v in rows) + "</table>"
     verdict = ""
@@ -530,6 +536,15 @@ def headline_html(facts: dict, title: str, summary_text: str) -> str:
     metrics_caption = f"<p class='note' id='basis'>Metrics measured on {html.escape(basis)}.</p>" if basis and facts["metrics"] else ""
     return (f"<h1>{html.escape(title)}</h1>{table}{verdict}{_metric_spans(facts)}{metrics_caption}"
             f"<p id='summary'>{html.escape(summary_text)}</p>{caveats}")
+
+
+def _validation_html(facts: dict) -> str:
+    """How the run measured itself: the scheme and its reason, the headline's interval, the time-order baselines."""
+    parts = [p for p in (validation_sentence(facts), (facts.get("metric_interval") or {}).get("text"), time_baseline_sentence(facts)) if p]
+    baselines = facts.get("time_baselines") or []
+    table = html_table([{"baseline": b["model"], metric_label(b["metric"]): b["score"], "rows": b["rows"]} for b in baselines],
+                       table_id="time-baselines") if baselines else ""
+    return ("<div id='validation'>" + "".join(f"<p class='note'>{html.escape(p)}</p>" for p in parts) + table + "</div>") if parts else ""
 
 
 def _leaderboard_html(facts: dict) -> str:
@@ -633,6 +648,7 @@ def write_report(path: Path, facts: dict, summary_text: str, figures: list[tuple
         elif evaluation:
             basis = facts.get("holdout_basis")
             body = f"<p class='note'>Drawn from {html.escape(basis)}: rows the model was not trained on.</p>" if basis else ""
+            body += _validation_html(facts)
         else:
             body = "<p class='note'>The file has no target values to evaluate the predictions against.</p>"
         sections.append(Section("evaluation", "Evaluation", body, evaluation))

@@ -144,7 +144,8 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "metrics": metrics, "metric": metric, "metric_label": metric_label(metric) if metric else None, "leaderboard_metric": leaderboard_metric,
         "holdout_basis": basis, "holdout_rows": holdout_rows,
         "model": model_info.get("model"), "training_rows": model_info.get("training_rows"), "candidates_tried": model_info.get("candidates"),
-        "validation": model_info.get("validation"), "trusted": bool(outcome.get("trusted", True)) and fallback is None,
+        "validation": _validation(details, model_info), "metric_interval": _interval(details.get("metric_interval"), outcome),
+        "time_baselines": details.get("time_baselines") or [], "trusted": bool(outcome.get("trusted", True)) and fallback is None,
         "trust_reason": _trust_reason(outcome, fallback, metric, basis), "fallback": fallback,
         "notes": [str(n) for n in outcome.get("notes") or []], "leaderboard": leaderboard,
         "no_model_reason": details.get("no_model_reason"),  # a descriptive analysis says why no model was trained
@@ -166,6 +167,44 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
     facts["baseline"] = _against_baseline(baseline, metrics, fallback)
     facts["caveats"] = caveats(facts)
     return facts
+
+
+def _validation(details: dict, model_info: dict) -> dict | None:
+    """The scheme the run was judged by (analyzers.validation), with the folds it made; a run saved before schemes
+    existed has only the folds' description."""
+    plan = details.get("validation")
+    if isinstance(plan, dict):
+        return {**plan, "folds": plan.get("folds") or model_info.get("validation")}
+    return {"scheme": None, "folds": model_info.get("validation")} if model_info.get("validation") else None
+
+
+def _interval(interval: dict | None, outcome: dict) -> dict | None:
+    if not interval or outcome.get("reused_from") or is_baseline((outcome.get("model_info") or {}).get("model")):
+        return None
+    return {**interval, "text": f"{metric_label(interval['metric'])} {metric_text(interval['value'])}, {interval['level']:.0%} interval "
+                                f"{metric_text(interval['low'])} to {metric_text(interval['high'])} ({interval['method']})"}
+
+
+def validation_sentence(facts: dict) -> str | None:
+    """'Validated by time on 'date': ...': the scheme, its column and its reason, for the summary and the dashboard."""
+    plan = facts.get("validation") or {}
+    if not plan.get("scheme"):
+        return None
+    how = {"time": "by time", "group": "by entity", "random": "on random rows"}[plan["scheme"]]
+    column = f" on {plan['column']!r}" if plan.get("column") else ""
+    return f"Validated {how}{column}: {plan['reason']}."
+
+
+def time_baseline_sentence(facts: dict) -> str | None:
+    baselines = facts.get("time_baselines") or []
+    if not baselines or facts.get("reused_from"):
+        return None
+    best = max(baselines, key=lambda b: b["score"])
+    # A baseline model standing in has no held-out score of its own to set beside them.
+    value = None if facts.get("fallback") else (facts.get("metrics") or {}).get(best["metric"])
+    verdict = "" if value is None else (f"; the model's {metric_text(value)} {'beats' if value > best['score'] else 'does not beat'} it")
+    return (f"On the same latest period the best time-order baseline, the {best['model']}, scores {metric_label(best['metric'])} "
+            f"{metric_text(best['score'])}{verdict}.")
 
 
 def baseline_for(target_values, task: str) -> dict | None:

@@ -12,7 +12,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from automodel.outputs.facts import build_facts, caveats, metric_label, metric_text
+from automodel.outputs.facts import (build_facts, caveats, metric_label, metric_text, time_baseline_sentence,
+                                     validation_sentence)
 from automodel.outputs.llm import ChatProvider, LLMError, unsupported_numbers
 from automodel.safety import redact_pii
 
@@ -82,6 +83,9 @@ def enrichment_sentence(facts: dict) -> str | None:
 def template_summary(facts: dict) -> str:
     lines = [f"automodel analysed {facts['rows']:,} rows and {facts['columns']} columns with the {facts['analyzer']}."]
     lines += _headline(facts)
+    for sentence in (validation_sentence(facts), (facts.get("metric_interval") or {}).get("text"), time_baseline_sentence(facts)):
+        if sentence:
+            lines.append(sentence if sentence.endswith(".") else f"The headline metric: {sentence}.")
     if facts.get("baseline"):
         text = facts["baseline"]["text"]
         lines.append(text[0].upper() + text[1:] + ".")
