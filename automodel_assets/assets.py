@@ -192,10 +192,14 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
     reuse_spec = None
     if manifest.model_run_id:
         reuse_spec = ((store.get(manifest.model_run_id) or {}).get("enrichment") or {}).get("spec")
-    frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
+    from automodel.lake.remembered import allow_missing_lake, lake_for_run  # the lake the model was trained with, unless told
+
+    lake_dir, lake = lake_for_run(manifest.options, reuse_spec, settings.lake_dir, settings.home)
+    frame, report = stages.enrich_frame(cleaned_frame, column_metadata, lake_dir, settings.layout.catalog_db,
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
                                         reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables,
-                                        raw=raw_dataset)
+                                        raw=raw_dataset, lake=lake,
+                                        allow_missing_lake=allow_missing_lake(manifest.options, settings.allow_missing_lake))
     store.update(context.partition_key, enrichment=report.to_dict())
     publish_metadata(context, {
         "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,
@@ -206,6 +210,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
         "tables_kept": _kept_table(report.tables),
         "refused": table([{"table": r["table"], "reason": r["reason"]} for r in report.refused], ["table", "reason"]),
         "merge_report": dg.MetadataValue.json(report.to_dict()),
+        "lake": dg.MetadataValue.json(report.lake or {}),
     })
     return frame
 
@@ -223,7 +228,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
     layout = settings.layout
     if manifest.model_run_id:
         outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id),
-                                     scoring=(store.get(run_id) or {}).get("scoring"))
+                                     scoring=(store.get(run_id) or {}).get("scoring"), drift_min_rows=settings.drift_min_rows)
     else:
         spec = ((store.get(run_id) or {}).get("enrichment") or {}).get("spec")
         context.log.info(f"training on {len(enriched_frame)} rows, target {column_metadata.target!r}")

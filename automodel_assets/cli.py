@@ -45,12 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("source")
     score.add_argument("--model", required=True, metavar="RUN_ID")
     score.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
+    score.add_argument("--lake", help="join the model's lake tables from this folder or s3:// prefix (default: the lake it was trained with)")
+    score.add_argument("--allow-missing-lake", action="store_true",
+                       help="score even if a lake table the model joined is gone (its columns left empty; the loss is stated)")
     score.add_argument("--json", action="store_true")
 
     rerun = sub.add_parser("rerun", help="rematerialize a run's partition")
     rerun.add_argument("run_id")
     rerun.add_argument("--from", dest="from_asset", metavar="ASSET")
     rerun.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
+    rerun.add_argument("--lake", help="read this lake instead of the one the run read before")
+    rerun.add_argument("--allow-missing-lake", action="store_true", help="a scoring run: go on without a joined lake table that is gone")
     rerun.add_argument("--json", action="store_true")
 
     sessions = sub.add_parser("sessions", help="list runs, newest first")
@@ -77,20 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _lake_location(value: str) -> str:
+    if value.startswith("s3://"):
+        return value  # mirrored locally by settings.lake_path
+    lake = Path(value).expanduser()
+    if not lake.is_dir():
+        raise CliError(f"{value} is not a folder; point --lake at a folder or an s3:// prefix of table files (csv, parquet, json, xlsx).")
+    return str(lake.resolve())
+
+
 def _settings(args):
     from resources.settings import AutomodelSettings
 
     overrides = {}
     if getattr(args, "lake", None):
-        if args.lake.startswith("s3://"):
-            overrides["lake_dir"] = args.lake  # mirrored locally by settings.lake_path
-        else:
-            lake = Path(args.lake).expanduser()
-            if not lake.is_dir():
-                raise CliError(f"{args.lake} is not a folder; point --lake at a folder or an s3:// prefix of table files (csv, parquet, json, xlsx).")
-            overrides["lake_dir"] = str(lake.resolve())
+        overrides["lake_dir"] = _lake_location(args.lake)
         os.environ["AUTOMODEL_LAKE"] = overrides["lake_dir"]  # step processes of out-of-process executors read it too
     return AutomodelSettings.from_env(**overrides)
+
+
+def _lake_options(args) -> dict:
+    """``score``: the lake to join instead of the one the model was trained with, and leave to score without a gone table."""
+    return {**({"lake": _lake_location(args.lake)} if args.lake else {}), **({"allow_missing_lake": True} if args.allow_missing_lake else {})}
 
 
 def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
@@ -122,7 +135,10 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         # Scoring runs: the columns whose values moved away from the training rows (automodel.drift).
         # Scoring runs with the target present: labels the model never learned (counted as errors in the metrics).
         "unlearned_target_labels": facts.get("unlearned_target_labels"),
-        "drift": {k: (facts.get("drift") or {}).get(k) for k in ("moved", "max_psi", "threshold", "columns")} if facts.get("drift") else None,
+        "drift": {k: (facts.get("drift") or {}).get(k) for k in ("judged", "reason", "moved", "max_psi", "threshold", "alpha", "min_rows",
+                                                                  "rows", "columns")} if facts.get("drift") else None,
+        # Where the lake came from (automodel.lake.remembered) and, scoring, the joined tables that changed or are gone.
+        "lake": enrichment.get("lake"),
     }
 
 
@@ -148,6 +164,12 @@ def _print_result(result: dict, as_json: bool) -> None:
         print(f"  enrichment:  {enrichment['table']} on {' = '.join(enrichment['keys'] or [])} (coverage {enrichment['coverage']:.0%}{lift})")
     else:
         print("  enrichment:  none")
+    for note in (result.get("lake") or {}).get("notes") or []:
+        print(f"  lake:        {note}")
+    from automodel.drift import drift_line
+
+    if drift_line(result.get("drift")):
+        print(f"  drift:       {drift_line(result['drift'])}")
     print(f"  model:       {result['model_path']}")
     print(f"  predictions: {result['predictions_path']}")
     print(f"  dashboard:   {result['dashboard_path']}")
@@ -198,10 +220,11 @@ def cmd_score(args) -> int:
     from automodel.sessions import SessionStore
     from automodel_assets.runs import create_run, get_instance
 
-    settings = _settings(args)
+    options = _lake_options(args)
+    settings = _settings(argparse.Namespace())  # the configured lake stays the indexed one; --lake is this run's option
     _load_definitions()
     instance = get_instance(settings.layout)
-    created = create_run(settings, instance, args.source, user_id=args.user, model_run_id=args.model)
+    created = create_run(settings, instance, args.source, user_id=args.user, model_run_id=args.model, options=options)
     return _materialize_new(settings, instance, SessionStore(settings.layout.sessions_db), created, args.json)
 
 
@@ -211,11 +234,15 @@ def cmd_rerun(args) -> int:
     from automodel.trust import may_read
     from automodel_assets.runs import get_instance, materialize_run
 
-    settings = _settings(args)
+    settings = _settings(argparse.Namespace())
     store = SessionStore(settings.layout.sessions_db)
     row = store.get(args.run_id)
     if row is None or not may_read(row["user_id"], safe_user_id(args.user), settings.admin):  # another user's run: exactly like a missing one
         raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
+    from automodel.lake.remembered import rerun_lake
+
+    location = rerun_lake(store, row, _lake_options(args))  # a training run reads the lake it read before, unless told
+    settings = _settings(argparse.Namespace(lake=location)) if location else settings
     instance = get_instance(settings.layout)
     if not instance.has_dynamic_partition("run_id", args.run_id):
         instance.add_dynamic_partitions("run_id", [args.run_id])

@@ -374,8 +374,9 @@ def materialize_run(settings: AutomodelSettings, instance: dg.DagsterInstance, r
     # Runs killed earlier give back their pool slots first, or this run could wait for them for ever.
     recover_dead_runs(settings, instance)
     SessionStore(settings.layout.sessions_db).update(run_id, worker=current_process().encode())
-    ensure_index(settings, instance)
     manifest = SessionStore(settings.layout.sessions_db).manifest(run_id)
+    if not (manifest and manifest.model_run_id):  # a scoring run joins its model's lake tables: it searches no index
+        ensure_index(settings, instance)
     tags = run_tags(manifest, origin) if manifest else {RUN_ID_TAG: run_id}
     result = execute_run_job(instance, run_id, tags, asset_keys)
     if result.success:

@@ -73,6 +73,8 @@ class AutomodelSettings(dg.ConfigurableResource):
     max_inflated_mb: float = 2048.0
     max_expansion_ratio: float = 100.0
     max_columns: int = 2_000
+    max_line_kb: int = 8 * 1024  # longest line of delimited text, checked before parsing (a 50 MB cell is refused in bounded memory)
+    max_cell_kb: int = 1024  # largest cell of a parsed table
     # Fewest rows for a model, clusters, anomalies or a correlation (analyzers.selection); fewer get a descriptive analysis saying so.
     min_rows: int = 20
     # Feature flags.
@@ -81,6 +83,8 @@ class AutomodelSettings(dg.ConfigurableResource):
     enable_semantic_merge: bool = True
     enable_agent_actions: bool = True
     enrich_max_tables: int = 3  # forward selection of lake tables stops at this many kept tables
+    drift_min_rows: int = 50  # fewest values of a column in a scored batch for its drift to be judged (automodel.drift)
+    allow_missing_lake: bool = False  # scoring may go on without a lake table the model joined that is gone (the loss is stated)
     search_time_budget_s: float = 60.0
     search_backend: str = "automodel"  # or "pycaret": PyCaret's compare_models (slow to import)
     drop_outliers: bool = False  # leave rows with outlying feature values (IQR fence) out of training, as classic cleaning did
@@ -136,12 +140,16 @@ class AutomodelSettings(dg.ConfigurableResource):
             max_inflated_mb=float(env.get("AUTOMODEL_MAX_INFLATED_MB", 2048.0)),
             max_expansion_ratio=float(env.get("AUTOMODEL_MAX_EXPANSION_RATIO", 100.0)),
             max_columns=int(env.get("AUTOMODEL_MAX_COLUMNS", 2_000)),
+            max_line_kb=int(env.get("AUTOMODEL_MAX_LINE_KB", 8 * 1024)),
+            max_cell_kb=int(env.get("AUTOMODEL_MAX_CELL_KB", 1024)),
             min_rows=int(env.get("AUTOMODEL_MIN_ROWS", 20)),
             enable_llm_preprocessing=_flag("ENABLE_LLM_PREPROCESSING", False),
             enable_shap_explanations=_flag("ENABLE_SHAP_EXPLANATIONS", True),
             enable_semantic_merge=_flag("ENABLE_SEMANTIC_MERGE", True),
             enable_agent_actions=_flag("ENABLE_AGENT_ACTIONS", True),
             enrich_max_tables=int(env.get("AUTOMODEL_ENRICH_MAX_TABLES", 3)),
+            drift_min_rows=int(env.get("AUTOMODEL_DRIFT_MIN_ROWS", 50)),
+            allow_missing_lake=_flag("AUTOMODEL_ALLOW_MISSING_LAKE", False),
             drop_outliers=_flag("AUTOMODEL_DROP_OUTLIERS", False),
             interval_coverage=float(env.get("AUTOMODEL_INTERVAL_COVERAGE", 0.9)),
             search_time_budget_s=float(env.get("AUTOMODEL_SEARCH_BUDGET_S", 60.0)),
