@@ -145,8 +145,8 @@ def check_cell_sizes(name: str, frame, limits: InputLimits | None = None) -> Non
     limit = (limits or InputLimits.from_env()).max_cell_bytes
     if not limit:
         return
-    for column in frame.columns:
-        values = frame[column]
+    for position, column in enumerate(frame.columns):
+        values = frame.iloc[:, position]  # by position: a header may repeat a name before the loader renames it
         try:
             array = pa.array(values.array) if not hasattr(values.array, "_pa_array") else values.array._pa_array
             longest = pc.max(pc.binary_length(pc.cast(array, pa.string()))).as_py()
