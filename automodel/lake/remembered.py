@@ -40,7 +40,10 @@ def lake_record(location: str | Path, lake_dir: Path, tables: list[dict], metric
 
     ``tables``: the merge report's kept tables (``table``, ``lift``, ``added_columns``)."""
     lake_dir = Path(lake_dir)
-    entries = {e["name"]: e for e in lake_entries(lake_dir)} if lake_dir.is_dir() else {}
+    try:
+        entries = {e["name"]: e for e in lake_entries(lake_dir)}
+    except LakeError:  # the lake went away during the run: nothing to fingerprint, and scoring will say so
+        entries = {}
     record = {"location": str(location), "metric": metric, "tables": {}}
     for table in tables:
         entry = entries.get(table["table"])
