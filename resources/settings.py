@@ -132,8 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_inflated_mb", "AUTOMODEL_MAX_INFLATED_MB", 2048.0, "compressed inputs are refused past this inflated size in MB", float),
     Setting("max_expansion_ratio", "AUTOMODEL_MAX_EXPANSION_RATIO", 100.0, "compressed inputs are refused past this expansion ratio (checked past 16 MB)", float),
     Setting("max_columns", "AUTOMODEL_MAX_COLUMNS", 2_000, "widest table accepted (0: no limit)", int),
+    Setting("max_line_kb", "AUTOMODEL_MAX_LINE_KB", 8 * 1024, "longest line of delimited text in KB, checked before parsing", int),
+    Setting("max_cell_kb", "AUTOMODEL_MAX_CELL_KB", 1024, "largest cell of a parsed table in KB", int),
     # Lake and roles.
     Setting("enrich_max_tables", "AUTOMODEL_ENRICH_MAX_TABLES", 3, "most lake tables one run keeps (forward selection)", int),
+    Setting("drift_min_rows", "AUTOMODEL_DRIFT_MIN_ROWS", 50, "fewest values of a column in a scored batch for its drift to be judged", int),
+    Setting("allow_missing_lake", "AUTOMODEL_ALLOW_MISSING_LAKE", False, "scoring may go on without a lake table the model joined that is gone (the loss is stated)", bool),
     Setting("index_workers", "AUTOMODEL_INDEX_WORKERS", 0, "processes that profile lake tables (0: chosen from the CPUs)", int),
     Setting("embed_roles", "AUTOMODEL_EMBED_ROLES", False, "ambiguous column headers get a MiniLM second opinion", bool),
     Setting("embed_threads", "AUTOMODEL_EMBED_THREADS", 1, "torch threads of the sentence embedder", int),

@@ -20,6 +20,7 @@ import bz2
 import gzip
 import io
 import lzma
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ DEFAULT_MAX_INFLATED_MB = 2048.0
 DEFAULT_MAX_EXPANSION_RATIO = 100.0
 DEFAULT_RATIO_FLOOR_MB = 16.0
 DEFAULT_MAX_COLUMNS = 2_000  # profiling costs ~10-40 ms a column: 2,000 columns profile in under a minute
+DEFAULT_MAX_LINE_KB = 8 * 1024  # 8 MB: 2,000 columns of 4 KB each; a line past it is not a table's row
+DEFAULT_MAX_CELL_KB = 1024  # 1 MB: a long review or a page of text fits; a file pasted into a cell does not
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,19 @@ class InputLimits:
     quota_left_bytes: int | None = None
     # Widest table accepted (AUTOMODEL_MAX_COLUMNS); 0 means no limit.
     max_columns: int = DEFAULT_MAX_COLUMNS
+    # Longest line of delimited text (AUTOMODEL_MAX_LINE_KB), checked on the bytes before parsing, so one huge cell
+    # is refused in bounded memory; and the largest cell (AUTOMODEL_MAX_CELL_KB), checked on the parsed table
+    # (a quoted value may span lines). 0 means no limit.
+    max_line_bytes: int = DEFAULT_MAX_LINE_KB * 1024
+    max_cell_bytes: int = DEFAULT_MAX_CELL_KB * 1024
 
     @classmethod
     def from_settings(cls, settings, quota_left_bytes: int | None = None) -> InputLimits:
         return cls(max_bytes=int(float(getattr(settings, "max_inflated_mb", DEFAULT_MAX_INFLATED_MB)) * _MB),
                    max_ratio=float(getattr(settings, "max_expansion_ratio", DEFAULT_MAX_EXPANSION_RATIO)),
-                   quota_left_bytes=quota_left_bytes, max_columns=int(getattr(settings, "max_columns", DEFAULT_MAX_COLUMNS)))
+                   quota_left_bytes=quota_left_bytes, max_columns=int(getattr(settings, "max_columns", DEFAULT_MAX_COLUMNS)),
+                   max_line_bytes=int(getattr(settings, "max_line_kb", DEFAULT_MAX_LINE_KB)) * 1024,
+                   max_cell_bytes=int(getattr(settings, "max_cell_kb", DEFAULT_MAX_CELL_KB)) * 1024)
 
     @classmethod
     def from_env(cls) -> InputLimits:
@@ -78,11 +88,71 @@ def check_header_width(name: str, payload: bytes, limits: InputLimits | None = N
     limit = (limits or InputLimits.from_env()).max_columns
     if not limit:
         return
-    lines = [line for line in payload[:_HEAD_BYTES].split(b"\n", 3)[:3] if line.strip(b"\r\x00 ")][:2]
+    head = payload[:_HEAD_BYTES]
+    # Records ended by a bare CR (old spreadsheet exports) are lines too: the whole file is not one header line.
+    lines = [line for line in re.split(rb"\r\n|\r|\n", head, maxsplit=3)[:3] if line.strip(b"\x00 ")][:2]
     for delimiter in (b",", b";", b"\t", b"|"):
         counts = [line.count(delimiter) + 1 for line in lines]
         if counts and min(counts) > limit:
             check_columns(name, min(counts), limits, where=" in its first rows")
+
+
+_LINE_SCAN_BYTES = 32 * _MB
+
+
+def check_line_lengths(name: str, payload: bytes, limits: InputLimits | None = None) -> None:
+    """Refuse delimited text with a line longer than the line limit, before decoding or parsing it: one 50 MB cell
+    costs gigabytes once split, decoded and typed. The bytes are scanned in chunks, so memory stays flat; a line
+    ends at LF, CRLF or a bare CR."""
+    import numpy as np
+
+    limit = (limits or InputLimits.from_env()).max_line_bytes
+    if not limit or len(payload) <= limit:
+        return
+    view = memoryview(payload)
+    last_end = -1
+    for start in range(0, len(payload), _LINE_SCAN_BYTES):
+        chunk = np.frombuffer(view[start:start + _LINE_SCAN_BYTES], dtype=np.uint8)
+        ends = np.flatnonzero((chunk == 10) | (chunk == 13)) + start
+        gaps = np.diff(ends, prepend=last_end) - 1
+        if len(gaps) and gaps.max() > limit:
+            at = int(np.argmax(gaps > limit))
+            _refuse_line(name, payload, int(gaps[at]), int(ends[at] - gaps[at]), limit)
+        if len(ends):
+            last_end = int(ends[-1])
+        if start + len(chunk) - 1 - last_end > limit:
+            _refuse_line(name, payload, start + len(chunk) - 1 - last_end, last_end + 1, limit)
+
+
+def _refuse_line(name: str, payload: bytes, length: int, offset: int, limit: int) -> None:
+    ends = [end for end in (payload.find(b"\n", offset), payload.find(b"\r", offset)) if end >= 0]
+    length = max(length, (min(ends) if ends else len(payload)) - offset)  # the whole line, not the part scanned so far
+    line = payload.count(b"\n", 0, offset) + payload.count(b"\r", 0, offset) - payload.count(b"\r\n", 0, offset) + 1
+    raise InputFileError(
+        f"{name} has a line of {human_size(length)} (line {line:,}), longer than the {human_size(limit)} a line may hold "
+        "(AUTOMODEL_MAX_LINE_KB); a cell that large is not table data: remove it, or raise the limit.")
+
+
+def check_cell_sizes(name: str, frame, limits: InputLimits | None = None) -> None:
+    """Refuse a parsed table holding a cell larger than the cell limit (a quoted value spanning many lines)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    limit = (limits or InputLimits.from_env()).max_cell_bytes
+    if not limit:
+        return
+    for position, column in enumerate(frame.columns):
+        values = frame.iloc[:, position]  # by position: a header may repeat a name before the loader renames it
+        try:
+            array = pa.array(values.array) if not hasattr(values.array, "_pa_array") else values.array._pa_array
+            longest = pc.max(pc.binary_length(pc.cast(array, pa.string()))).as_py()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+            continue
+        if longest is not None and longest > limit:
+            raise InputFileError(
+                f"{name} has a cell of {human_size(longest)} in column {str(column)!r}, larger than the {human_size(limit)} a cell may hold "
+                "(AUTOMODEL_MAX_CELL_KB); shorten or remove it, or raise the limit.")
+
 
 
 def is_compressed(name: str, data: bytes = b"") -> bool:

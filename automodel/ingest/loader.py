@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from automodel.errors import InputFileError, plural
-from automodel.ingest.archive import COMPRESSED_SUFFIXES, InputLimits, check_columns, check_header_width, check_workbook, inflate
+from automodel.ingest.archive import (COMPRESSED_SUFFIXES, InputLimits, check_cell_sizes, check_columns, check_header_width,
+                                      check_line_lengths, check_workbook, inflate)
 from automodel.ingest.delimited import Decisions, read_text
 from automodel.ingest.encoding import detect_encoding, guess_encoding  # noqa: F401  (detect_encoding: the loader's API)
 
@@ -236,8 +237,10 @@ def load_bytes(name: str, data: bytes, source: str | None = None, limits: InputL
         frame = _read_json(inner_name, payload, info)
     else:
         info.format = "delimited"
+        check_line_lengths(name, payload, limits)
         check_header_width(name, payload, limits)
         frame = _read_delimited(inner_name, payload, info)
+        check_cell_sizes(name, frame, limits)
     frame = _fix_column_names(frame, info)
     info.rows, info.columns = int(frame.shape[0]), int(frame.shape[1])
     if frame.shape[1] == 0:

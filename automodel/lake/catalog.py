@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS lake_keys (key_id VARCHAR PRIMARY KEY, table_name VAR
 CREATE TABLE IF NOT EXISTS lake_meta (k VARCHAR PRIMARY KEY, v VARCHAR);
 """
 _TABLES = ("lake_tables", "lake_columns", "lake_keys")
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"  # 8: list-valued columns are not keys (automodel.lake.grain)
 
 # Score blend: value overlap decides joinability, names and descriptions break ties between tables
 # that share the same keys (a state-keyed crime table versus a state-keyed list of capitals).

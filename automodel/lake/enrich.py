@@ -78,6 +78,8 @@ class MergeReport:
     enriched_score: float | None = None
     tables: list[dict] = field(default_factory=list)  # every kept table: key, grain, aggregation, coverage, lift, columns
     refused: list[dict] = field(default_factory=list)  # lake tables never joined, with the reason (leakage)
+    # The lake read (automodel.lake.remembered): location, why it was chosen, and on scoring what changed or is gone.
+    lake: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -379,6 +381,7 @@ def rank_and_merge(frame: pd.DataFrame, metas, lake_dir: Path, db_path: Path, *,
         if plain_score is not None:
             attempt.score = quick_cv_score(attempt.join.enriched, target, validation=validation)[0]
             attempt.lift = _lift(attempt.score, plain_score)
+            attempt = _at_users_grain(frame, keyed, restored, attempt, lake_dir, target, plain_score, row)
         row.update({"tried": True, "coverage": round(attempt.join.coverage, 4), "lift": attempt.lift,
                     "lake_rows_per_row": attempt.join.lake_rows_per_row})
         attempts.append(attempt)
@@ -494,6 +497,34 @@ def _prune(frame, current, current_score, target, kept, min_lift, validation=Non
     if np.isfinite(score) and score >= current_score - min_lift / 2:
         return pruned_frame, score, unused
     return current, current_score, []
+
+
+def _at_users_grain(frame, keyed, restored, attempt: _Attempt, lake_dir: Path, target: str, plain_score: float, row: dict) -> _Attempt:
+    """The attempt, or one on a composite key at the user's grain (automodel.lake.grain) when that lifts more."""
+    from dataclasses import replace
+
+    from automodel.lake.grain import composite_alternatives
+
+    lake = load_lake_table(lake_dir, table_entry(lake_dir, attempt.hit.table))
+    best = attempt
+    for key in composite_alternatives(keyed, attempt.hit.key, lake, target):
+        other = _try_join(keyed, replace(attempt.hit, key=key), lake_dir)
+        other.join.enriched = other.join.enriched.drop(columns=restored)
+        tried = {"user_columns": key.user_columns, "lake_columns": key.lake_columns, "containment": key.containment}
+        row.setdefault("composite_keys", []).append(tried)
+        if leak_reason(frame, other.join.added, attempt.hit.table, target, other.spec.user_columns):
+            tried["refused"] = True
+            continue
+        other.score = quick_cv_score(other.join.enriched, target)[0]
+        other.lift = _lift(other.score, plain_score)
+        tried.update({"coverage": round(other.join.coverage, 4), "lift": other.lift,
+                      "single_key_lift": attempt.lift})
+        if other.lift is not None and (best.lift is None or other.lift > best.lift):
+            best = other
+    if best is not attempt:
+        row.update({"user_columns": best.hit.key.user_columns, "lake_columns": best.hit.key.lake_columns, "kind": best.hit.key.kind,
+                    "strategy": describe_strategy(best.hit.key), "composite_kept": True})
+    return best
 
 
 def _try_join(frame: pd.DataFrame, hit: SearchHit, lake_dir: Path) -> _Attempt:

@@ -487,6 +487,10 @@ def generic_columns(frame: pd.DataFrame, metas, roles: dict[str, str]) -> list[s
             sample = series.dropna().astype(str).head(200)
             if len(sample) and (sample.str.len().mean() > 60 or _dense_run(sample)):
                 continue
+            from automodel.lake.grain import is_list_valued
+
+            if is_list_valued(series):
+                continue  # "Lea, Mark" is two names: matched whole it would meet nothing or the wrong row
         chosen.append(meta.name)
     return chosen[:MAX_GENERIC_COLUMNS]
 

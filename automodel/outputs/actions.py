@@ -122,7 +122,9 @@ class LogNotifier:
     level: int = logging.WARNING
 
     def send(self, subject: str, payload: dict) -> None:
-        logger.log(self.level, "%s | %s", subject, json.dumps(payload, default=str)[:2000])
+        # One readable line; the details are in the run's JSON and metadata (and this log at debug level).
+        logger.log(self.level, "%s", subject)
+        logger.debug("%s | %s", subject, json.dumps(payload, default=str)[:2000])
 
 
 def post_webhook(url: str, payload: dict, timeout: float = 5.0, retries: int = 2) -> None:
