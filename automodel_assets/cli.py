@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--user", help="the user namespace to act in (default: default; AUTOMODEL_USER fixes it)")
     ask.add_argument("--json", action="store_true")
+
+    from service.cli import add_service_parsers
+
+    add_service_parsers(sub)  # `serve` and `token` (the HTTP API, service/)
     return parser
 
 
@@ -336,7 +340,9 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def cmd_ask(args) -> int:
+def ask_run(settings, run_id: str, question: str, user_id: str, admin: bool | None = None) -> dict:
+    """``automodel ask``: the answer about a run's data and, when there is one, its chart; the JSON the command prints.
+    The HTTP API (``POST /runs/{id}/ask``) calls it too. Another user's run is refused exactly like a missing one."""
     import hashlib
 
     import dagster as dg
@@ -345,57 +351,74 @@ def cmd_ask(args) -> int:
     from automodel import stages
     from automodel.errors import AutomodelError
     from automodel.outputs.ask import answer, write_answer_chart
-    from automodel.safety import safe_user_id
     from automodel.sessions import SessionStore
     from automodel.trust import may_read
     from automodel_assets.assets import ALL_ASSETS
     from automodel_assets.definitions import build_resources
     from automodel_assets.runs import get_instance
 
-    settings = _settings(args)
-    row = SessionStore(settings.layout.sessions_db).get(args.run_id)
-    if row is None or not may_read(row["user_id"], safe_user_id(args.user), settings.admin):  # another user's run: exactly like a missing one
-        raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
+    row = SessionStore(settings.layout.sessions_db).get(run_id)
+    if row is None or not may_read(row["user_id"], user_id, settings.admin if admin is None else admin):  # another user's run: like a missing one
+        raise AutomodelError(f"Run {run_id} is not known for user {user_id!r}; list runs with `automodel sessions --user {user_id}`.")
     resources = build_resources(settings)
     instance = get_instance(settings.layout)
     try:
-        frame = dg.Definitions(assets=ALL_ASSETS, resources=resources).load_asset_value("enriched_frame", partition_key=args.run_id, instance=instance)
+        frame = dg.Definitions(assets=ALL_ASSETS, resources=resources).load_asset_value("enriched_frame", partition_key=run_id, instance=instance)
     except Exception as exc:  # the partition or its stored output is gone
-        raise CliError(f"Run {args.run_id} has no stored data to ask about ({type(exc).__name__}); rerun it with `automodel rerun {args.run_id}`.") from exc
+        raise AutomodelError(f"Run {run_id} has no stored data to ask about ({type(exc).__name__}); rerun it with `automodel rerun {run_id}`.") from exc
     predictions = pd.read_csv(row["predictions_path"]) if row.get("predictions_path") and Path(row["predictions_path"]).exists() else None
-    explanation_path = settings.layout.explanation_path(args.run_id)
+    explanation_path = settings.layout.explanation_path(run_id)
     importance = pd.read_csv(explanation_path).to_dict(orient="records") if explanation_path.exists() else None
     fitted = stages.load_model_bundle(Path(row["model_path"]))["fitted"] if row.get("model_path") else None
     try:
         provider = resources["llm"].get_provider()
     except AutomodelError:  # heuristics answer most questions; a provider that cannot start only loses the fallback
         provider = None
-    result = answer(args.question, frame, target=row.get("target"), task=row.get("task"), predictions=predictions, importance=importance,
+    result = answer(question, frame, target=row.get("target"), task=row.get("task"), predictions=predictions, importance=importance,
                     fitted=fitted, provider=provider)
-    digest = hashlib.sha256(args.question.strip().lower().encode()).hexdigest()[:10]
-    write_answer_chart(result, settings.layout.dashboard_path(args.run_id).with_name(f"{args.run_id}_ask_{digest}.html"))
-    out = {"run_id": args.run_id, **result.to_dict()}
+    digest = hashlib.sha256(question.strip().lower().encode()).hexdigest()[:10]
+    write_answer_chart(result, settings.layout.dashboard_path(run_id).with_name(f"{run_id}_ask_{digest}.html"))
+    out = {"run_id": run_id, **result.to_dict()}
     if result.chart_path:  # the chart is linked from the run's dashboard asset in the UI, like the dashboard itself
         from automodel.safety import redact_pii
         from automodel_assets.links import dashboard_link
 
         out["chart_url"] = dashboard_link(settings, Path(result.chart_path))
-        question = redact_pii(args.question)
+        redacted = redact_pii(question)
         instance.report_runless_asset_event(dg.AssetObservation(
-            "dashboard", partition=args.run_id, description=f"automodel ask: {question}"[:500],
-            metadata={"question": question, "chart": dg.MetadataValue.url(out["chart_url"]),
+            "dashboard", partition=run_id, description=f"automodel ask: {redacted}"[:500],
+            metadata={"question": redacted, "chart": dg.MetadataValue.url(out["chart_url"]),
                       "chart_path": dg.MetadataValue.path(str(result.chart_path))}))
+    return out
+
+
+def cmd_ask(args) -> int:
+    from automodel.safety import safe_user_id
+
+    out = ask_run(_settings(args), args.run_id, args.question, user_id=safe_user_id(args.user))
     if args.json:
         print(json.dumps(out, default=str))
     else:
-        print(result.text)
-        if result.chart_path:
-            print(f"chart ({result.chart}): {result.chart_path}")
+        print(out["answer"])
+        if out.get("chart_path"):
+            print(f"chart ({out['chart']}): {out['chart_path']}")
     return 0
 
 
+def cmd_serve(args) -> int:
+    from service.cli import cmd_serve as serve
+
+    return serve(args)
+
+
+def cmd_token(args) -> int:
+    from service.cli import cmd_token as token
+
+    return token(args)
+
+
 COMMANDS = {"run": cmd_run, "score": cmd_score, "rerun": cmd_rerun, "sessions": cmd_sessions, "index": cmd_index, "inspect": cmd_inspect,
-            "ask": cmd_ask}
+            "ask": cmd_ask, "serve": cmd_serve, "token": cmd_token}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not args.command:
-            raise CliError("Give a command: run, score, rerun, sessions, index, inspect or ask; see `automodel --help`.")
+            raise CliError("Give a command: run, score, rerun, sessions, index, inspect, ask, serve or token; see `automodel --help`.")
         if hasattr(args, "user"):  # --user is a namespace; a deployment may fix it (automodel.trust)
             from automodel.trust import acting_user
 

@@ -106,6 +106,12 @@ class AutomodelSettings(dg.ConfigurableResource):
     # Where the dashboards folder is served. Empty: `make dev` serves it on DEFAULT_DASHBOARD_URL, or, with an S3
     # asset store, each dashboard is published beside the assets and linked by a presigned URL.
     dashboard_url: str = ""
+    # The HTTP API (service/, `automodel serve`): body sizes, requests per token, predict batches, models kept warm.
+    api_max_upload_mb: float = 1024.0  # a multipart upload is refused (413) past this many MB, streamed to disk until then
+    api_max_json_mb: float = 16.0  # a JSON body (predict rows, ask) past this many MB is refused before it is read
+    api_rate_per_minute: int = 600  # requests per token per minute (bursts up to a tenth of it at once); 0: no limit
+    api_predict_max_rows: int = 5_000  # a predict batch with more rows becomes a scoring run (202 and a run id)
+    api_model_cache: int = 8  # models kept loaded for predict (least recently used leaves first)
 
     @classmethod
     def from_env(cls, **overrides) -> AutomodelSettings:
@@ -163,6 +169,11 @@ class AutomodelSettings(dg.ConfigurableResource):
             recipes_disabled=env.get("AUTOMODEL_RECIPES_DISABLED", ""),
             recipe_options=env.get("AUTOMODEL_RECIPE_OPTIONS", ""),
             dashboard_url=env.get("AUTOMODEL_DASHBOARD_URL", ""),
+            api_max_upload_mb=float(env.get("AUTOMODEL_API_MAX_UPLOAD_MB", 1024.0)),
+            api_max_json_mb=float(env.get("AUTOMODEL_API_MAX_JSON_MB", 16.0)),
+            api_rate_per_minute=int(env.get("AUTOMODEL_API_RATE_PER_MINUTE", 600)),
+            api_predict_max_rows=int(env.get("AUTOMODEL_API_PREDICT_MAX_ROWS", 5_000)),
+            api_model_cache=int(env.get("AUTOMODEL_API_MODEL_CACHE", 8)),
         )
         values.update(overrides)
         return cls(**values)
