@@ -21,6 +21,7 @@ import time
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -40,7 +41,7 @@ from service.ratelimit import RateLimiter
 from service.status import STATUSES, newest_runs, run_state, summary_status
 from service.submitter import Submitter
 from service.tokens import Caller, TokenStore
-from service.uploads import UploadError, read_multipart
+from service.uploads import ParsedForm, UploadError, read_multipart
 
 logger = logging.getLogger("automodel.service")
 WEB = Path(__file__).resolve().parent / "web"
@@ -350,6 +351,13 @@ def create_app(settings: AutomodelSettings | None = None) -> FastAPI:
         state.submitter.submit(run_id)
         return run_id
 
+    async def _read_form(request: Request) -> ParsedForm:
+        """A multipart form (its file streamed to disk), or a plain urlencoded form (an s3:// URI and options, no file)."""
+        if request.headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded"):
+            body = (await request.body()).decode("utf-8", "replace")
+            return ParsedForm(fields=parse_qs(body, keep_blank_values=False, max_num_fields=200))
+        return await read_multipart(request, launch.upload_folder(settings), upload_limit)
+
     def _accepted(run_id: str) -> JSONResponse:
         return JSONResponse({"run_id": run_id, "status": "queued", "links": links(run_id, {})}, status_code=202,
                             headers={"Location": f"/runs/{run_id}"})
@@ -357,7 +365,7 @@ def create_app(settings: AutomodelSettings | None = None) -> FastAPI:
     @app.post("/runs", status_code=202, summary="Upload a table (or name an s3:// URI) and start a run", tags=["runs"],
               openapi_extra=UPLOAD_FORM)
     async def post_run(request: Request, who: Caller = Depends(caller)):
-        form = await read_multipart(request, launch.upload_folder(settings), upload_limit)
+        form = await _read_form(request)
         try:
             try:
                 labels = launch.parse_labels(form.fields.get("label"))
@@ -428,8 +436,8 @@ def create_app(settings: AutomodelSettings | None = None) -> FastAPI:
         content_type = request.headers.get("content-type", "")
         form = None
         from_asset = None
-        if content_type.lower().startswith("multipart/"):
-            form = await read_multipart(request, launch.upload_folder(settings), upload_limit)
+        if content_type.lower().startswith(("multipart/", "application/x-www-form-urlencoded")):
+            form = await _read_form(request)
             from_asset = form.first("from") or None
         else:
             body = await request.body()

@@ -18,7 +18,7 @@ the instance's concurrency limits, exactly like a drop sensor's run request.
 
 from __future__ import annotations
 
-import functools
+import os
 import re
 import threading
 import types
@@ -91,17 +91,27 @@ def asset_keys_from(from_asset: str | None) -> list[dg.AssetKey] | None:
 
 
 _job_lock = threading.Lock()
+_JOBS: dict = {}
 
 
-@functools.lru_cache(maxsize=1)
 def _reconstructable_job():
-    """The ``automodel_run`` job as the run worker will load it; built once per service process (its environment is fixed)."""
+    """The ``automodel_run`` job as the run worker will load it; built once per environment (a service's is fixed; tests
+    change AUTOMODEL_HOME within one process, and Dagster caches job definitions per target, so the cache is cleared then)."""
+    from dagster._core.definitions.reconstruct import ReconstructableJob
+
     from automodel_assets.definitions import automodel_run_job
 
-    job = dg.reconstructable(automodel_run_job)
-    load_data = job.repository.get_definition().repository_load_data
-    job = job.with_repository_load_data(load_data)
-    return job, job.get_definition(), load_data
+    key = (os.environ.get("AUTOMODEL_ASSET_MODULES", ""), os.environ.get("AUTOMODEL_ASSET_STORE", ""), os.environ.get("AUTOMODEL_EXECUTOR", ""),
+           repr(AutomodelSettings.from_env()))
+    if key not in _JOBS:
+        _JOBS.clear()
+        ReconstructableJob.get_definition.cache_clear()
+        ReconstructableJob.get_repository_definition.cache_clear()
+        job = dg.reconstructable(automodel_run_job)
+        load_data = job.repository.get_definition().repository_load_data
+        job = job.with_repository_load_data(load_data)
+        _JOBS[key] = (job, job.get_definition(), load_data)
+    return _JOBS[key]
 
 
 def has_run_queue(instance: dg.DagsterInstance) -> bool:

@@ -54,7 +54,7 @@ class ParsedForm:
 def boundary_of(content_type: str | None) -> bytes:
     kind, params = parse_options_header(content_type or "")
     if kind != b"multipart/form-data":
-        raise UploadError(415, "Send the file as multipart/form-data with a part named 'file' (or an s3:// URI in the 'source' field).")
+        raise UploadError(415, "Send the file as multipart/form-data with a part named 'file' (or a form with an s3:// URI in 'source').")
     boundary = params.get(b"boundary")
     if not boundary or len(boundary) > 200:
         raise UploadError(400, "The multipart body has no boundary in its Content-Type; send it with a standard HTTP client or form.")

@@ -288,7 +288,8 @@ def test_bad_requests_are_one_sentence(trained, penguins):
             ({"data": {"validate": "sideways"}, "files": {"file": ("p.csv", csv)}}, 400, "random, time:COLUMN or group:COLUMN"),
             ({"data": {"colour": "blue"}, "files": {"file": ("p.csv", csv)}}, 400, "Unknown field"),
             ({"data": {"model": "2026-01-01-nothing-00000000"}, "files": {"file": ("p.csv", csv)}}, 404, "not known"),
-            ({"content": b"target=species", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415, "multipart/form-data"),
+            ({"data": {"target": "species"}}, 400, "part named 'file'"),
+            ({"content": b"target=species", "headers": {"Content-Type": "text/plain"}}, 415, "multipart/form-data"),
         ]
         for kwargs, status, words in cases:
             extra_headers = kwargs.pop("headers", {})
