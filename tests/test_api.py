@@ -359,7 +359,7 @@ def test_an_upload_runs_to_success_through_the_queue(served, penguins):
                              data={"target": "species"})
         assert response.status_code == 202, response.text
         run_id = response.json()["run_id"]
-        body, seen = follow(http, run_id, 420)
+        body, seen = follow(http, run_id, 900)
         assert body["status"] == "success", (body, served.log_tail())
         assert {s["status"] for s in body["stages"]} == {"done"}
         assert any(stage not in (None, "raw_dataset") for status, stage in seen if status == "running") or seen[0][0] == "queued"
@@ -380,14 +380,14 @@ def test_a_run_killed_mid_way_is_reported_failed(served, penguins):
         response = http.post("/runs", files={"file": ("slow.csv", penguins.to_csv(index=False).encode(), "text/csv")},
                              data={"target": "species", "budget": "120"})
         run_id = response.json()["run_id"]
-        body, _ = follow(http, run_id, 420, until=lambda b: b.get("stage") == "model" or b["status"] in ("success", "failed"))
+        body, _ = follow(http, run_id, 900, until=lambda b: b.get("stage") == "model" or b["status"] in ("success", "failed"))
         assert body["stage"] == "model" and body["status"] == "running", body
         from automodel_assets.recovery import _launcher_pid
 
         instance = dg.DagsterInstance.from_config(str(served.home / "dagster"))
         pid, _ = _launcher_pid(instance, body["dagster_run_id"])
         os.kill(pid, signal.SIGKILL)
-        body, _ = follow(http, run_id, 180)
+        body, _ = follow(http, run_id, 300)
         assert body["status"] == "failed" and "died during stage model" in body["error"], body
         assert http.get(f"/runs/{run_id}/predictions").status_code == 409
 

@@ -13,7 +13,7 @@ from browser import chromium_path, open_browser
 
 pytestmark = pytest.mark.slow
 
-RUN_TIMEOUT_MS = 420_000
+RUN_TIMEOUT_MS = 900_000
 
 
 @pytest.fixture(scope="module")
