@@ -40,7 +40,8 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The UI and daemon on $(AUTOMODEL_HOME) (the command line's home) on http://127.0.0.1:3000, and the dashboards folder
-# on http://127.0.0.1:3001 so the dashboard links in the UI open. Plain `dagster dev` or `dg dev` here use the same home.
+# on http://127.0.0.1:3001 so the dashboard links in the UI open, and the HTTP API with its web page on http://127.0.0.1:8000/.
+# Plain `dagster dev` or `dg dev` here use the same home.
 dev: $(STAMP)
 	DAGSTER_HOME=$(AUTOMODEL_HOME)/dagster $(BIN)/python -m automodel_assets.dev
 

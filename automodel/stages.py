@@ -69,9 +69,10 @@ def training_roles(model_path: Path) -> dict[str, str]:
     return dict((load_model_bundle(model_path).get("training_schema") or {}).get("roles") or {})
 
 
-def replay_cleaning(raw: pd.DataFrame, model_path: Path) -> tuple[pd.DataFrame, ScoringReport]:
-    """A batch to score, cleaned exactly as the model's training file was (never re-decided on the batch)."""
-    bundle = load_model_bundle(model_path)
+def replay_cleaning(raw: pd.DataFrame, model_path: Path, bundle: dict | None = None) -> tuple[pd.DataFrame, ScoringReport]:
+    """A batch to score, cleaned exactly as the model's training file was (never re-decided on the batch).
+    ``bundle``: the model's bundle when the caller holds it loaded already (the HTTP API's warm models)."""
+    bundle = bundle if bundle is not None else load_model_bundle(model_path)
     saved = bundle.get("training_schema")
     if saved:
         return TrainingSchema.from_dict(saved).apply(raw)

@@ -12,7 +12,6 @@ them, each import marked "deferred".
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -28,12 +27,13 @@ from automodel.errors import AutomodelError
 from automodel.export import write_protected_csv
 from automodel.lake.remembered import rerun_lake
 from automodel.layout import Layout, secure_home
-from automodel.outputs.facts import read_facts
 from automodel.quotas import input_limits
 from automodel.safety import install_log_redaction, redact_pii, safe_user_id
 from automodel.sessions import SessionStore
 from automodel.trust import acting_user, may_read, require_admin
+from automodel_assets.run_views import ask_run, run_result
 from resources.settings import current
+from service.cli import add_service_parsers, cmd_serve, cmd_token
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", metavar="QUESTION", help='e.g. "average body mass by species" or "what drives species"')
     ask.add_argument("--user", help=_USER_HELP)
     ask.add_argument("--json", action="store_true", help=_JSON_HELP)
+
+    add_service_parsers(sub)  # `serve` and `token` (the HTTP API, service/)
     return parser
 
 
@@ -140,42 +142,6 @@ def _settings(args):
 def _lake_options(args) -> dict:
     """``score``: the lake to join instead of the one the model was trained with, and leave to score without a gone table."""
     return {**({"lake": _lake_location(args.lake)} if args.lake else {}), **({"allow_missing_lake": True} if args.allow_missing_lake else {})}
-
-
-def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
-    row = store.get(run_id) or {}
-    enrichment = row.get("enrichment") or {}
-    facts = (read_facts(layout.facts_path(run_id)) if layout is not None and not error else None) or {}
-    return {
-        "run_id": run_id, "status": "failed" if error else row.get("status", "unknown"), "error": error,
-        "analyzer": row.get("analyzer"), "task": row.get("task"), "target": row.get("target"), "metrics": row.get("metrics") or {},
-        "model_path": row.get("model_path"), "predictions_path": row.get("predictions_path"), "summary": row.get("summary"),
-        "dashboard_path": row.get("dashboard_path"),
-        "enrichment": {**{k: enrichment.get(k) for k in ("table", "keys", "strategy", "coverage", "kept", "lift")},
-                       "tables": [{k: t.get(k) for k in ("table", "keys", "strategy", "grain", "aggregation", "coverage", "kept", "lift")}
-                                  for t in enrichment.get("tables") or []],
-                       "candidates": [{k: c.get(k) for k in ("table", "score", "containment", "user_columns", "lake_columns", "strategy",
-                                                             "coverage", "lift", "refused") if k in c}
-                                      for c in enrichment.get("candidates") or []]},
-        "actions": row.get("actions") or [],
-        # From the run's facts, like the summary and the dashboard (automodel.outputs.facts).
-        "holdout_basis": facts.get("holdout_basis"), "trusted": facts.get("trusted"), "trust_reason": facts.get("trust_reason"),
-        "caveats": facts.get("caveats") or [], "baseline_reason": (facts.get("fallback") or {}).get("reason"),
-        "baseline": facts.get("baseline"),
-        "facts_path": str(layout.facts_path(run_id)) if facts else None,
-        "scoring": row.get("scoring"),  # scoring runs: what replaying the training schema did (missing, unseen, extra columns)
-        # How sure the predictions are: the regression interval's coverage and half-width, the classifier's calibration.
-        "interval": facts.get("interval"), "calibration": facts.get("calibration"),
-        # How the run measured itself and how sure that measure is (analyzers.validation).
-        "validation": facts.get("validation"), "metric_interval": facts.get("metric_interval"),
-        # Scoring runs: the columns whose values moved away from the training rows (automodel.drift).
-        # Scoring runs with the target present: labels the model never learned (counted as errors in the metrics).
-        "unlearned_target_labels": facts.get("unlearned_target_labels"),
-        "drift": {k: (facts.get("drift") or {}).get(k) for k in ("judged", "reason", "moved", "max_psi", "threshold", "alpha", "min_rows",
-                                                                  "rows", "columns")} if facts.get("drift") else None,
-        # Where the lake came from (automodel.lake.remembered) and, scoring, the joined tables that changed or are gone.
-        "lake": enrichment.get("lake"),
-    }
 
 
 def _print_result(result: dict, as_json: bool) -> None:
@@ -221,7 +187,7 @@ def _print_result(result: dict, as_json: bool) -> None:
 
 def _report(settings, run_id: str, error: str | None, as_json: bool) -> int:
     """Print the run as the session store holds it; a failed run's sentence becomes the command's error."""
-    _print_result(_result(SessionStore(settings.layout.sessions_db), run_id, error, settings.layout), as_json)
+    _print_result(run_result(SessionStore(settings.layout.sessions_db), run_id, error, settings.layout), as_json)
     if error:
         raise CliError(error)
     return 0
@@ -381,57 +347,18 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    # deferred: Dagster, pandas, the model stack and the wiring (seconds), for this command only
-    import dagster as dg
-    import pandas as pd
-
-    from automodel import stages
-    from automodel.outputs.ask import answer, write_answer_chart
-    from automodel_assets.assets import ALL_ASSETS
-    from automodel_assets.home import build_resources, get_instance
-    from automodel_assets.links import dashboard_link
-
-    settings = _settings(args)
-    row = SessionStore(settings.layout.sessions_db).get(args.run_id)
-    if row is None or not may_read(row["user_id"], safe_user_id(args.user), settings.admin):  # another user's run: exactly like a missing one
-        raise CliError(f"Run {args.run_id} is not known for user {args.user!r}; list runs with `automodel sessions --user {args.user}`.")
-    resources = build_resources(settings)
-    instance = get_instance(settings.layout)
-    try:
-        frame = dg.Definitions(assets=ALL_ASSETS, resources=resources).load_asset_value("enriched_frame", partition_key=args.run_id, instance=instance)
-    except Exception as exc:  # the partition or its stored output is gone
-        raise CliError(f"Run {args.run_id} has no stored data to ask about ({type(exc).__name__}); rerun it with `automodel rerun {args.run_id}`.") from exc
-    predictions = pd.read_csv(row["predictions_path"]) if row.get("predictions_path") and Path(row["predictions_path"]).exists() else None
-    explanation_path = settings.layout.explanation_path(args.run_id)
-    importance = pd.read_csv(explanation_path).to_dict(orient="records") if explanation_path.exists() else None
-    fitted = stages.load_model_bundle(Path(row["model_path"]))["fitted"] if row.get("model_path") else None
-    try:
-        provider = resources["llm"].get_provider()
-    except AutomodelError:  # heuristics answer most questions; a provider that cannot start only loses the fallback
-        provider = None
-    result = answer(args.question, frame, target=row.get("target"), task=row.get("task"), predictions=predictions, importance=importance,
-                    fitted=fitted, provider=provider)
-    digest = hashlib.sha256(args.question.strip().lower().encode()).hexdigest()[:10]
-    write_answer_chart(result, settings.layout.dashboard_path(args.run_id).with_name(f"{args.run_id}_ask_{digest}.html"))
-    out = {"run_id": args.run_id, **result.to_dict()}
-    if result.chart_path:  # the chart is linked from the run's dashboard asset in the UI, like the dashboard itself
-        out["chart_url"] = dashboard_link(settings, Path(result.chart_path))
-        question = redact_pii(args.question)
-        instance.report_runless_asset_event(dg.AssetObservation(
-            "dashboard", partition=args.run_id, description=f"automodel ask: {question}"[:500],
-            metadata={"question": question, "chart": dg.MetadataValue.url(out["chart_url"]),
-                      "chart_path": dg.MetadataValue.path(str(result.chart_path))}))
+    out = ask_run(_settings(args), args.run_id, args.question, user_id=safe_user_id(args.user))
     if args.json:
         print(json.dumps(out, default=str))
     else:
-        print(result.text)
-        if result.chart_path:
-            print(f"chart ({result.chart}): {result.chart_path}")
+        print(out["answer"])
+        if out.get("chart_path"):
+            print(f"chart ({out['chart']}): {out['chart_path']}")
     return 0
 
 
 COMMANDS = {"run": cmd_run, "score": cmd_score, "rerun": cmd_rerun, "sessions": cmd_sessions, "index": cmd_index, "inspect": cmd_inspect,
-            "ask": cmd_ask}
+            "ask": cmd_ask, "serve": cmd_serve, "token": cmd_token}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -444,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not args.command:
-            raise CliError("Give a command: run, score, rerun, sessions, index, inspect or ask; see `automodel --help`.")
+            raise CliError("Give a command: run, score, rerun, sessions, index, inspect, ask, serve or token; see `automodel --help`.")
         if hasattr(args, "user"):  # --user is a namespace; a deployment may fix it (automodel.trust)
             args.user = acting_user(args.user, settings.user)
         if args.command != "inspect":  # inspect writes nothing under the home

@@ -1,8 +1,9 @@
 """`make dev`: the Dagster UI and daemon (``dagster dev``) on the home under AUTOMODEL_HOME, plus the dashboards folder
-served on loopback so the dashboard links in the UI open.
+served on loopback so the dashboard links in the UI open, and the HTTP API with its web page (``automodel serve``,
+http://127.0.0.1:8000/ by default; its runs go to the queue of the daemon ``dagster dev`` runs).
 
 DAGSTER_HOME is ``$AUTOMODEL_HOME/dagster`` (the same home the command line uses), whose dagster.yaml links to the
-project's. Arguments are passed on to ``dagster dev`` (``--port 3000`` by default); ``--dashboard-port`` is ours.
+project's. Arguments are passed on to ``dagster dev`` (``--port 3000`` by default); ``--dashboard-port`` and ``--api-port`` are ours.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
     parser.add_argument("--dashboard-port", type=int, help="serve the dashboards folder on this loopback port "
                                                            "(default: the port of AUTOMODEL_DASHBOARD_URL, else 3001)")
+    parser.add_argument("--api-port", type=int, default=8000, help="serve the HTTP API and web page on this loopback port (default 8000; 0: not at all)")
     ours, passed_on = parser.parse_known_args(argv)
     # Started in the background by a shell, we (and so dagster dev) would ignore interrupts; take them back so that
     # an interrupt or a SIGTERM stops the UI, the daemon and the code server in order.
@@ -55,9 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dashboards: http://{host}:{server.server_address[1]}/", flush=True)
     args = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "--host", "127.0.0.1", *passed_on]
     child = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), *args[1:]], cwd=PROJECT_ROOT)
+    api = None
+    if ours.api_port:  # the daemon is dagster dev's: the service only submits to its queue
+        api = subprocess.Popen([str(Path(sys.executable).parent / "automodel"), "serve", "--host", "127.0.0.1", "--port", str(ours.api_port),
+                                "--no-daemon"], cwd=PROJECT_ROOT)
 
     def stop(signum, frame):
         child.send_signal(signal.SIGINT)  # dagster dev shuts its webserver and daemon down on an interrupt
+        if api is not None and api.poll() is None:
+            api.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -65,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C reached the child too; wait for its orderly shutdown
         return child.wait()
     finally:
+        if api is not None:
+            if api.poll() is None:
+                api.send_signal(signal.SIGINT)
+            try:
+                api.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                api.kill()
         if server is not None:
             server.shutdown()
 

@@ -102,6 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_password", "AUTOMODEL_SMTP_PASSWORD", "", "password of that login", "secret"),
     Setting("smtp_starttls", "AUTOMODEL_SMTP_STARTTLS", False, "refuse a relay that offers no STARTTLS (it is used whenever offered)", bool),
     Setting("smtp_ca_file", "AUTOMODEL_SMTP_CA_FILE", "", "a private CA to trust for the relay"),
+    # The HTTP API (service/, `automodel serve`).
+    Setting("api_max_upload_mb", "AUTOMODEL_API_MAX_UPLOAD_MB", 1024.0, "HTTP API: a multipart upload is refused (413) past this many MB, streamed to disk until then", float),
+    Setting("api_max_json_mb", "AUTOMODEL_API_MAX_JSON_MB", 16.0, "HTTP API: a JSON body (predict rows, ask) past this many MB is refused before it is read", float),
+    Setting("api_rate_per_minute", "AUTOMODEL_API_RATE_PER_MINUTE", 600, "HTTP API: requests per token per minute (bursts up to a tenth of it); 0: no limit", int),
+    Setting("api_predict_max_rows", "AUTOMODEL_API_PREDICT_MAX_ROWS", 5_000, "HTTP API: a predict batch with more rows becomes a scoring run (202 and a run id)", int),
+    Setting("api_model_cache", "AUTOMODEL_API_MODEL_CACHE", 8, "HTTP API: models kept loaded for predict (least recently used leaves first)", int),
     # Trust model (automodel.trust).
     Setting("admin", "AUTOMODEL_ADMIN", False, "operators may read every user's runs", bool),
     Setting("user", "AUTOMODEL_USER", "", "a deployment fixes the identity the command line acts as"),
