@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from automodel import stages
+from automodel.large import run as large
 from automodel.outputs.actions import ActionLog, execute_actions
 from automodel.outputs.dashboard import build_figures, evaluation_rows, fill_actions, key_figures, prediction_overview, write_report
 from automodel.outputs.facts import baseline_for, write_facts
@@ -24,6 +25,7 @@ from automodel_assets.partitions import runs_partitions
 from automodel_assets.redaction import publish_metadata
 from automodel_assets.stage import run_stage
 from recipes import ActionContext, parse_recipe_options, select_recipes
+from resources.dask import DaskResource
 from resources.llm import LLMResource
 from resources.notifier import NotifierResource
 from resources.settings import AutomodelSettings
@@ -93,6 +95,8 @@ def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSetting
 def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, storage: StorageResource) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, status="running", error=None)
+    if (reference := large.raw_reference(settings, manifest, context.partition_key, lambda m: publish_metadata(context, m))) is not None:
+        return reference  # above AUTOMODEL_LARGE_ROWS: out of core (automodel.large)
     data = storage.read_bytes(manifest.source_uri)
     from automodel_assets.runs import input_limits
 
@@ -118,6 +122,8 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
 @run_stage
 def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
+    if large.is_large(raw_dataset):  # out of core (automodel.large)
+        return large.cleaned_table(settings, manifest, context.partition_key, raw_dataset, lambda m: publish_metadata(context, m))
     if manifest.model_run_id:
         frame, scoring = stages.replay_cleaning(raw_dataset, settings.layout.model_path(manifest.model_run_id))
         SessionStore(settings.layout.sessions_db).update(context.partition_key, scoring=scoring.to_dict())
@@ -162,6 +168,9 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
         source = SessionStore(settings.layout.sessions_db).get(manifest.model_run_id) or {}
         reused_target = source.get("target")
     roles = stages.training_roles(settings.layout.model_path(manifest.model_run_id)) if manifest.model_run_id else None
+    if large.is_large(cleaned_frame):  # out of core (automodel.large)
+        return large.column_metadata(settings, manifest, context.partition_key, cleaned_frame, reused_target, roles,
+                                     lambda m: publish_metadata(context, m))
     profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target, roles)
     if settings.enable_llm_preprocessing:  # ambiguous roles get the language model's opinion, held to the values
         from automodel.ingest.embed_roles import refine_with_llm
@@ -188,6 +197,9 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
 def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile,
                    raw_dataset: pd.DataFrame) -> pd.DataFrame:
     manifest = _manifest(settings, context.partition_key)
+    if large.is_large(cleaned_frame):  # out of core (automodel.large)
+        return large.enriched_table(settings, manifest, context.partition_key, cleaned_frame, column_metadata,
+                                    lambda m: publish_metadata(context, m))
     store = SessionStore(settings.layout.sessions_db)
     reuse_spec = None
     if manifest.model_run_id:
@@ -216,12 +228,21 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
                 "A scoring run reuses another run's model without training.",
 )
 @run_stage
-def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, column_metadata: stages.Profile) -> stages.ModelOutcome:
+def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: DaskResource, enriched_frame: pd.DataFrame,
+          column_metadata: stages.Profile) -> stages.ModelOutcome:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
     store = SessionStore(settings.layout.sessions_db)
     layout = settings.layout
-    if manifest.model_run_id:
+    if large.is_large(enriched_frame):  # out of core (automodel.large): search on a sample, refit on all rows on Dask
+        outcome = large.model_outcome(settings, manifest, run_id, enriched_frame, column_metadata, dask.config(), dict(
+            min_r2=settings.min_r2, max_mape=settings.max_mape, max_rows_first_pass=settings.max_rows_first_pass,
+            max_rows_full=settings.max_rows_full, time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s),
+            user_labels=manifest.labels or None, search_backend=settings.search_backend,
+            training_schema=stages.read_training_schema(layout.model_dir(run_id)), min_rows=settings.min_rows,
+            interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
+            keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ())), context.log.info)
+    elif manifest.model_run_id:
         outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id),
                                      scoring=(store.get(run_id) or {}).get("scoring"))
     else:
@@ -237,10 +258,12 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),
         )
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
-                 model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
+                 model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target,
+                 training=large.training_record(outcome, enriched_frame))
     publish_metadata(context, {
         "analyzer": outcome.analyzer, "task": outcome.task, "trusted": bool(outcome.trusted), "notes": "; ".join(outcome.notes),
         "training_seconds": float(outcome.training_seconds), "candidates": len(outcome.leaderboard),
+        "training": large.training_record(outcome, enriched_frame),
         **present(model=str(outcome.model_info["model"]) if outcome.model_info.get("model") else None, target=outcome.target,
                   reused_from=outcome.reused_from),
         **({"model_path": dg.MetadataValue.path(str(outcome.model_path))} if outcome.model_path else {}),
@@ -259,6 +282,8 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
 )
 @run_stage
 def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+    if large.is_large(enriched_frame):  # out of core (automodel.large): scored chunk by chunk
+        return large.predictions_table(settings, context.partition_key, enriched_frame, model, lambda m: publish_metadata(context, m))
     frame = stages.predict(enriched_frame, model)
     path = settings.layout.predictions_path(context.partition_key)
     stages.write_predictions_csv(path, frame)
@@ -282,6 +307,7 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
 )
 @run_stage
 def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+    enriched_frame = large.report_frame(enriched_frame, settings)  # a large table: its held-out rows (automodel.large)
     importance = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
     path = settings.layout.explanation_path(context.partition_key)
     if not importance.empty:
@@ -305,11 +331,13 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
             model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
     store = SessionStore(settings.layout.sessions_db)
     session = store.get(context.partition_key) or {}
+    table_rows, table_missing = large.row_count(enriched_frame), large.missing_counts(enriched_frame)  # every row, large or not
+    enriched_frame, predictions = large.report_view(enriched_frame, predictions, settings)
     # The run's one facts object: the summary, the dashboard, the run JSON and this metadata all read it.
-    facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], session.get("enrichment"),
+    facts = summary_facts(model.to_dict(), table_rows, enriched_frame.shape[1], session.get("enrichment"),
                           _cleaning_report(context), explanations.to_dict(orient="records"),
                           roles=model.roles or {m.name: m.role for m in column_metadata.metas},
-                          missing={str(c): int(n) for c, n in enriched_frame.isna().sum().items()},
+                          missing=table_missing,
                           predictions_path=str(settings.layout.predictions_path(context.partition_key)),
                           holdout_rows=None if model.holdout is None else len(model.holdout),
                           baseline=baseline_for(enriched_frame[model.target] if model.target in enriched_frame else None, model.task))
@@ -349,6 +377,7 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
               predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict) -> dict:
     facts = summary["facts"]
     run_id = context.partition_key
+    enriched_frame, predictions = large.report_view(enriched_frame, predictions, settings)  # a large table: its held-out rows
     store = SessionStore(settings.layout.sessions_db)
     shap_path = settings.layout.shap_path(run_id)
     shap_rows = None
@@ -386,6 +415,7 @@ def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, noti
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
     store = SessionStore(settings.layout.sessions_db)
+    enriched_frame, predictions = large.report_view(enriched_frame, predictions, settings)  # a large table: its held-out rows
     if settings.enable_agent_actions:
         action_context = ActionContext(
             run_id=run_id, file_name=manifest.file_name, user_id=manifest.user_id, analyzer=model.analyzer, task=model.task,

@@ -32,6 +32,9 @@ def cleaned_frame_expectations(context: dg.AssetCheckExecutionContext, settings:
     labels = dict(manifest.labels or {}) if manifest else {}
     target = manifest.target if manifest else None
     try:
+        from automodel.large.run import validation_view  # a large table: its profile sample (automodel.large)
+
+        cleaned_frame, raw_dataset = validation_view(cleaned_frame, raw_dataset, settings)
         profile = stages.profile_frame(cleaned_frame, raw_dataset, None, labels, settings.profile_sample_rows)
         report = validate_frame(cleaned_frame, profile.metas, target if target in cleaned_frame.columns else None)
     except Exception as exc:  # noqa: BLE001  (a check that cannot run must say so, not fail the run)

@@ -116,7 +116,9 @@ def _result(store, run_id: str, error: str | None = None, layout=None) -> dict:
         "caveats": facts.get("caveats") or [], "baseline_reason": (facts.get("fallback") or {}).get("reason"),
         "baseline": facts.get("baseline"),
         "facts_path": str(layout.facts_path(run_id)) if facts else None,
-        "scoring": row.get("scoring"),  # scoring runs: what replaying the training schema did (missing, unseen, extra columns)
+        "scoring": row.get("scoring"),
+        # Which path the table took and which rows trained what (automodel.large: search_rows, final_rows, the refit's gain).
+        "training": row.get("training"),  # scoring runs: what replaying the training schema did (missing, unseen, extra columns)
         # How sure the predictions are: the regression interval's coverage and half-width, the classifier's calibration.
         "interval": facts.get("interval"), "calibration": facts.get("calibration"),
         # Scoring runs: the columns whose values moved away from the training rows (automodel.drift).

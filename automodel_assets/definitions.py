@@ -14,6 +14,7 @@ from automodel_assets.assets import ALL_ASSETS, ASSET_CHECKS, semantic_index
 from automodel_assets.extensions import extension_definitions
 from automodel_assets.io_manager import RunStoreIOManager
 from automodel_assets.partitions import is_run_partitioned, runs_partitions
+from resources.dask import DaskResource
 from resources.llm import LLMResource
 from resources.notifier import NotifierResource
 from resources.settings import AutomodelSettings
@@ -39,7 +40,8 @@ def build_resources(settings: AutomodelSettings | None = None) -> dict:
     settings = settings or AutomodelSettings.from_env()
     base = os.environ.get("AUTOMODEL_ASSET_STORE") or str(settings.layout.asset_dir)
     return {"settings": settings, "storage": StorageResource(), "io_manager": RunStoreIOManager(base_path=base),
-            "llm": LLMResource.from_settings(settings), "notifier": NotifierResource.from_settings(settings)}
+            "llm": LLMResource.from_settings(settings), "notifier": NotifierResource.from_settings(settings),
+            "dask": DaskResource.from_settings(settings)}  # large tables' all-rows refit (automodel.large)
 
 
 def _with_extensions() -> tuple[list, list]:

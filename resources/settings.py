@@ -103,6 +103,15 @@ class AutomodelSettings(dg.ConfigurableResource):
     recipes_enabled: str = ""  # comma-separated; empty means every recipe found
     recipes_disabled: str = ""
     recipe_options: str = ""  # JSON: {"reorder": {"threshold": 10}, "anomaly_alert": {"min_rate": 0.02}}
+    # Tables larger than memory (automodel.large, docs/LARGE_TABLES.md).
+    large_rows: int = 1_000_000  # a file with more rows goes out of core: DuckDB on disk, search on a sample, Dask refit on all rows
+    large_search_rows: int = 1_000_000  # rows of the stratified sample the model search runs on, out of core
+    large_chunk_rows: int = 250_000  # rows per chunk when cleaning, joining and scoring out of core
+    duckdb_memory_limit: str = "2GB"  # DuckDB's memory limit out of core; beyond it DuckDB spills to AUTOMODEL_HOME/large
+    duckdb_threads: int = 2  # DuckDB worker threads out of core
+    dask_scheduler: str = ""  # address of an existing Dask scheduler (host:port); empty: a LocalCluster for each refit
+    dask_workers: int = 2  # worker processes of that LocalCluster
+    dask_worker_memory: str = "4GB"  # memory limit of each LocalCluster worker process
     # Where the dashboards folder is served. Empty: `make dev` serves it on DEFAULT_DASHBOARD_URL, or, with an S3
     # asset store, each dashboard is published beside the assets and linked by a presigned URL.
     dashboard_url: str = ""
@@ -163,6 +172,14 @@ class AutomodelSettings(dg.ConfigurableResource):
             recipes_disabled=env.get("AUTOMODEL_RECIPES_DISABLED", ""),
             recipe_options=env.get("AUTOMODEL_RECIPE_OPTIONS", ""),
             dashboard_url=env.get("AUTOMODEL_DASHBOARD_URL", ""),
+            large_rows=int(env.get("AUTOMODEL_LARGE_ROWS", 1_000_000)),
+            large_search_rows=int(env.get("AUTOMODEL_LARGE_SEARCH_ROWS", 1_000_000)),
+            large_chunk_rows=int(env.get("AUTOMODEL_LARGE_CHUNK_ROWS", 250_000)),
+            duckdb_memory_limit=env.get("AUTOMODEL_DUCKDB_MEMORY_LIMIT", "2GB"),
+            duckdb_threads=int(env.get("AUTOMODEL_DUCKDB_THREADS", 2)),
+            dask_scheduler=env.get("AUTOMODEL_DASK_SCHEDULER", ""),
+            dask_workers=int(env.get("AUTOMODEL_DASK_WORKERS", 2)),
+            dask_worker_memory=env.get("AUTOMODEL_DASK_WORKER_MEMORY", "4GB"),
         )
         values.update(overrides)
         return cls(**values)
