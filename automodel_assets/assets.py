@@ -24,6 +24,7 @@ from automodel_assets.metadata import frame_table, numbers, pairs_table, present
 from automodel_assets.partitions import runs_partitions
 from automodel_assets.redaction import publish_metadata
 from automodel_assets.stage import run_stage
+from automodel_assets.tables import Table
 from recipes import ActionContext, parse_recipe_options, select_recipes
 from resources.dask import DaskResource
 from resources.llm import LLMResource
@@ -92,7 +93,7 @@ def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSetting
     description="The run's file as loaded, untouched (every delimited cell kept as text): source URI, size, SHA-256, dialect and encoding.",
 )
 @run_stage
-def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, storage: StorageResource) -> pd.DataFrame:
+def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, storage: StorageResource) -> Table:
     manifest = _manifest(settings, context.partition_key)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, status="running", error=None)
     if (reference := large.raw_reference(settings, manifest, context.partition_key, lambda m: publish_metadata(context, m))) is not None:
@@ -120,7 +121,7 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
                 "A scoring run replays the training file's cleaning saved with the model instead of deciding again.",
 )
 @run_stage
-def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame) -> pd.DataFrame:
+def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: Table) -> Table:
     manifest = _manifest(settings, context.partition_key)
     if large.is_large(raw_dataset):  # out of core (automodel.large)
         return large.cleaned_table(settings, manifest, context.partition_key, raw_dataset, lambda m: publish_metadata(context, m))
@@ -149,7 +150,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
 
 @dg.asset_check(asset=cleaned_frame, blocking=True, partitions_def=runs_partitions, additional_ins={"raw_dataset": dg.AssetIn("raw_dataset")},
                 description="The cleaned frame has rows and at least one column, and its row count equals the raw file's.")
-def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.DataFrame) -> dg.AssetCheckResult:
+def cleaned_frame_shape(context, cleaned_frame: Table, raw_dataset: Table) -> dg.AssetCheckResult:
     ok = len(cleaned_frame) > 0 and cleaned_frame.shape[1] > 0 and len(cleaned_frame) == len(raw_dataset)
     return dg.AssetCheckResult(passed=bool(ok), metadata={"rows": len(cleaned_frame), "raw_rows": len(raw_dataset), "columns": cleaned_frame.shape[1]},
                                description=None if ok else "Cleaning changed the row count or left no data; predictions could not be aligned.")
@@ -160,8 +161,8 @@ def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.Da
     description="One ColumnMeta per column (role and confidence, dtype, missing, unique, samples), the target with the reason, and dataset tags.",
 )
 @run_stage
-def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: pd.DataFrame,
-                    cleaned_frame: pd.DataFrame) -> stages.Profile:
+def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: Table,
+                    cleaned_frame: Table) -> stages.Profile:
     manifest = _manifest(settings, context.partition_key)
     reused_target = None
     if manifest.model_run_id:
@@ -194,8 +195,8 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
                 "finer-grained tables aggregated to one row per user row, leaking tables refused); the merge report.",
 )
 @run_stage
-def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile,
-                   raw_dataset: pd.DataFrame) -> pd.DataFrame:
+def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: Table, column_metadata: stages.Profile,
+                   raw_dataset: Table) -> Table:
     manifest = _manifest(settings, context.partition_key)
     if large.is_large(cleaned_frame):  # out of core (automodel.large)
         return large.enriched_table(settings, manifest, context.partition_key, cleaned_frame, column_metadata,
@@ -228,7 +229,7 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
                 "A scoring run reuses another run's model without training.",
 )
 @run_stage
-def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: DaskResource, enriched_frame: pd.DataFrame,
+def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: DaskResource, enriched_frame: Table,
           column_metadata: stages.Profile) -> stages.ModelOutcome:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
@@ -281,7 +282,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: 
     description="One row per input row, same order: `prediction` and, for classifiers, `proba_<class>`; also output_files/<run_id>_predictions.csv.",
 )
 @run_stage
-def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: Table, model: stages.ModelOutcome) -> Table:
     if large.is_large(enriched_frame):  # out of core (automodel.large): scored chunk by chunk
         return large.predictions_table(settings, context.partition_key, enriched_frame, model, lambda m: publish_metadata(context, m))
     frame = stages.predict(enriched_frame, model)
@@ -306,7 +307,7 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     description="Feature importance: mean |SHAP| (TreeExplainer) for tree models, permutation importance otherwise. Behind ENABLE_SHAP_EXPLANATIONS.",
 )
 @run_stage
-def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: Table, model: stages.ModelOutcome) -> pd.DataFrame:
     enriched_frame = large.report_frame(enriched_frame, settings)  # a large table: its held-out rows (automodel.large)
     importance = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
     path = settings.layout.explanation_path(context.partition_key)
@@ -327,8 +328,8 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
                 "(AUTOMODEL_LLM_PROVIDER openai/vllm) whose text is kept only when every number in it comes from the run's facts.",
 )
 @run_stage
-def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: pd.DataFrame,
-            model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
+def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: Table,
+            model: stages.ModelOutcome, predictions: Table, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
     store = SessionStore(settings.layout.sessions_db)
     session = store.get(context.partition_key) or {}
     table_rows, table_missing = large.row_count(enriched_frame), large.missing_counts(enriched_frame)  # every row, large or not
@@ -373,8 +374,8 @@ def _cleaning_report(context: dg.AssetExecutionContext) -> dict:
                 "evaluation charts from the held-out predictions, SHAP explanations, leaderboard, data, enrichment, predictions and actions.",
 )
 @run_stage
-def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
-              predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict) -> dict:
+def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: Table, model: stages.ModelOutcome,
+              predictions: Table, explanations: pd.DataFrame, summary: dict) -> dict:
     facts = summary["facts"]
     run_id = context.partition_key
     enriched_frame, predictions = large.report_view(enriched_frame, predictions, settings)  # a large table: its held-out rows
@@ -411,7 +412,7 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
 )
 @run_stage
 def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, notifier: NotifierResource, model: stages.ModelOutcome,
-            predictions: pd.DataFrame, summary: dict, column_metadata: stages.Profile, enriched_frame: pd.DataFrame) -> list:
+            predictions: Table, summary: dict, column_metadata: stages.Profile, enriched_frame: Table) -> list:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
     store = SessionStore(settings.layout.sessions_db)

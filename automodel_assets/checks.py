@@ -16,6 +16,7 @@ from automodel.safety import redact_pii
 from automodel.sessions import SessionStore
 from automodel.ingest.validation import validate_frame
 from automodel_assets.partitions import runs_partitions
+from automodel_assets.tables import Table
 from resources.settings import AutomodelSettings
 
 _STRUCTURAL = {"ExpectColumnToExist", "ExpectColumnValuesToBeInTypeList"}
@@ -26,8 +27,8 @@ _STRUCTURAL = {"ExpectColumnToExist", "ExpectColumnValuesToBeInTypeList"}
     description="Great Expectations suite from the column roles: numbers, dates and booleans have those types; latitudes, longitudes, "
                 "zip codes, FIPS codes, states, e-mails, URLs and phones look like them; identifiers do not repeat; the target is mostly filled.",
 )
-def cleaned_frame_expectations(context: dg.AssetCheckExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame,
-                               raw_dataset: pd.DataFrame) -> dg.AssetCheckResult:
+def cleaned_frame_expectations(context: dg.AssetCheckExecutionContext, settings: AutomodelSettings, cleaned_frame: Table,
+                               raw_dataset: Table) -> dg.AssetCheckResult:
     manifest = SessionStore(settings.layout.sessions_db).manifest(context.partition_key) if context.has_partition_key else None
     labels = dict(manifest.labels or {}) if manifest else {}
     target = manifest.target if manifest else None

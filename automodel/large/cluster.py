@@ -8,6 +8,8 @@ same automodel version installed and the AUTOMODEL_HOME folder mounted at the sa
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,9 +56,18 @@ def dask_client(config: DaskConfig) -> Iterator:
         return
     if config.local_directory:
         Path(config.local_directory).mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(n_workers=max(1, config.workers), threads_per_worker=max(1, config.threads_per_worker), processes=True,
-                           memory_limit=config.worker_memory or "auto", dashboard_address=None, silence_logs=logging.ERROR,
-                           local_directory=config.local_directory or None)
+    # LightGBM's network set-up prints from C++ on the workers' standard output; the workers get standard error as theirs,
+    # so a command's own output (`automodel run --json`) stays clean.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        cluster = LocalCluster(n_workers=max(1, config.workers), threads_per_worker=max(1, config.threads_per_worker), processes=True,
+                               memory_limit=config.worker_memory or "auto", dashboard_address=None, silence_logs=logging.ERROR,
+                               local_directory=config.local_directory or None)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
     client = Client(cluster)
     try:
         yield client

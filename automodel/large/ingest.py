@@ -62,8 +62,7 @@ class LargeSource:
         delimiter = (self.delimiter or ",").replace("'", "''")
         return (f"read_csv('{path}', delim='{delimiter}', quote='{quote_char}', escape='{escape}', header=false, "
                 f"skip={int(self.skip_lines)}, columns={{{columns}}}, auto_detect=false, null_padding=true, "
-                f"compression='{'gzip' if self.compression == 'gzip' else 'none'}', encoding='{self.encoding}', "
-                f"max_line_size=16777216)")
+                f"compression='{'gzip' if self.compression == 'gzip' else 'none'}', encoding='{self.encoding}')")
 
     def describe(self) -> dict:
         return {"format": self.format, "compression": self.compression or "none", "rows": self.rows,
@@ -176,6 +175,19 @@ def mirror_s3(uri: str, size: int, folder: Path) -> Path | None:
 
 # ---- cleaning ----------------------------------------------------------------------------------------------------
 
+def count_rows(source: LargeSource, settings=None) -> int:
+    """The table's exact row count (DuckDB parses the whole file with the loader's dialect)."""
+    import duckdb
+
+    with connect(settings) as con:
+        try:
+            return int(con.execute(f"SELECT count(*) FROM {source.relation()}").fetchone()[0])
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputFileError(f"{source.name} could not be read to its end with the dialect found at its start ({first[:160]}); "
+                                 "check that every line has the same layout, or export the file again.") from exc
+
+
 def decision_sample(source: LargeSource, settings=None, rows: int = DECISION_SAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
     """A uniform sample of the whole table (DuckDB's reservoir sampling, one pass), as the loader would give it."""
     with connect(settings) as con:
@@ -285,7 +297,7 @@ def stream_clean(source: LargeSource, schema, out_dir: Path, chunk_rows: int, se
         writer.abort()
         raise
     sample = pd.concat(raw_sample, ignore_index=True) if raw_sample else pd.DataFrame(columns=[ROW, *source.columns])
-    ref = TableRef(path=str(out_dir), columns={c.name: c.dtype for c in schema.columns}, rows=start, kind=kind,
+    ref = TableRef(path=str(out_dir), columns=dict(writer.dtypes), rows=start, kind=kind,
                    source=source.describe() | {"rows": start, "rows_exact": True})
     return ref, report, sample
 

@@ -55,6 +55,10 @@ def raw_reference(settings, manifest, run_id: str, publish) -> TableRef | None:
     source = large_source(settings, manifest, run_id)
     if source is None:
         return None
+    if not source.rows_exact:  # one streaming pass: the exact count, and a file DuckDB cannot parse is refused before any work
+        from automodel.large.ingest import count_rows
+
+        source.rows, source.rows_exact = count_rows(source, settings), True
     if source.format == "parquet":
         import pyarrow.parquet as pq
 
@@ -243,5 +247,5 @@ def missing_counts(frame) -> dict[str, int]:
     return {name: int(entry["missing"]) for name, entry in profile["columns"].items()}
 
 
-__all__ = ["is_large", "raw_reference", "cleaned_table", "validation_view", "column_metadata", "enriched_table", "model_outcome",
+__all__ = ["TableRef", "is_large", "raw_reference", "cleaned_table", "validation_view", "column_metadata", "enriched_table", "model_outcome",
            "training_record", "predictions_table", "report_frame", "report_view", "row_count", "missing_counts"]

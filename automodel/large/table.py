@@ -172,9 +172,8 @@ class PartWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not self.dtypes:
-            self.dtypes = {str(c): str(t) for c, t in frame.dtypes.items() if c != ROW}
-        if self.schema is None:
+        if self.schema is None:  # the columns the parts hold (a scoring batch may lack the target), in the given dtypes
+            self.dtypes = {str(c): self.dtypes.get(str(c), str(t)) for c, t in frame.dtypes.items() if c != ROW}
             self.schema = arrow_schema(frame, self.dtypes)
         frame = frame.reset_index(drop=True)
         for column in frame.columns:

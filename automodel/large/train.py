@@ -173,8 +173,11 @@ def refit_all_rows(ref: TableRef, fitted, share: float, sampled_rows: int, clien
     params.update(n_estimators=rounds, n_jobs=threads_per_worker)
     categorical = list(getattr(estimator, "categorical_indices", ()) or ())
     if library == "lightgbm":
+        import logging
+
         import lightgbm
 
+        lightgbm.register_logger(logging.getLogger("lightgbm"))  # its Python messages to logging, not standard output
         cls = lightgbm.DaskLGBMRegressor if fitted.task == "regression" else lightgbm.DaskLGBMClassifier
         params.pop("early_stopping_round", None)
         model = cls(client=client, **params)
