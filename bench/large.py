@@ -9,7 +9,8 @@ airports and distance, and redraws its delays around the real ones: the departur
 (sd 4 min) and a year-level offset (sd 2 min), the arrival delay moves with it plus its own noise (sd 6 min). Columns:
 month, day, hour, minute, carrier, origin, dest, distance, dep_delay, and the target ``late`` ("yes" when the arrival
 was more than 15 minutes late). The training table (``--rows``) is written as Parquet (one row group per year) and as
-gzip CSV, both streamed year by year; the rows to score (``--score-rows``, other seeds) as gzip CSV.
+gzip CSV, both streamed year by year; the rows to score (``--score-rows``, other seeds) as gzip CSV or Parquet
+(``--score-format``).
 
 For each format: `automodel run FILE --target late --json` (the default settings: out of core above 1,000,000 rows,
 the search on a 1,000,000-row stratified sample, the refit on every row on a LocalCluster of ``--workers`` worker
@@ -144,7 +145,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--score-rows", type=int, default=5_000_000)
     parser.add_argument("--formats", default="parquet,csv.gz")
+    parser.add_argument("--score-format", default="csv.gz", choices=["csv.gz", "parquet"])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--build-only", action="store_true", help="write the files and stop")
     parser.add_argument("--workdir", default="/tmp/automodel-large-bench")
     parser.add_argument("--budget", type=float, default=60.0, help="the search's time budget (AUTOMODEL_SEARCH_BUDGET_S)")
     args = parser.parse_args()
@@ -153,11 +156,14 @@ def main() -> None:
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     started = time.perf_counter()
     train = build(args.rows, folder / "data", "departures", 0, formats)
-    new = build(args.score_rows, folder / "data", "new_departures", 10_000, ["csv.gz"])["csv.gz"]
+    new = build(args.score_rows, folder / "data", "new_departures", 10_000, [args.score_format])[args.score_format]
     built_s = round(time.perf_counter() - started, 1)
+    if args.build_only:
+        print(json.dumps({"built": {fmt: str(p) for fmt, p in train.items()} | {"score": str(new)}, "build_s": built_s}))
+        return
     automodel = str(ROOT / ".venv" / "bin" / "automodel")
     report = {"rows": args.rows, "score_rows": args.score_rows, "workers": args.workers, "build_s": built_s,
-              "files_mb": {fmt: round(p.stat().st_size / 2**20, 1) for fmt, p in train.items()} | {"score csv.gz": round(new.stat().st_size / 2**20, 1)},
+              "files_mb": {fmt: round(p.stat().st_size / 2**20, 1) for fmt, p in train.items()} | {f"score {args.score_format}": round(new.stat().st_size / 2**20, 1)},
               "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(), "runs": []}
     for fmt in formats:
         home = folder / f"home_{fmt.replace('.', '_')}_{args.workers}w"
@@ -171,7 +177,7 @@ def main() -> None:
                           "training": (run["result"] or {}).get("training")}), file=sys.stderr, flush=True)
         if run["exit"] == 0 and run["result"].get("run_id"):
             score = watch([automodel, "score", str(new), "--model", run["result"]["run_id"], "--json"], env)
-            score["format"] = f"score csv.gz with the {fmt} model"
+            score["format"] = f"score {args.score_format} with the {fmt} model"
             report["runs"].append(score)
     for entry in report["runs"]:  # the headline figures beside the full result
         result = entry.pop("result") or {}
