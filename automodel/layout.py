@@ -81,6 +81,7 @@ class Layout:
             self.explanation_path(run_id),
             self.shap_path(run_id),
             self.facts_path(run_id),
+            self.home / "large" / run_id,  # a large table's Parquet parts (automodel.large)
         ]
 
 

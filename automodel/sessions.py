@@ -21,8 +21,10 @@ _COLUMNS = {
     "needs_role_review": "INTEGER", "scoring": "TEXT", "options": "TEXT",
     # host|pid|start time of the process that runs it from the command line (automodel.liveness), so a dead one is noticed
     "worker": "TEXT",
+    # which path the table took (in-memory or out-of-core) and the rows that trained the search and the final model
+    "training": "TEXT",
 }
-_JSON_FIELDS = {"labels", "metrics", "enrichment", "actions", "scoring", "options"}
+_JSON_FIELDS = {"labels", "metrics", "enrichment", "actions", "scoring", "options", "training"}
 
 
 @dataclass

@@ -19,6 +19,7 @@ import dagster as dg
 import pandas as pd
 
 from automodel import stages
+from automodel.large import run as large
 from automodel.outputs.actions import ActionLog, execute_actions
 from automodel.outputs.dashboard import build_figures, evaluation_rows, key_figures, prediction_overview, write_report
 from automodel.outputs.facts import baseline_for, write_facts
@@ -36,7 +37,9 @@ from automodel_assets.metadata import frame_table, numbers, pairs_table, present
 from automodel_assets.partitions import runs_partitions
 from automodel_assets.redaction import publish_metadata
 from automodel_assets.stage import run_stage
+from automodel_assets.tables import Table
 from recipes import ActionContext, parse_recipe_options, select_recipes
+from resources.dask import DaskResource
 from resources.llm import LLMResource
 from resources.notifier import NotifierResource
 from resources.settings import AutomodelSettings
@@ -126,9 +129,11 @@ def semantic_index(context: dg.AssetExecutionContext, settings: AutomodelSetting
     description="The run's file as loaded, untouched (every delimited cell kept as text): source URI, size, SHA-256, dialect and encoding.",
 )
 @run_stage
-def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, storage: StorageResource) -> pd.DataFrame:
+def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, storage: StorageResource) -> Table:
     manifest = _manifest(settings, context.partition_key)
     SessionStore(settings.layout.sessions_db).update(context.partition_key, status="running", error=None)
+    if (reference := large.raw_reference(settings, manifest, context.partition_key, lambda m: publish_metadata(context, m))) is not None:
+        return reference  # above AUTOMODEL_LARGE_ROWS: out of core (automodel.large)
     data = storage.read_bytes(manifest.source_uri)
     frame, info = stages.load_raw(manifest.file_name or manifest.source_uri.rsplit("/", 1)[-1], data, manifest.source_uri,
                                   limits=input_limits(settings, manifest.user_id, local=True))  # create_run applied drop quotas
@@ -150,8 +155,12 @@ def raw_dataset(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
                 "A scoring run replays the training file's cleaning saved with the model instead of deciding again.",
 )
 @run_stage
-def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: pd.DataFrame) -> pd.DataFrame:
+def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, raw_dataset: Table) -> Table:
     manifest = _manifest(settings, context.partition_key)
+    if large.is_large(raw_dataset):  # out of core (automodel.large)
+        reference, made = large.cleaned_table(settings, manifest, context.partition_key, raw_dataset, lambda m: publish_metadata(context, m))
+        return with_notes(reference, {SCORING_REPORT: made.get("scoring_report"), CLEANING_REPORT: made.get("cleaning_report"),
+                                      TRAINING_SCHEMA: made.get("training_schema")})
     if manifest.model_run_id:
         frame, scoring = stages.replay_cleaning(raw_dataset, settings.layout.model_path(manifest.model_run_id))
         SessionStore(settings.layout.sessions_db).update(context.partition_key, scoring=scoring.to_dict())
@@ -177,7 +186,7 @@ def cleaned_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings
 
 @dg.asset_check(asset=cleaned_frame, blocking=True, partitions_def=runs_partitions, additional_ins={"raw_dataset": dg.AssetIn("raw_dataset")},
                 description="The cleaned frame has rows and at least one column, and its row count equals the raw file's.")
-def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.DataFrame) -> dg.AssetCheckResult:
+def cleaned_frame_shape(context, cleaned_frame: Table, raw_dataset: Table) -> dg.AssetCheckResult:
     ok = len(cleaned_frame) > 0 and cleaned_frame.shape[1] > 0 and len(cleaned_frame) == len(raw_dataset)
     return dg.AssetCheckResult(passed=bool(ok), metadata={"rows": len(cleaned_frame), "raw_rows": len(raw_dataset), "columns": cleaned_frame.shape[1]},
                                description=None if ok else "Cleaning changed the row count or left no data; predictions could not be aligned.")
@@ -188,14 +197,17 @@ def cleaned_frame_shape(context, cleaned_frame: pd.DataFrame, raw_dataset: pd.Da
     description="One ColumnMeta per column (role and confidence, dtype, missing, unique, samples), the target with the reason, and dataset tags.",
 )
 @run_stage
-def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: pd.DataFrame,
-                    cleaned_frame: pd.DataFrame) -> stages.Profile:
+def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, raw_dataset: Table,
+                    cleaned_frame: Table) -> stages.Profile:
     notes_of(cleaned_frame)
     manifest = _manifest(settings, context.partition_key)
     reused_target = roles = None
     if manifest.model_run_id:  # the model being reused says what it predicts and how it read each column
         reused_target = stages.load_model_bundle(settings.layout.model_path(manifest.model_run_id))["fitted"].target
         roles = stages.training_roles(settings.layout.model_path(manifest.model_run_id))
+    if large.is_large(cleaned_frame):  # out of core (automodel.large)
+        return large.column_metadata(settings, manifest, context.partition_key, cleaned_frame, reused_target, roles,
+                                     lambda m: publish_metadata(context, m))
     profile = stages.profile_frame(cleaned_frame, raw_dataset, manifest.target, manifest.labels, settings.profile_sample_rows, reused_target, roles)
     if settings.enable_llm_preprocessing:  # ambiguous roles get the language model's opinion, held to the values
         provider = llm.get_provider()
@@ -217,10 +229,14 @@ def column_metadata(context: dg.AssetExecutionContext, settings: AutomodelSettin
                 "finer-grained tables aggregated to one row per user row, leaking tables refused); the merge report.",
 )
 @run_stage
-def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame, column_metadata: stages.Profile,
-                   raw_dataset: pd.DataFrame) -> pd.DataFrame:
+def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSettings, cleaned_frame: Table, column_metadata: stages.Profile,
+                   raw_dataset: Table) -> Table:
     history = notes_of(cleaned_frame)
     manifest = _manifest(settings, context.partition_key)
+    if large.is_large(cleaned_frame):  # out of core (automodel.large)
+        reference, merge = large.enriched_table(settings, manifest, context.partition_key, cleaned_frame, column_metadata,
+                                                lambda m: publish_metadata(context, m))
+        return with_notes(reference, {**history, MERGE_REPORT: merge})
     reuse_spec = None
     if manifest.model_run_id:  # the join the reused model was trained with, as its bundle saved it
         reuse_spec = stages.load_model_bundle(settings.layout.model_path(manifest.model_run_id)).get("enrichment_spec")
@@ -251,12 +267,22 @@ def enriched_frame(context: dg.AssetExecutionContext, settings: AutomodelSetting
                 "A scoring run reuses another run's model without training.",
 )
 @run_stage
-def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, column_metadata: stages.Profile) -> stages.ModelOutcome:
+def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: DaskResource, enriched_frame: Table,
+          column_metadata: stages.Profile) -> stages.ModelOutcome:
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
     layout = settings.layout
     notes = notes_of(enriched_frame)
-    if manifest.model_run_id:
+    if large.is_large(enriched_frame):  # out of core (automodel.large): search on a sample, refit on all rows on Dask
+        outcome = large.model_outcome(settings, manifest, run_id, enriched_frame, column_metadata, dask.config(), dict(
+            min_r2=settings.min_r2, max_mape=settings.max_mape, max_rows_first_pass=settings.max_rows_first_pass,
+            max_rows_full=settings.max_rows_full, time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s),
+            user_labels=manifest.labels or None, search_backend=settings.search_backend,
+            training_schema=TrainingSchema.from_dict(notes[TRAINING_SCHEMA]) if notes.get(TRAINING_SCHEMA) else None,
+            enrichment_spec=(notes.get(MERGE_REPORT) or {}).get("spec"), min_rows=settings.min_rows,
+            interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
+            keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ())), context.log.info)
+    elif manifest.model_run_id:
         outcome = stages.reuse_model(enriched_frame, manifest.model_run_id, layout.model_path(manifest.model_run_id),
                                      scoring=notes.get(SCORING_REPORT), drift_min_rows=settings.drift_min_rows)
     else:
@@ -274,10 +300,12 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
             validate=manifest.options.get("validate"), lags=bool(manifest.options.get("lags")),
         )
     SessionStore(layout.sessions_db).update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
-                 model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
+                 model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target,
+                 training=large.training_record(outcome, enriched_frame))
     publish_metadata(context, {
         "analyzer": outcome.analyzer, "task": outcome.task, "trusted": bool(outcome.trusted), "notes": "; ".join(outcome.notes),
         "training_seconds": float(outcome.training_seconds), "candidates": len(outcome.leaderboard),
+        "training": large.training_record(outcome, enriched_frame),
         **present(model=str(outcome.model_info["model"]) if outcome.model_info.get("model") else None, target=outcome.target,
                   reused_from=outcome.reused_from),
         **({"model_path": dg.MetadataValue.path(str(outcome.model_path))} if outcome.model_path else {}),
@@ -296,8 +324,10 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
     description="One row per input row, same order: `prediction` and, for classifiers, `proba_<class>`; also output_files/<run_id>_predictions.csv.",
 )
 @run_stage
-def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: Table, model: stages.ModelOutcome) -> Table:
     notes = notes_of(enriched_frame)
+    if large.is_large(enriched_frame):  # out of core (automodel.large): scored chunk by chunk
+        return large.predictions_table(settings, context.partition_key, enriched_frame, model, lambda m: publish_metadata(context, m))
     frame = stages.predict(enriched_frame, model)
     path = settings.layout.predictions_path(context.partition_key)
     stages.write_predictions_csv(path, frame)
@@ -319,8 +349,9 @@ def predictions(context: dg.AssetExecutionContext, settings: AutomodelSettings, 
     description="Feature importance: mean |SHAP| (TreeExplainer) for tree models, permutation importance otherwise. Behind ENABLE_SHAP_EXPLANATIONS.",
 )
 @run_stage
-def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome) -> pd.DataFrame:
+def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: Table, model: stages.ModelOutcome) -> pd.DataFrame:
     notes_of(enriched_frame)
+    enriched_frame = large.report_frame(enriched_frame, settings)  # a large table: its held-out rows (automodel.large)
     importance = stages.explain(enriched_frame, model, enabled=settings.enable_shap_explanations)
     path = settings.layout.explanation_path(context.partition_key)
     if not importance.empty:
@@ -341,14 +372,16 @@ def explanations(context: dg.AssetExecutionContext, settings: AutomodelSettings,
                 "(AUTOMODEL_LLM_PROVIDER openai/vllm) whose text is kept only when every number in it comes from the run's facts.",
 )
 @run_stage
-def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: pd.DataFrame,
-            model: stages.ModelOutcome, predictions: pd.DataFrame, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
+def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm: LLMResource, enriched_frame: Table,
+            model: stages.ModelOutcome, predictions: Table, explanations: pd.DataFrame, column_metadata: stages.Profile) -> dict:
     notes = notes_of(enriched_frame)
+    table_rows, table_missing = large.row_count(enriched_frame), large.missing_counts(enriched_frame)  # every row, large or not
+    enriched_frame, predictions = large.report_view(enriched_frame, predictions, settings)
     # The run's one facts object: the summary, the dashboard, the run JSON and this metadata all read it.
-    facts = summary_facts(model.to_dict(), len(enriched_frame), enriched_frame.shape[1], notes.get(MERGE_REPORT),
+    facts = summary_facts(model.to_dict(), table_rows, enriched_frame.shape[1], notes.get(MERGE_REPORT),
                           notes.get(CLEANING_REPORT) or {}, explanations.to_dict(orient="records"),
                           roles=model.roles or {m.name: m.role for m in column_metadata.metas},
-                          missing={str(c): int(n) for c, n in enriched_frame.isna().sum().items()},
+                          missing=table_missing,
                           predictions_path=str(settings.layout.predictions_path(context.partition_key)),
                           holdout_rows=None if model.holdout is None else len(model.holdout),
                           baseline=baseline_for(enriched_frame[model.target] if model.target in enriched_frame else None, model.task))
@@ -375,12 +408,13 @@ def summary(context: dg.AssetExecutionContext, settings: AutomodelSettings, llm:
                 "the actions taken (built after them). The last built-in stage: it marks the run's session successful.",
 )
 @run_stage
-def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: pd.DataFrame, model: stages.ModelOutcome,
-              predictions: pd.DataFrame, explanations: pd.DataFrame, summary: dict, actions: list) -> dict:
+def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, enriched_frame: Table, model: stages.ModelOutcome,
+              predictions: Table, explanations: pd.DataFrame, summary: dict, actions: list) -> dict:
     facts = summary["facts"]
     run_id = context.partition_key
     notes_of(enriched_frame)
     shap = notes_of(explanations).get(SHAP_ROWS)
+    enriched_frame, predictions = large.report_view(enriched_frame, predictions, settings)  # a large table: its held-out rows
     shap_rows = None
     if shap and not explanations.empty:
         shap_rows = pd.DataFrame(shap["data"], columns=shap["columns"])
@@ -412,10 +446,11 @@ def dashboard(context: dg.AssetExecutionContext, settings: AutomodelSettings, en
 )
 @run_stage
 def actions(context: dg.AssetExecutionContext, settings: AutomodelSettings, notifier: NotifierResource, model: stages.ModelOutcome,
-            predictions: pd.DataFrame, summary: dict, column_metadata: stages.Profile, enriched_frame: pd.DataFrame) -> list:
+            predictions: Table, summary: dict, column_metadata: stages.Profile, enriched_frame: Table) -> list:
     notes_of(enriched_frame)
     run_id = context.partition_key
     manifest = _manifest(settings, run_id)
+    enriched_frame, predictions = large.report_view(enriched_frame, predictions, settings)  # a large table: its held-out rows
     if settings.enable_agent_actions:
         action_context = ActionContext(
             run_id=run_id, file_name=manifest.file_name, user_id=manifest.user_id, analyzer=model.analyzer, task=model.task,

@@ -9,13 +9,13 @@ values outside a role's pattern or range a WARN.
 
 
 import dagster as dg
-import pandas as pd
 
 from automodel import stages
 from automodel.safety import redact_pii
 from automodel.sessions import SessionStore
 from automodel.ingest.validation import validate_frame
 from automodel_assets.partitions import runs_partitions
+from automodel_assets.tables import Table
 from resources.settings import AutomodelSettings
 
 _STRUCTURAL = {"ExpectColumnToExist", "ExpectColumnValuesToBeInTypeList"}
@@ -26,12 +26,15 @@ _STRUCTURAL = {"ExpectColumnToExist", "ExpectColumnValuesToBeInTypeList"}
     description="Great Expectations suite from the column roles: numbers, dates and booleans have those types; latitudes, longitudes, "
                 "zip codes, FIPS codes, states, e-mails, URLs and phones look like them; identifiers do not repeat; the target is mostly filled.",
 )
-def cleaned_frame_expectations(context: dg.AssetCheckExecutionContext, settings: AutomodelSettings, cleaned_frame: pd.DataFrame,
-                               raw_dataset: pd.DataFrame) -> dg.AssetCheckResult:
+def cleaned_frame_expectations(context: dg.AssetCheckExecutionContext, settings: AutomodelSettings, cleaned_frame: Table,
+                               raw_dataset: Table) -> dg.AssetCheckResult:
     manifest = SessionStore(settings.layout.sessions_db).manifest(context.partition_key) if context.has_partition_key else None
     labels = dict(manifest.labels or {}) if manifest else {}
     target = manifest.target if manifest else None
     try:
+        from automodel.large.run import validation_view  # a large table: its profile sample (automodel.large)
+
+        cleaned_frame, raw_dataset = validation_view(cleaned_frame, raw_dataset, settings)
         profile = stages.profile_frame(cleaned_frame, raw_dataset, None, labels, settings.profile_sample_rows)
         report = validate_frame(cleaned_frame, profile.metas, target if target in cleaned_frame.columns else None)
     except Exception as exc:  # noqa: BLE001  (a check that cannot run must say so, not fail the run)

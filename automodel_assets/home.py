@@ -16,6 +16,7 @@ import dagster as dg
 from automodel.atomic import file_lock, write_bytes_atomic
 from automodel.layout import Layout, secure_home
 from automodel_assets.io_manager import RunStoreIOManager
+from resources.dask import DaskResource
 from resources.llm import LLMResource
 from resources.notifier import NotifierResource
 from resources.settings import DEFAULT_HOME, PROJECT_ROOT, AutomodelSettings, current
@@ -108,4 +109,5 @@ def asset_store(settings: AutomodelSettings) -> str:
 def build_resources(settings: AutomodelSettings | None = None) -> dict:
     settings = settings or AutomodelSettings.from_env()
     return {"settings": settings, "storage": StorageResource(), "io_manager": RunStoreIOManager(base_path=asset_store(settings)),
-            "llm": LLMResource.from_settings(settings), "notifier": NotifierResource.from_settings(settings)}
+            "llm": LLMResource.from_settings(settings), "notifier": NotifierResource.from_settings(settings),
+            "dask": DaskResource.from_settings(settings)}  # large tables' all-rows refit (automodel.large)

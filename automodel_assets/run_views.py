@@ -39,6 +39,8 @@ def run_result(store, run_id: str, error: str | None = None, layout=None) -> dic
         "baseline": facts.get("baseline"),
         "facts_path": str(layout.facts_path(run_id)) if facts else None,
         "scoring": row.get("scoring"),  # scoring runs: what replaying the training schema did (missing, unseen, extra columns)
+        # Which path the table took and which rows trained what (automodel.large: search_rows, final_rows, the refit's gain).
+        "training": row.get("training"),
         # How sure the predictions are: the regression interval's coverage and half-width, the classifier's calibration.
         "interval": facts.get("interval"), "calibration": facts.get("calibration"),
         # How the run measured itself and how sure that measure is (analyzers.validation).

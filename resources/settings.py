@@ -102,6 +102,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_password", "AUTOMODEL_SMTP_PASSWORD", "", "password of that login", "secret"),
     Setting("smtp_starttls", "AUTOMODEL_SMTP_STARTTLS", False, "refuse a relay that offers no STARTTLS (it is used whenever offered)", bool),
     Setting("smtp_ca_file", "AUTOMODEL_SMTP_CA_FILE", "", "a private CA to trust for the relay"),
+    # Tables larger than memory (automodel.large, docs/LARGE_TABLES.md).
+    Setting("large_rows", "AUTOMODEL_LARGE_ROWS", 1_000_000, "a file with more rows goes out of core: DuckDB on disk, search on a sample, Dask refit on all rows", int),
+    Setting("large_search_rows", "AUTOMODEL_LARGE_SEARCH_ROWS", 1_000_000, "rows of the stratified sample the model search runs on, out of core", int),
+    Setting("large_chunk_rows", "AUTOMODEL_LARGE_CHUNK_ROWS", 250_000, "rows per chunk when cleaning, joining and scoring out of core", int),
+    Setting("duckdb_memory_limit", "AUTOMODEL_DUCKDB_MEMORY_LIMIT", "2GB", "DuckDB's memory limit out of core; beyond it DuckDB spills under the home"),
+    Setting("duckdb_threads", "AUTOMODEL_DUCKDB_THREADS", 2, "DuckDB worker threads out of core", int),
+    Setting("dask_scheduler", "AUTOMODEL_DASK_SCHEDULER", "", "address of an existing Dask scheduler (host:port); empty: a LocalCluster for each refit"),
+    Setting("dask_workers", "AUTOMODEL_DASK_WORKERS", 2, "worker processes of that LocalCluster", int),
+    Setting("dask_worker_memory", "AUTOMODEL_DASK_WORKER_MEMORY", "4GB", "memory limit of each LocalCluster worker process"),
     # The HTTP API (service/, `automodel serve`).
     Setting("api_max_upload_mb", "AUTOMODEL_API_MAX_UPLOAD_MB", 1024.0, "HTTP API: a multipart upload is refused (413) past this many MB, streamed to disk until then", float),
     Setting("api_max_json_mb", "AUTOMODEL_API_MAX_JSON_MB", 16.0, "HTTP API: a JSON body (predict rows, ask) past this many MB is refused before it is read", float),
