@@ -52,6 +52,9 @@ class FittedModel:
     versions: dict = field(default_factory=dict)
     interval: dict | None = None  # regression: {"coverage", "half_width"} from held-out errors (analyzers.uncertainty)
     calibrator: Any = None  # classification: a ProbabilityCalibrator when held-out probabilities were off
+    # Two classes: the second class is predicted from this probability up (chosen on held-out rows, analyzers.decision);
+    # None: the likelier class.
+    threshold: float | None = None
 
     def check_columns(self, frame: pd.DataFrame) -> None:
         missing = [c for c in self.feature_columns if c not in frame.columns]
@@ -63,7 +66,7 @@ class FittedModel:
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per input row, same order: ``prediction`` and, for classifiers, ``proba_<class>`` (calibrated when
-        the model carries a calibrator); for regression with an interval, ``prediction_lower`` and ``prediction_upper``."""
+        the model carries a calibrator; a binary model's label follows its decision threshold when it has one); for regression with an interval, ``prediction_lower`` and ``prediction_upper``."""
         self.check_columns(frame)
         X = frame[self.feature_columns]
         out = pd.DataFrame(index=frame.index)
@@ -73,6 +76,9 @@ class FittedModel:
             if calibrator is not None and len(proba):
                 proba = calibrator.transform(proba)
             codes = proba.argmax(axis=1)
+            threshold = getattr(self, "threshold", None)  # models saved before thresholds existed have none
+            if threshold is not None and proba.shape[1] == 2:
+                codes = (proba[:, 1] >= threshold).astype(int)
             out["prediction"] = [self.classes[i] for i in codes]
             for i, cls in enumerate(self.classes):
                 out[f"proba_{cls}"] = proba[:, i]
