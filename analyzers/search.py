@@ -647,6 +647,8 @@ class ModelSearch:
         self.scheme = scheme
         self.time_ordered = _time_order(X_first, self.time_column) is not None
         prepared = _Prepared(X_first, y_codes[first_pass], folds, self.plan, self.task)
+        # A small table keeps its cross-validation fold models as the final model: no refit to keep time for (forests aside).
+        self.bagging = BAG_SMALL_TABLES and len(folds) > 1 and not self.time_ordered
         n_train = len(folds[0][0])
         rungs = self._rungs(n_train) if len(folds) == 1 else [None]
         survivors = list(self.candidates)
@@ -713,12 +715,17 @@ class ModelSearch:
             pipeline = ClassLabelPipeline(pipeline, self.classes)
         held_out = np.unique(np.concatenate([v for _, v in folds]))
         y_valid = y_first.iloc[held_out]
+        selection_score = score_predictions(self.metric, y_codes[first_pass][held_out], valid_predictions, self.n_classes)
+        honest = self._selection_held_out(prepared, top_trials, ensemble, valid_predictions, held_out)
+        if honest is not None:
+            valid_predictions = honest
         metrics = self._report_metrics(y_valid, valid_predictions)
         holdout = holdout_predictions(y, first_pass[held_out], valid_predictions, self.classes)
         details = {
             "validation": scheme, "metric": self.metric, "first_pass_rows": len(first_pass), "final_fit_rows": int(final_rows),
             "refit": refit, "rungs": [int(r or n_train) for r in rungs], "learning_curve": {str(k): round(v, 6) for k, v in curve.items()},
             "search_seconds": round(time.perf_counter() - self.start, 3), "trials": len(self.trials), "notes": self.notes,
+            "selection_score": round(float(selection_score), 6), "scored_without_choosing": honest is not None,
             "holdout_basis": holdout_basis(folds, _time_order(X_first, self.time_column) is not None, len(held_out),
                                            self.n_all if strong_default is not None else len(first_pass)),
         }
@@ -903,6 +910,10 @@ class ModelSearch:
         if not done:
             return 0.0
         best = max(done, key=lambda t: (t.rows, t.score))
+        if getattr(self, "bagging", False) and best.candidate.family not in ("random_forest", "extra_trees"):
+            # Keeping a refit's time here skipped every candidate after the first on a busy machine (College, 777 rows,
+            # 15 s: ridge alone, for a refit that bagging never makes).
+            return 0.0
         per_row = best.seconds / max(best.rows, 1) / max(len(best.fitted), 1)
         # A large table already has its all-rows default, so a refit is a bonus and may keep less of the budget.
         cap = 0.25 if self.holdout_all is not None else 0.5
@@ -964,6 +975,58 @@ class ModelSearch:
         return {"name": name, "members": members, "score": best_score, "predictions": current,
                 "weights_by_model": {m.candidate.name: w for m, w in zip(members, weights)},
                 "weights": {m.candidate.name: round(w, 4) for m, w in zip(members, weights)}}
+
+    def _selection_held_out(self, prepared: _Prepared, top: list[Trial], ensemble: dict | None, chosen_predictions: np.ndarray,
+                            held_out: np.ndarray) -> np.ndarray | None:
+        """Held-out predictions of the whole choice, each row's from a winner chosen without it.
+
+        The winner of many candidates scores best on the rows that chose it partly by luck, so its own held-out score is
+        optimistic. Each validation fold (the two halves of a single holdout) is predicted by the candidate, or the blend,
+        that scores best on the other held-out rows; the reported metrics come from these predictions. No model is
+        refitted: the candidates' held-out predictions are reused. None when the chosen predictions are not the
+        candidates' own (a large table's refitted final model)."""
+        pool = [t for t in top if t.predictions is not None and len(t.predictions) == len(held_out)][:ENSEMBLE_POOL]
+        if len(pool) < 2 or len(chosen_predictions) != len(held_out):
+            return None
+        if ensemble is None and not any(np.array_equal(chosen_predictions, t.predictions) for t in pool):
+            return None
+        y_valid = self._scored_targets(prepared)
+        if len(prepared.folds) > 1:
+            groups = [np.searchsorted(held_out, valid) for _, valid in prepared.folds]
+        else:
+            order = np.random.default_rng(self.seed + 3).permutation(len(held_out))
+            groups = [np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:])]
+        out = np.array(chosen_predictions, dtype=float, copy=True)
+        for group in groups:
+            others = np.setdiff1d(np.arange(len(held_out)), group)
+            if len(others) == 0 or len(group) == 0:
+                return None
+            options = [(score_predictions(self.metric, y_valid[others], t.predictions[others], self.n_classes), t.predictions[group]) for t in pool]
+            if ensemble is not None:
+                blend = self._blend(pool, y_valid, others)
+                if blend is not None:
+                    weights, score = blend
+                    options.append((score, sum(w * t.predictions[group] for w, t in zip(weights, pool))))
+            out[group] = max(options, key=lambda o: o[0])[1]
+        return out
+
+    def _blend(self, pool: list[Trial], y_valid: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Greedy ensemble weights over ``pool`` chosen on ``rows`` only, and their score there (as ``_ensemble``)."""
+        counts = np.zeros(len(pool))
+        running, best_score, best_counts = None, -np.inf, None
+        for _ in range(ENSEMBLE_ROUNDS):
+            options = []
+            for i, trial in enumerate(pool):
+                part = trial.predictions[rows]
+                blend = part if running is None else (running * counts.sum() + part) / (counts.sum() + 1)
+                options.append((score_predictions(self.metric, y_valid[rows], blend, self.n_classes), -i, blend))
+            score, minus_i, running = max(options, key=lambda o: (o[0], o[1]))
+            counts[-minus_i] += 1
+            if score > best_score + 1e-6:
+                best_score, best_counts = score, counts.copy()
+        if best_counts is None:
+            return None
+        return best_counts / best_counts.sum(), best_score
 
     def _scored_targets(self, prepared: _Prepared) -> np.ndarray:
         scored = np.zeros(len(prepared.y), dtype=bool)

@@ -11,6 +11,7 @@ the analyzer fails -> the baseline model -> descriptive analysis.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,6 +136,7 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
             return _descriptive(df, context, steps, {"modelability": dataclasses.asdict(check), "no_model_reason": check.reason})
     analyzer = select_analyzer(df, context, preferred)
     steps.append(f"selected {analyzer.name}")
+    started = time.perf_counter()
     try:
         result = analyzer.run(df, context)
     except (ValueError, KeyError, MemoryError) as exc:
@@ -151,7 +153,9 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
         return _descriptive(df, context, steps)
     if not result.trusted and user_labels and relabel is not None:
         steps.append("results below thresholds; reran with the user's column labels")
-        refined = analyzer.run(df, dataclasses.replace(context, metas=relabel(user_labels)))
+        # The budget is the whole analysis's: the second run gets what the first left (at least a quarter of it).
+        left = max(context.time_budget_s - (time.perf_counter() - started), 0.25 * context.time_budget_s)
+        refined = analyzer.run(df, dataclasses.replace(context, metas=relabel(user_labels), time_budget_s=left))
         if refined.score > result.score:
             steps.append(f"the relabelled run scored better ({refined.score:.3f} > {result.score:.3f}) and was kept")
             result = refined

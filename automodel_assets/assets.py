@@ -7,6 +7,8 @@ in another module (automodel_assets.extensions) joins runs without an edit here.
 
 
 
+import time
+
 import dagster as dg
 import pandas as pd
 
@@ -16,6 +18,7 @@ from automodel.outputs.dashboard import build_figures, evaluation_rows, fill_act
 from automodel.outputs.facts import baseline_for, write_facts
 from automodel.errors import AutomodelError
 from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
+from automodel.run_budget import search_budget
 from automodel.sessions import SessionStore
 from automodel.outputs.summary import summarize, summary_facts
 from automodel_assets.links import dashboard_link, publish_if_s3
@@ -43,6 +46,13 @@ def _kept_table(tables: list[dict]) -> dg.MetadataValue:
     rows = [{"table": t["table"], "key": " = ".join(t["keys"]), "grain": t.get("grain"), "aggregation": t.get("aggregation"),
              "coverage": t.get("coverage"), "lift": t.get("lift"), "columns": len(t.get("added_columns") or [])} for t in tables]
     return table(rows, ["table", "key", "grain", "aggregation", "coverage", "lift", "columns"])
+
+
+def _seconds_into_run(context) -> float:
+    """Seconds since this Dagster run started (0 when the instance does not say)."""
+    record = context.instance.get_run_record_by_id(context.run_id)
+    started = getattr(record, "start_time", None) if record else None
+    return max(time.time() - started, 0.0) if started else 0.0
 
 
 def _manifest(settings: AutomodelSettings, run_id: str):
@@ -227,15 +237,18 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
     else:
         spec = ((store.get(run_id) or {}).get("enrichment") or {}).get("spec")
         context.log.info(f"training on {len(enriched_frame)} rows, target {column_metadata.target!r}")
+        # The budget is the run's: the search gets what the stages before it left, less a reserve for those after it.
+        budget = search_budget(float(manifest.options.get("budget_s") or settings.search_time_budget_s), _seconds_into_run(context))
         outcome = stages.train_model(
             enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
-            time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s), user_labels=manifest.labels or None,
+            time_budget_s=budget.search_s, user_labels=manifest.labels or None,
             search_backend=settings.search_backend,
             training_schema=stages.read_training_schema(layout.model_dir(run_id)), min_rows=settings.min_rows,
             interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),
         )
+        outcome.details["run_budget"] = budget.to_dict()
     store.update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target)
     publish_metadata(context, {
@@ -247,6 +260,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, enrich
         "metrics": pairs_table(outcome.metrics, "metric", "value"),
         "leaderboard": table(outcome.leaderboard),
         "search": dg.MetadataValue.json({k: v for k, v in (outcome.details.get("search") or {}).items() if k != "notes"}),
+        **({"run_budget": dg.MetadataValue.json(outcome.details["run_budget"])} if outcome.details.get("run_budget") else {}),
         "excluded_columns": pairs_table(outcome.excluded_columns, "column", "reason"),
         **numbers(outcome.metrics, "metric"),
     })

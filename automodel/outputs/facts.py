@@ -171,6 +171,7 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "top_correlations": (details.get("top_correlations") or [])[:3],
         "reused_from": outcome.get("reused_from"), "predictions_path": predictions_path,
         "training_seconds": outcome.get("training_seconds"),
+        "run_budget": details.get("run_budget"),  # how the run's budget was split around the search (automodel.run_budget)
         "scoring_notes": (details.get("scoring") or {}).get("notes", []),  # a scoring run: what reading the batch as in training had to do
         "drift": details.get("drift"),
         "unlearned_target_labels": details.get("unlearned_target_labels"),  # a scored batch's labels the model has no class for
