@@ -462,6 +462,21 @@ def print_reports(rows: list[dict]) -> None:
         print(timing)
 
 
+def _run_group(command: list[str], timeout: float, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``command`` in its own process group; on timeout the whole group goes (the `automodel run` it started too,
+    which would otherwise keep a core busy through the next runs)."""
+    import signal
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
@@ -483,6 +498,9 @@ def main(argv=None) -> int:
         print_reports([json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()])
         return 0
     side_python = ensure_side_env() if SIDE_SYSTEMS & set(args.systems) else None
+    if "automodel" in args.systems:  # once, before any run is timed
+        indexed_home({**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                      "DAGSTER_DISABLE_TELEMETRY": "1"})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     hard = args.hard_timeout or args.budget * 3 + 120
@@ -495,10 +513,9 @@ def main(argv=None) -> int:
                 env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
                 env.pop("OMP_NUM_THREADS", None)
                 python = str(side_python) if system in SIDE_SYSTEMS else sys.executable
-                done = subprocess.run([python, str(Path(__file__).resolve()), "--run", task, system, "--budget", str(args.budget),
-                                       "--split", str(seed)],
-                                      capture_output=True, text=True, timeout=hard, env=env,
-                                      cwd=SIDE_ENV.parent if system in SIDE_SYSTEMS else REPO)  # CatBoost writes catboost_info/ into its cwd
+                done = _run_group([python, str(Path(__file__).resolve()), "--run", task, system, "--budget", str(args.budget),
+                                   "--split", str(seed)], hard, env,
+                                  SIDE_ENV.parent if system in SIDE_SYSTEMS else REPO)  # CatBoost writes catboost_info/ into its cwd
                 lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
                 if done.returncode == 0 and lines:
                     row = json.loads(lines[-1])
