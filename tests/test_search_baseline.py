@@ -37,7 +37,7 @@ def test_a_useful_model_of_a_rare_class_is_kept_and_predicts_that_class():
     # Judged by the metric the search ranked by, on its held-out rows: well clear of the noise.
     comparison = compare_with_baseline(result.holdout, result.details["search"]["metric"], "classification", result.fitted.classes, 10)
     assert comparison["metric"] == "roc_auc" and comparison["score"] == 0.5 and comparison["beats"]
-    assert comparison["lead"] > 3 * comparison["margin"]
+    assert comparison["lead"] > 2 * comparison["margin"]
     # The threshold was chosen on held-out rows and beat 0.5 on rows that did not choose it.
     decision = result.details["decision_threshold"]
     assert decision["kept"] and decision["f1_at_threshold"] > decision["f1_at_0.5"]
