@@ -66,6 +66,9 @@ class FittedModel:
         from analyzers.lags import LagSpec, add_lag_features
 
         return add_lag_features(frame, LagSpec.from_dict(self.history), scoring=True)
+    # Two classes: the second class is predicted from this probability up (chosen on held-out rows, analyzers.decision);
+    # None: the likelier class.
+    threshold: float | None = None
 
     def check_columns(self, frame: pd.DataFrame) -> None:
         derived = set(self.history_columns())
@@ -78,7 +81,7 @@ class FittedModel:
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One row per input row, same order: ``prediction`` and, for classifiers, ``proba_<class>`` (calibrated when
-        the model carries a calibrator); for regression with an interval, ``prediction_lower`` and ``prediction_upper``."""
+        the model carries a calibrator; a binary model's label follows its decision threshold when it has one); for regression with an interval, ``prediction_lower`` and ``prediction_upper``."""
         self.check_columns(frame)
         frame = self.with_history(frame)
         X = frame[self.feature_columns]
@@ -89,6 +92,9 @@ class FittedModel:
             if calibrator is not None and len(proba):
                 proba = calibrator.transform(proba)
             codes = proba.argmax(axis=1)
+            threshold = getattr(self, "threshold", None)  # models saved before thresholds existed have none
+            if threshold is not None and proba.shape[1] == 2:
+                codes = (proba[:, 1] >= threshold).astype(int)
             out["prediction"] = [self.classes[i] for i in codes]
             for i, cls in enumerate(self.classes):
                 out[f"proba_{cls}"] = proba[:, i]

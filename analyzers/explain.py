@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analyzers.base import FittedModel
-from analyzers.models import ClassLabelPipeline, ResampledClassifier, WeightedEnsemble
+from analyzers.models import ClassLabelPipeline, LogTargetRegressor, ResampledClassifier, WeightedEnsemble
 
 TREE_MODELS = ("LGBM", "RandomForest", "XGB", "CatBoost", "ExtraTrees", "GradientBoosting", "DecisionTree")
 
@@ -30,6 +30,8 @@ def _tree_model(member):
     model = steps["model"]
     if isinstance(model, ResampledClassifier):
         model = model.estimator_
+    if isinstance(model, LogTargetRegressor):
+        model = model.estimator  # its attributions are in log units: the ranking of features is what is reported
     return model if type(model).__name__.startswith(TREE_MODELS) else None
 
 

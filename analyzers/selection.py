@@ -3,14 +3,15 @@
 The fallback chain, each step recorded in ``AnalysisResult.notes``:
 not modelable -> descriptive analysis (with the reason);
 model below thresholds -> rerun with the user's column labels (when given);
-still below thresholds and no better than a baseline -> the baseline model (mean or class prior),
-with a descriptive analysis attached;
+still below thresholds and no better than a baseline by the metric the search ranked by, on its held-out rows, by
+more than their noise (analyzers.decision) -> the baseline model (mean or class prior), with a descriptive analysis attached;
 the analyzer fails -> the baseline model -> descriptive analysis.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,14 +19,15 @@ import pandas as pd
 
 from analyzers import REGISTRY, load_plugins
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
+from analyzers.decision import compare_with_baseline
 from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
 
 MIN_ROWS = 20
 MAX_TARGET_MISSING = 0.5
 MAX_FEATURE_MISSING = 0.9
-# How far an untrusted model must beat the baseline to be served. Picking the best of a dozen candidates on
-# the same folds inflates validation scores by a few hundredths on small tables, so a smaller lead is noise.
-BASELINE_MARGIN = {"regression": 0.1, "classification": 0.05}
+# How far an untrusted model must beat the baseline when there are no held-out predictions to measure the noise on
+# (another backend): R² for regression, macro F1 for classification.
+FIXED_MARGIN = {"regression": 0.1, "classification": 0.05}
 
 
 @dataclass
@@ -134,6 +136,7 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
             return _descriptive(df, context, steps, {"modelability": dataclasses.asdict(check), "no_model_reason": check.reason})
     analyzer = select_analyzer(df, context, preferred)
     steps.append(f"selected {analyzer.name}")
+    started = time.perf_counter()
     try:
         result = analyzer.run(df, context)
     except (ValueError, KeyError, MemoryError) as exc:
@@ -150,30 +153,35 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
         return _descriptive(df, context, steps)
     if not result.trusted and user_labels and relabel is not None:
         steps.append("results below thresholds; reran with the user's column labels")
-        refined = analyzer.run(df, dataclasses.replace(context, metas=relabel(user_labels)))
+        # The budget is the whole analysis's: the second run gets what the first left (at least a quarter of it).
+        left = max(context.time_budget_s - (time.perf_counter() - started), 0.25 * context.time_budget_s)
+        refined = analyzer.run(df, dataclasses.replace(context, metas=relabel(user_labels), time_budget_s=left))
         if refined.score > result.score:
             steps.append(f"the relabelled run scored better ({refined.score:.3f} > {result.score:.3f}) and was kept")
             result = refined
         else:
             steps.append(f"the relabelled run did not score better ({refined.score:.3f}); kept the first")
     if not result.trusted and result.task in ("regression", "classification"):
-        bar = baseline_score(df[context.target].dropna(), result.task)
-        metric = "r2" if result.task == "regression" else "f1"
-        result.details["baseline"] = {"model": "mean" if result.task == "regression" else "majority class", "metric": metric, "score": bar}
-        margin = BASELINE_MARGIN[result.task]
-        if result.metrics.get(metric, -np.inf) < bar + margin:
+        comparison = against_baseline(df, context, result)
+        result.details["baseline"] = comparison
+        shown = _comparison_text(comparison)
+        if not comparison["beats"]:
             baseline = baseline_result(df, context, analyzer)
             described = REGISTRY["DescriptiveAnalyzer"]().run(df, context)
-            steps.append(f"the best model ({result.model_info.get('model')}, {metric} {result.metrics.get(metric, float('nan')):.3f}) "
-                         f"is no better than a baseline ({bar:.3f}, needed +{margin}); fell back to the baseline model and a descriptive analysis")
+            steps.append(f"the best model ({result.model_info.get('model')}) is no better than predicting the {comparison['model']}: {shown}; "
+                         "fell back to the baseline model and a descriptive analysis")
             baseline.leaderboard = result.leaderboard
             baseline.excluded_columns = result.excluded_columns
             baseline.details["descriptive"] = described.details
             # How the rejected model was judged stays on record (analyzers.validation): the scheme and its baselines.
             baseline.details.update({k: result.details[k] for k in ("validation", "time_baselines", "metric_interval") if k in result.details})
+            baseline.details["baseline"] = comparison
+            # The leaderboard is read by the metric the search ranked it by.
+            baseline.details["search"] = result.details.get("search") or {}
+            baseline.model_info["rejected_model"] = result.model_info.get("model")
             baseline.notes = steps + result.notes + baseline.notes
             return baseline
-        steps.append(f"results below thresholds, though better than a baseline ({metric} {bar:.3f})")
+        steps.append(f"results below thresholds, though better than predicting the {comparison['model']}: {shown}")
     result.notes = steps + result.notes
     return result
 
@@ -185,6 +193,35 @@ def baseline_score(y: pd.Series, task: str) -> float:
     from analyzers.classification import majority_macro_f1
 
     return majority_macro_f1(y)
+
+
+def against_baseline(df: pd.DataFrame, context: AnalysisContext, result: AnalysisResult) -> dict:
+    """The untrusted model against the constant baseline of the metric its search ranked by, on its held-out rows
+    (analyzers.decision.compare_with_baseline). A backend that leaves no held-out predictions or ranks by a metric
+    without a baseline here is judged as before: by R² or macro F1 against FIXED_MARGIN."""
+    search = result.details.get("search") or {}
+    candidates = sum(1 for row in result.leaderboard if not row.get("error")) or 1
+    comparison = compare_with_baseline(result.holdout, search.get("metric"), result.task, result.fitted.classes if result.fitted else None,
+                                       candidates, context.random_state)
+    if comparison is not None:
+        return comparison
+    metric = "r2" if result.task == "regression" else "f1"
+    bar = baseline_score(df[context.target].dropna(), result.task)
+    score = float(result.metrics.get(metric, -np.inf))
+    margin = FIXED_MARGIN[result.task]
+    return {"model": "mean" if result.task == "regression" else "majority class", "metric": metric, "score": bar,
+            "model_score": score, "lead": score - bar, "margin": margin, "beats": bool(score >= bar + margin),
+            "method": f"a fixed margin of {margin} (no held-out predictions to measure the noise on)"}
+
+
+def _comparison_text(comparison: dict) -> str:
+    from automodel.outputs.facts import metric_label
+
+    rows = f" on {comparison['rows']:,} held-out rows" if comparison.get("rows") else ""
+    noise = (f"{comparison['z']:.2f} bootstrap standard errors, for the best of {comparison['candidates']} candidates"
+             if comparison.get("standard_error") is not None else comparison["method"])
+    return (f"held-out {metric_label(comparison['metric'])} {comparison['model_score']:.3f} against {comparison['score']:.3f}{rows}, "
+            f"a lead of {comparison['lead']:+.3f} where more than {comparison['margin']:.3f} is needed ({noise})")
 
 
 def baseline_result(df: pd.DataFrame, context: AnalysisContext, analyzer: Analyzer) -> AnalysisResult:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
+from analyzers.decision import choose_threshold, label_metrics
 from analyzers.leakage import leakage_report
 from analyzers.preprocess import feature_plan, plan_features
 from analyzers.search import SearchResult, search
@@ -133,23 +134,25 @@ class SupervisedAnalyzer(Analyzer):
             pipeline=found.pipeline, task=self.task, target=context.target, feature_columns=features,
             classes=found.classes, analyzer=self.name, model_name=found.best_name, versions=library_versions(),
         )
-        trusted, trust_notes = self.trust(found.metrics, y, context)
         details = {"search": found.details, "leakage": leakage,
                    "validation": {**validation.to_dict(), "folds": found.details.get("validation")}}
         self.judge_against_scheme(rows, y, found, validation, context, details)
-        if details.get("time_baselines"):
-            best = max(details["time_baselines"], key=lambda b: b["score"])
-            metric = best["metric"]
-            if found.metrics.get(metric, -np.inf) <= best["score"]:
-                trusted = False
-                trust_notes.append(f"{metric} {found.metrics.get(metric, float('nan')):.3f} on the latest period does not beat the "
-                                   f"{best['model']} baseline ({best['score']:.3f} on the same rows)")
         holdout = frame_positions(df, rows, found.holdout)
         if holdout is not None:
             details["holdout_basis"] = found.details.get("holdout_basis", "held-out rows")
         self.attach_uncertainty(fitted, found.holdout, context, details)
+        metrics = dict(found.metrics)
+        holdout = self.attach_threshold(fitted, holdout, context, details, metrics, notes)
+        trusted, trust_notes = self.trust(metrics, y, context)
+        if details.get("time_baselines"):
+            best = max(details["time_baselines"], key=lambda b: b["score"])
+            metric = best["metric"]
+            if metrics.get(metric, -np.inf) <= best["score"]:
+                trusted = False
+                trust_notes.append(f"{metric} {metrics.get(metric, float('nan')):.3f} on the latest period does not beat the "
+                                   f"{best['model']} baseline ({best['score']:.3f} on the same rows)")
         return AnalysisResult(
-            analyzer=self.name, task=self.task, target=context.target, metrics=found.metrics,
+            analyzer=self.name, task=self.task, target=context.target, metrics=metrics,
             model_info={"model": found.best_name, "features": len(features), "training_rows": len(rows),
                         "candidates": len(found.leaderboard), "backend": context.search_backend,
                         "validation": found.details.get("validation"), "final_fit_rows": found.details.get("final_fit_rows")},
@@ -185,6 +188,33 @@ class SupervisedAnalyzer(Analyzer):
                                    seed=context.random_state)
         if interval:
             details["metric_interval"] = interval
+    def attach_threshold(self, fitted: FittedModel, holdout: pd.DataFrame | None, context: AnalysisContext, details: dict,
+                         metrics: dict, notes: list) -> pd.DataFrame | None:
+        """A binary model's decision threshold, from its held-out (calibrated) probabilities (analyzers.decision): when it
+        beats 0.5 on rows that did not choose it, the model keeps it, and the label metrics and held-out labels are the
+        cross-fitted ones. Returns the held-out predictions, relabelled when the threshold is kept."""
+        if self.task != "classification" or holdout is None or not fitted.classes or len(fitted.classes) != 2:
+            return holdout
+        columns = [f"proba_{c}" for c in fitted.classes]
+        view = holdout
+        if fitted.calibrator is not None:
+            view = holdout.copy()
+            view[columns] = fitted.calibrator.transform(holdout[columns].to_numpy(dtype=float))
+        decision = choose_threshold(view, fitted.classes, context.random_state)
+        if decision is None:
+            return holdout
+        labels, _ = decision.pop("labels"), decision.pop("rows_scored")
+        details["decision_threshold"] = decision
+        if not decision["kept"]:
+            return holdout
+        fitted.threshold = decision["threshold"]
+        metrics.update(label_metrics(view["actual"], labels, fitted.classes))
+        notes.append(f"predicts {fitted.classes[1]!r} from a probability of {decision['threshold']:.3f} up, the threshold with the best "
+                     f"macro F1 on held-out rows (cross-fitted macro F1 {decision['f1_at_threshold']:.3f}, against "
+                     f"{decision['f1_at_0.5']:.3f} at 0.5)")
+        out = holdout.copy()
+        out["prediction"] = labels
+        return out
 
     def attach_uncertainty(self, fitted: FittedModel, holdout: pd.DataFrame | None, context: AnalysisContext, details: dict) -> None:
         """Prediction intervals (regression) or a probability calibrator (classification) from the held-out predictions."""

@@ -15,6 +15,8 @@ when the run was created).
 
 import json
 
+import time
+
 import dagster as dg
 import pandas as pd
 
@@ -29,6 +31,7 @@ from automodel.ingest.schema import TrainingSchema
 from automodel.lake.catalog import build_index, catalog_summary, lake_fingerprint
 from automodel.lake.remembered import allow_missing_lake, lake_for_run  # the lake the model was trained with, unless told
 from automodel.quotas import input_limits
+from automodel.run_budget import search_budget
 from automodel.sessions import SessionStore
 from automodel.outputs.summary import summarize, summary_facts
 from automodel_assets.checks import VALIDATION_CHECKS
@@ -82,6 +85,13 @@ def notes_of(frame: pd.DataFrame) -> dict:
     copies from pandas 2.2 on), a cost the stage's own work on the frame need not pay."""
     notes, frame.attrs = frame.attrs, {}
     return notes
+
+
+def _seconds_into_run(context) -> float:
+    """Seconds since this Dagster run started (0 when the instance does not say)."""
+    record = context.instance.get_run_record_by_id(context.run_id)
+    started = getattr(record, "start_time", None) if record else None
+    return max(time.time() - started, 0.0) if started else 0.0
 
 
 def _manifest(settings: AutomodelSettings, run_id: str):
@@ -289,16 +299,19 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: 
         spec = (notes.get(MERGE_REPORT) or {}).get("spec")
         schema = notes.get(TRAINING_SCHEMA)
         context.log.info(f"training on {len(enriched_frame)} rows, target {column_metadata.target!r}")
+        # The budget is the run's: the search gets what the stages before it left, less a reserve for those after it.
+        budget = search_budget(float(manifest.options.get("budget_s") or settings.search_time_budget_s), _seconds_into_run(context))
         outcome = stages.train_model(
             enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
-            time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s), user_labels=manifest.labels or None,
+            time_budget_s=budget.search_s, user_labels=manifest.labels or None,
             search_backend=settings.search_backend,
             training_schema=TrainingSchema.from_dict(schema) if schema else None, min_rows=settings.min_rows,
             interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),
             validate=manifest.options.get("validate"), lags=bool(manifest.options.get("lags")),
         )
+        outcome.details["run_budget"] = budget.to_dict()
     SessionStore(layout.sessions_db).update(run_id, analyzer=outcome.analyzer, task=outcome.task, metrics=outcome.metrics, model_type=outcome.model_info.get("model"),
                  model_path=outcome.model_path, needs_role_review=outcome.needs_role_review, target=outcome.target,
                  training=large.training_record(outcome, enriched_frame))
@@ -313,6 +326,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: 
         "leaderboard": table(outcome.leaderboard),
         "search": dg.MetadataValue.json({k: v for k, v in (outcome.details.get("search") or {}).items() if k != "notes"}),
         **({"validation": dg.MetadataValue.json(outcome.details["validation"])} if outcome.details.get("validation") else {}),
+        **({"run_budget": dg.MetadataValue.json(outcome.details["run_budget"])} if outcome.details.get("run_budget") else {}),
         "excluded_columns": pairs_table(outcome.excluded_columns, "column", "reason"),
         **numbers(outcome.metrics, "metric"),
     })

@@ -122,7 +122,8 @@ def test_model_no_better_than_baseline_falls_back_to_baseline_and_descriptive():
     result = analyze(air, context_for(air, "Day", min_r2=0.5))
     assert not result.trusted
     assert result.model_info["model"] == "baseline (mean)"
-    assert any("no better than a baseline" in note for note in result.notes)
+    assert result.details["baseline"]["metric"] == "r2" and not result.details["baseline"]["beats"]
+    assert any("is no better than predicting the mean: held-out R²" in note for note in result.notes)
     assert "recommendations" in result.details["descriptive"]
     assert np.allclose(result.fitted.predict_frame(air)["prediction"], air["Day"].mean())
 

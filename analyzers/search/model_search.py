@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from analyzers.models import ClassLabelPipeline
 from analyzers.preprocess import DATE_PARTS
 from analyzers.search.budget import BUDGET_SAFETY, SMALL_FIT_ROWS, estimate_seconds, final_reserve, machine_busy
-from analyzers.search.ensemble import greedy_ensemble
+from analyzers.search.ensemble import greedy_ensemble, selection_held_out
 from analyzers.search.folds import (
     MIN_RUNG_ROWS,
     SMALL_TABLE_ROWS,
@@ -36,12 +36,13 @@ from analyzers.search.portfolio import (
     Candidate,
     classification_candidates,
     expected_cost,
+    log_target_candidates,
     make_estimator,
     perturb,
     regression_candidates,
     with_sentence_features,
 )
-from analyzers.search.refit import FinalModel, more_rows_pay
+from analyzers.search.refit import BAG_SMALL_TABLES, FinalModel, more_rows_pay
 from analyzers.search.scoring import (
     LOWER_IS_BETTER,
     classification_metrics,
@@ -152,6 +153,8 @@ class ModelSearch(LargeTables, FinalModel):
         self.scheme = scheme
         self.time_ordered = time_order(X_first, self.time_column) is not None
         prepared = PreparedFolds(X_first, y_codes[first_pass], folds, self.plan, self.task)
+        # A small table keeps its cross-validation fold models as the final model: no refit to keep time for (forests aside).
+        self.bagging = BAG_SMALL_TABLES and len(folds) > 1 and not self.time_ordered
         n_train = len(folds[0][0])
         rungs = self._rungs(n_train) if len(folds) == 1 else [None]
         survivors = list(self.candidates)
@@ -220,6 +223,10 @@ class ModelSearch(LargeTables, FinalModel):
             pipeline = ClassLabelPipeline(pipeline, self.classes)
         held_out = np.unique(np.concatenate([v for _, v in folds]))
         y_valid = y_first.iloc[held_out]
+        selection_score = score_predictions(self.metric, y_codes[first_pass][held_out], valid_predictions, self.n_classes)
+        honest = selection_held_out(prepared, top_trials, ensemble, valid_predictions, held_out, self.metric, self.n_classes, self.seed)
+        if honest is not None:
+            valid_predictions = honest
         final_train, final_valid = folds[-1]
         if self.time_ordered and len(folds) > 1:
             # The headline is the last forward fold: trained on every earlier period, judged on the latest one, as the
@@ -234,6 +241,7 @@ class ModelSearch(LargeTables, FinalModel):
             "validation": scheme, "metric": self.metric, "first_pass_rows": len(first_pass), "final_fit_rows": int(final_rows),
             "refit": refit, "rungs": [int(r or n_train) for r in rungs], "learning_curve": {str(k): round(v, 6) for k, v in curve.items()},
             "search_seconds": round(time.perf_counter() - self.start, 3), "trials": len(self.trials), "notes": self.notes,
+            "selection_score": round(float(selection_score), 6), "scored_without_choosing": honest is not None,
             "holdout_basis": holdout_basis(folds, time_order(X_first, self.time_column) is not None, len(held_out),
                                            self.n_all if strong_default is not None else len(first_pass), grouped=self.groups is not None),
         }
@@ -246,7 +254,8 @@ class ModelSearch(LargeTables, FinalModel):
 
     def _final_reserve(self, n_all: int) -> float:
         """Seconds to keep for the final refit of the best candidate so far, from its own time per row."""
-        return final_reserve(self.trials, n_all, self.max_rows_full, self.budget, self.holdout_all is not None)
+        return final_reserve(self.trials, n_all, self.max_rows_full, self.budget, self.holdout_all is not None,
+                             getattr(self, "bagging", False))
 
     def _first_pass_positions(self, X, y) -> np.ndarray:
         n = len(X)
@@ -321,6 +330,8 @@ def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: lis
     validates forward in time; else ``groups`` (entity codes row-aligned with X) validates on unseen entities."""
     if candidates is None:
         candidates = regression_candidates(n_jobs, seed) if task == "regression" else classification_candidates(n_jobs, seed, is_imbalanced(y))
+        if task == "regression":
+            candidates[1:1] = log_target_candidates(y)  # early: on a busy machine the budget may not reach the end of the list
         if len(X) <= SMALL_TABLE_ROWS:
             candidates = sorted(candidates, key=expected_cost)
         candidates = with_sentence_features(candidates, X, plan, time_budget_s)

