@@ -33,7 +33,7 @@ def runs(tmp_path_factory, penguins):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AUTOMODEL_HOME", str(home))
         env.setenv("AUTOMODEL_LAKE", str(REPO / "datasets"))
-        env.setenv("AUTOMODEL_SEARCH_BUDGET_S", "3")
+        env.setenv("AUTOMODEL_SEARCH_BUDGET_S", "6")  # the run's budget: half of it at least for the search, so a tree model and its SHAP values
         env.setenv("ENABLE_SEMANTIC_MERGE", "0")  # the lake has nothing for penguins; building its index costs time
         env.delenv("AUTOMODEL_WEBHOOK_URL", raising=False)
         env.delenv("AUTOMODEL_LLM_PROVIDER", raising=False)
