@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from analyzers.base import FittedModel
 from analyzers.models import ClassLabelPipeline, LogTargetRegressor, ResampledClassifier, WeightedEnsemble
@@ -102,8 +103,9 @@ def feature_importance(fitted: FittedModel, frame: pd.DataFrame, sample_rows: in
     return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
-class _Scorer:
-    """Lets permutation_importance call a FittedModel (labels for classifiers, numbers for regressors)."""
+class _Scorer(BaseEstimator):
+    """Lets permutation_importance call a FittedModel (labels for classifiers, numbers for regressors). A BaseEstimator,
+    so scikit-learn (1.6 on) finds the estimator tags it asks every estimator for."""
 
     def __init__(self, fitted: FittedModel):
         self.fitted = fitted

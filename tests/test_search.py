@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 
 import joblib
@@ -15,7 +16,7 @@ from analyzers.models import ResampledClassifier
 from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
 from analyzers.search import Candidate, classification_candidates, is_imbalanced, make_estimator, search, validation_folds
 from analyzers.selection import analyze
-from automodel.errors import ScoringError
+from automodel.errors import AutomodelError, ScoringError
 from automodel.ingest.roles import infer_column_meta
 
 
@@ -165,6 +166,10 @@ def test_leakage_guard_leaves_out_a_copy_of_the_target_and_row_numbers(penguins)
     assert any("body_mass_kg" in note and "leakage" in note for note in result.notes)
 
 
+PYCARET = importlib.util.find_spec("pycaret") is not None
+
+
+@pytest.mark.skipif(not PYCARET, reason="PyCaret is the optional extra automodel[pycaret] and is not installed in this environment")
 def test_pycaret_backend_is_selected_by_configuration(penguins):
     context = AnalysisContext(metas=infer_column_meta(penguins), target="species", time_budget_s=12, search_backend="pycaret")
     result = analyze(penguins, context)
@@ -178,3 +183,13 @@ def test_pycaret_backend_is_selected_by_configuration(penguins):
     assert result.details["holdout_basis"] == f"20 % random holdout, {len(held_out):,} rows"
     assert (penguins["species"].iloc[held_out["row"]].to_numpy() == held_out["actual"].to_numpy()).all()
     assert (held_out["prediction"] == held_out["actual"]).mean() == pytest.approx(result.metrics["accuracy"])
+
+
+@pytest.mark.skipif(PYCARET, reason="PyCaret is installed here")
+def test_pycaret_backend_without_pycaret_says_so_in_one_sentence(penguins):
+    context = AnalysisContext(metas=infer_column_meta(penguins), target="species", time_budget_s=12, search_backend="pycaret")
+    with pytest.raises(AutomodelError) as raised:
+        analyze(penguins, context)
+    message = str(raised.value)
+    assert "PyCaret" in message and "automodel[pycaret]" in message and "AUTOMODEL_SEARCH_BACKEND=automodel" in message
+    assert "\n" not in message and "Traceback" not in message
