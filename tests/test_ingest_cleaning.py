@@ -161,7 +161,7 @@ def test_a_column_mixing_date_formats():
     formats = ["%Y-%m-%d", "%m/%d/%Y", "%B %d, %Y", "%d %b %Y"]
     raw = pd.DataFrame({"date": [d.strftime(formats[i % 4]) for i, d in enumerate(dates)], "pce": economics["pce"].astype(str)})
     result = clean(raw)
-    assert result.frame["date"].equals(dates.rename("date")) and result.report.converted["date"] == "datetime"
+    assert (result.frame["date"] == dates.rename("date")).all() and result.report.converted["date"] == "datetime"
 
 
 def test_one_unit_for_a_whole_column_is_removed():
