@@ -20,6 +20,7 @@ import pandas as pd
 from analyzers import REGISTRY, load_plugins
 from analyzers.base import AnalysisContext, AnalysisResult, Analyzer, FittedModel, library_versions
 from analyzers.decision import compare_with_baseline
+from analyzers.metric_names import metric_label
 from analyzers.preprocess import build_preprocessor, feature_plan, plan_features
 
 MIN_ROWS = 20
@@ -215,8 +216,6 @@ def against_baseline(df: pd.DataFrame, context: AnalysisContext, result: Analysi
 
 
 def _comparison_text(comparison: dict) -> str:
-    from automodel.outputs.facts import metric_label
-
     rows = f" on {comparison['rows']:,} held-out rows" if comparison.get("rows") else ""
     noise = (f"{comparison['z']:.2f} bootstrap standard errors, for the best of {comparison['candidates']} candidates"
              if comparison.get("standard_error") is not None else comparison["method"])

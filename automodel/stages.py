@@ -18,6 +18,7 @@ from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
 from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
 from automodel.lake.enrich import MAX_TABLES, MergeReport, rank_and_merge, spec_user_columns
+from automodel.bundle import load_model_bundle  # noqa: F401  (part of the stages' API: scoring, the CLI, tests)
 from automodel.lake.remembered import join_remembered, lake_record
 from automodel.errors import InputFileError, ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
@@ -240,12 +241,6 @@ def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | N
         join_keys = spec_user_columns(enrichment_spec) if enrichment_spec else []
         bundle["training_schema"] = training_schema.for_model(fitted.feature_columns, join_keys, fitted.target).to_dict()
     write_with_atomic(path, lambda tmp: joblib.dump(bundle, tmp))
-
-
-def load_model_bundle(path: Path) -> dict:
-    if not Path(path).exists():
-        raise ScoringError(f"No saved model at {path}; run `automodel run` first or give the run id of a run that trained a model.")
-    return joblib.load(path)
 
 
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from automodel.errors import AutomodelError, InputFileError
-from automodel.ingest.loader import is_supported
+from automodel.ingest.archive import is_supported
 from automodel.ingest.roles import ROLES
 from automodel.liveness import current_process
 from automodel.quotas import check_new_run

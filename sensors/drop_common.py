@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from automodel.drop_options import DropOptions, is_sidecar, parse_sidecar, sidecar_name
-from automodel.ingest.loader import is_supported
+from automodel.ingest.archive import is_supported
 from automodel.run_keys import readable_run_id
 from automodel_assets.intake import RUN_ID_TAG, USER_TAG
 

@@ -38,6 +38,15 @@ DEFAULT_MAX_COLUMNS = 2_000  # profiling costs ~10-40 ms a column: 2,000 columns
 DEFAULT_MAX_LINE_KB = 8 * 1024  # 8 MB: 2,000 columns of 4 KB each; a line past it is not a table's row
 DEFAULT_MAX_CELL_KB = 1024  # 1 MB: a long review or a page of text fits; a file pasted into a cell does not
 
+# Files the loader reads (a compressed one holds one of the others).
+SUPPORTED_SUFFIXES = (
+    ".csv", ".tsv", ".txt", ".psv", ".dat", ".parquet", ".pq", ".xlsx", ".json", ".jsonl", ".ndjson",
+) + COMPRESSED_SUFFIXES
+
+
+def is_supported(name: str) -> bool:
+    return name.lower().endswith(SUPPORTED_SUFFIXES)
+
 
 @dataclass(frozen=True)
 class InputLimits:
@@ -259,8 +268,6 @@ def _inflate(name: str, data: bytes, limits: InputLimits | None, keep: bool) -> 
 
 
 def _inflate_zip(name: str, raw: io.BytesIO, meter: _Meter, keep: bool) -> tuple[str, bytes]:
-    from automodel.ingest.loader import is_supported
-
     try:
         with zipfile.ZipFile(raw) as archive:
             members = [m for m in archive.infolist()

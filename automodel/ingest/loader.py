@@ -16,14 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from automodel.errors import InputFileError, plural
-from automodel.ingest.archive import (COMPRESSED_SUFFIXES, InputLimits, check_cell_sizes, check_columns, check_header_width,
-                                      check_line_lengths, check_workbook, inflate)
+from automodel.ingest.archive import (InputLimits, check_cell_sizes, check_columns, check_header_width, check_line_lengths,
+                                      check_workbook, inflate)
+from automodel.ingest.archive import SUPPORTED_SUFFIXES, is_supported  # noqa: F401  (the loader's API: intake, sensors)
 from automodel.ingest.delimited import Decisions, read_text
 from automodel.ingest.encoding import detect_encoding, guess_encoding  # noqa: F401  (detect_encoding: the loader's API)
 
-SUPPORTED_SUFFIXES = (
-    ".csv", ".tsv", ".txt", ".psv", ".dat", ".parquet", ".pq", ".xlsx", ".json", ".jsonl", ".ndjson",
-) + COMPRESSED_SUFFIXES
 _SNIFF_BYTES = 64 * 1024
 _SNIFF_LINES = 200
 # Delimited cells are kept as Arrow-backed text: a tenth of the memory of Python strings and fast string kernels.
@@ -75,10 +73,6 @@ class LoadInfo:
                                   f"{'...' if len(self.repaired_rows) > 20 else ''})") if self.repaired_rows else None}
         table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows.items() if v is not None)
         return table + ("\n\nProblems: " + "; ".join(self.problems) if self.problems else "")
-
-
-def is_supported(name: str) -> bool:
-    return name.lower().endswith(SUPPORTED_SUFFIXES)
 
 
 def _looks_binary(text: str) -> bool:

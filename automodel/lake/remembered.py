@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from automodel.bundle import load_model_bundle
 from automodel.errors import ScoringError
 from automodel.lake.source import LakeError, lake_entries
 
@@ -58,8 +59,6 @@ def trained_lake(model_path: str | Path) -> dict | None:
     """The lake a saved model was trained with (``location``, ``metric`` and per joined table ``file``, ``size``,
     ``mtime``, ``sha256``, ``lift``), or None when it joined no lake table. A plain read of the model bundle:
     the command line, the sensors and the HTTP API all call this."""
-    from automodel.stages import load_model_bundle
-
     spec = load_model_bundle(Path(model_path)).get("enrichment_spec") or {}
     return spec.get("lake")
 

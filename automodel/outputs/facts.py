@@ -11,15 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from analyzers.metric_names import METRIC_LABELS, metric_label  # noqa: F401  (facts' API: the dashboard and summary use them)
 from automodel.atomic import write_text_atomic
 from automodel.drift import drift_sentence
 
-METRIC_LABELS = {
-    "r2": "R²", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "accuracy": "accuracy", "precision": "macro precision",
-    "recall": "macro recall", "f1": "macro F1", "roc_auc": "ROC-AUC", "log_loss": "log loss",
-    "scaled_log_loss": "log loss (temperature-scaled)", "silhouette": "silhouette", "clusters": "clusters",
-    "anomalies": "anomalies", "anomaly_rate": "anomaly rate", "missing_cells_pct": "% cells empty",
-}
 HEADLINE_METRIC = {"regression": "r2", "classification": "f1", "clustering": "silhouette", "anomaly": "anomaly_rate",
                    "descriptive": "missing_cells_pct"}
 SUPERVISED = ("regression", "classification")
@@ -36,10 +31,6 @@ def metric_text(value) -> str:
             return "n/a"
         return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
-
-
-def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name)
 
 
 def is_baseline(model_name: str | None) -> bool:
