@@ -91,8 +91,11 @@ materialize_run = launch_run  # the name earlier callers (and tests) use
 
 
 def run_asset_names() -> list[str]:
-    """Every asset of a run (built in or added by an extension), as ``--from`` accepts them."""
-    return [key.to_user_string() for key in run_asset_keys(list(current_definitions().assets or []))]
+    """Every asset of a run (built in or added by an extension), as ``--from`` accepts them, in the order a run builds
+    them (upstream first; the HTTP API lists a run's stages in it)."""
+    definitions = current_definitions()
+    wanted = set(run_asset_keys(list(definitions.assets or [])))
+    return [key.to_user_string() for key in definitions.resolve_asset_graph().toposorted_asset_keys if key in wanted]
 
 
 def _selected_keys(from_asset: str | None, only: list[str] | None) -> list[dg.AssetKey] | None:

@@ -19,13 +19,13 @@ the instance's concurrency limits, exactly like a drop sensor's run request.
 
 from __future__ import annotations
 
-import re
 import threading
 import types
 from pathlib import Path
 
 import dagster as dg
 
+from analyzers.validation import parse_validate
 from automodel.errors import AutomodelError, InputFileError
 from automodel_assets import failures as _failures
 from automodel_assets import home as _home
@@ -38,7 +38,6 @@ ORIGIN = "api"
 PARTITION_TAG = "dagster/partition"
 RUN_ID_TAG = _intake.RUN_ID_TAG
 JOB_NAME = "automodel_run"
-VALIDATE_PATTERN = re.compile(r"random|(time|group):.+")
 
 get_instance = _home.get_instance
 parse_labels = _intake.parse_labels
@@ -58,13 +57,11 @@ def run_options(keep: list[str], drop: list[str], validate: str | None, budget: 
             raise InputFileError(f"budget {budget!r} is not a number; give the search budget in seconds, e.g. 30.") from None
         options["budget_s"] = OPTION_VALIDATORS["budget_s"]("budget", "budget_s", seconds)
     if validate not in (None, ""):
-        checker = OPTION_VALIDATORS.get("validate")
-        if checker is not None:
-            options["validate"] = checker("validate", "validate", validate)
-        elif not VALIDATE_PATTERN.fullmatch(validate):
-            raise InputFileError(f"validate {validate!r} is not a scheme; use random, time:COLUMN or group:COLUMN.")
-        else:
-            options["validate"] = validate
+        try:
+            parse_validate(validate)  # as `automodel run --validate` checks it
+        except ValueError:
+            raise InputFileError(f"validate {validate!r} is not a scheme; use random, time:COLUMN or group:COLUMN.") from None
+        options["validate"] = validate.strip()
     return options
 
 

@@ -33,7 +33,7 @@ def test_a_useful_model_of_a_rare_class_is_kept_and_predicts_that_class():
     assert 0.10 <= (people["limit"] == "yes").mean() <= 0.15
     result = analyze(people, context_for(people, "limit"))
     assert not result.model_info["model"].startswith("baseline")
-    assert result.metrics["roc_auc"] > 0.62  # self-rated health and age tell who is limited, far from chance
+    assert result.metrics["roc_auc"] > 0.6  # self-rated health and age tell who is limited (reported from rows that did not choose the model)
     # Judged by the metric the search ranked by, on its held-out rows: well clear of the noise.
     comparison = compare_with_baseline(result.holdout, result.details["search"]["metric"], "classification", result.fitted.classes, 10)
     assert comparison["metric"] == "roc_auc" and comparison["score"] == 0.5 and comparison["beats"]

@@ -8,7 +8,6 @@ import pandas as pd
 
 from analyzers.base import AnalysisContext
 from analyzers.models import WeightedEnsemble
-from analyzers.search import scaled_log_loss
 from analyzers.selection import analyze
 from automodel import stages
 from automodel.ingest.roles import infer_column_meta
@@ -50,15 +49,14 @@ def test_a_small_table_keeps_its_fold_models_and_blends_on_out_of_fold_predictio
     accuracy = float((holdout["prediction"] == holdout["actual"]).mean())
     assert np.isclose(accuracy, result.metrics["accuracy"])
     # Three balanced species: candidates are ranked and blended by (temperature-scaled) log loss, and a blend is kept
-    # only when it beats them all.
     assert search["metric"] == "scaled_log_loss"
+    # only when it beats them all on the rows that chose it. The reported figures come from predictions each made by a
+    # winner chosen without the row (analyzers.search.ensemble.selection_held_out), so they may only be worse.
     if "ensemble" in search:
-        proba = holdout[[f"proba_{c}" for c in result.fitted.classes]].to_numpy()
-        codes = holdout["actual"].map({c: i for i, c in enumerate(result.fitted.classes)}).to_numpy()
-        blended = scaled_log_loss(codes, proba)
         best_single = min(row["scaled_log_loss"] for row in result.leaderboard
                           if row["scaled_log_loss"] is not None and not row["model"].startswith("ensemble("))
-        assert blended <= best_single + 1e-9
+        assert -search["selection_score"] <= best_single + 1e-9
+        assert search["scored_without_choosing"]
     scored = result.fitted.predict_frame(frame.drop(columns=["species"]).head(40))
     assert (scored["prediction"] == frame["species"].head(40)).mean() >= 0.95
 
@@ -70,7 +68,8 @@ def test_a_short_budget_on_a_many_class_table_still_tries_the_cheap_families():
 
     digits = load_digits(as_frame=True).frame.sample(900, random_state=0).reset_index(drop=True)
     digits["target"] = digits["target"].map(lambda d: f"d{d}")
-    result = analyze(digits, AnalysisContext(metas=infer_column_meta(digits), target="target", time_budget_s=6))
+    # Twelve seconds: short for ten classes, and room for the cheap families on a loaded machine (each takes 1-2 s alone).
+    result = analyze(digits, AnalysisContext(metas=infer_column_meta(digits), target="target", time_budget_s=12))
     tried = {row["model"] for row in result.leaderboard if row.get("error") is None}
     assert {"logistic_regression", "extra_trees", "random_forest"} <= tried
     assert result.metrics["accuracy"] > 0.9
