@@ -207,7 +207,8 @@ def side_run(system: str, work: Path, target: str, how: str, column: str, budget
         X, Xt = flaml_features(train.drop(columns=[target]), test)
         for col in X.columns:
             if isinstance(X[col].dtype, pd.CategoricalDtype):
-                Xt[col] = pd.Categorical(Xt[col].astype(str).where(Xt[col].notna()), categories=X[col].cat.categories)
+                values = Xt[col].astype(str).where(Xt[col].notna())
+                Xt[col] = pd.Categorical(values.where(values.isin(X[col].cat.categories)), categories=X[col].cat.categories)
         options = {"split_type": "time"} if how == "time" else {"split_type": "group", "groups": train[column].astype(str).to_numpy()}
         automl = AutoML()
         automl.fit(X, train[target].astype(float), task="regression", metric="r2", time_budget=budget, n_jobs=THREADS, verbose=0,
@@ -253,7 +254,7 @@ def lightgbm_default(train: pd.DataFrame, test: pd.DataFrame, target: str) -> fl
                 if stamps.notna().mean() > 0.9:  # dates as their numeric parts, as any user would
                     stamps = stamps.dt.tz_localize(None) if stamps.dt.tz is not None else stamps
                     out[f"{col}_ordinal"] = (stamps - pd.Timestamp("1970-01-01")).dt.days
-                    out[f"{col}_month"], out[f"{col}_dow"], out[f"{col}_hour"] = stamps.dt.month, stamps.dt.dayofweek, stamps.dt.hour
+                    out[f"{col}_month"], out[f"{col}_dow"], out[f"{col}_hour"] = stamps.dt.month, stamps.dt.day_of_week, stamps.dt.hour
                     out = out.drop(columns=[col])
                 else:
                     out[col] = out[col].astype("category")
@@ -262,7 +263,8 @@ def lightgbm_default(train: pd.DataFrame, test: pd.DataFrame, target: str) -> fl
     X, Xt = features(train), features(test)
     for col in X.columns:
         if str(X[col].dtype) == "category":
-            Xt[col] = pd.Categorical(Xt[col].astype(str).where(Xt[col].notna()), categories=X[col].cat.categories)
+            values = Xt[col].astype(str).where(Xt[col].notna())
+            Xt[col] = pd.Categorical(values.where(values.isin(X[col].cat.categories)), categories=X[col].cat.categories)  # unseen: NaN
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = LGBMRegressor(n_jobs=2, verbose=-1).fit(X, train[target].astype(float))
