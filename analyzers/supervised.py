@@ -140,9 +140,10 @@ class SupervisedAnalyzer(Analyzer):
         holdout = frame_positions(df, rows, found.holdout)
         if holdout is not None:
             details["holdout_basis"] = found.details.get("holdout_basis", "held-out rows")
-        self.attach_uncertainty(fitted, found.holdout, context, details)
+        own = found.own_holdout if found.own_holdout is not None else found.holdout
+        self.attach_uncertainty(fitted, own, context, details)
         metrics = dict(found.metrics)
-        holdout = self.attach_threshold(fitted, holdout, context, details, metrics, notes)
+        holdout = self.attach_threshold(fitted, holdout, context, details, metrics, notes, frame_positions(df, rows, own))
         trusted, trust_notes = self.trust(metrics, y, context)
         if details.get("time_baselines"):
             best = max(details["time_baselines"], key=lambda b: b["score"])
@@ -189,25 +190,32 @@ class SupervisedAnalyzer(Analyzer):
         if interval:
             details["metric_interval"] = interval
     def attach_threshold(self, fitted: FittedModel, holdout: pd.DataFrame | None, context: AnalysisContext, details: dict,
-                         metrics: dict, notes: list) -> pd.DataFrame | None:
-        """A binary model's decision threshold, from its held-out (calibrated) probabilities (analyzers.decision): when it
-        beats 0.5 on rows that did not choose it, the model keeps it, and the label metrics and held-out labels are the
-        cross-fitted ones. Returns the held-out predictions, relabelled when the threshold is kept."""
+                         metrics: dict, notes: list, own: pd.DataFrame | None = None) -> pd.DataFrame | None:
+        """A binary model's decision threshold, from the served model's own held-out (calibrated) probabilities ``own``
+        (analyzers.decision): when it beats 0.5 on rows that did not choose it, the model keeps it, and the reported label
+        metrics and held-out labels are ``holdout``'s (the predictions of winners chosen without each row) at that
+        threshold. Returns the held-out predictions, relabelled when the threshold is kept."""
         if self.task != "classification" or holdout is None or not fitted.classes or len(fitted.classes) != 2:
             return holdout
         columns = [f"proba_{c}" for c in fitted.classes]
-        view = holdout
-        if fitted.calibrator is not None:
-            view = holdout.copy()
-            view[columns] = fitted.calibrator.transform(holdout[columns].to_numpy(dtype=float))
-        decision = choose_threshold(view, fitted.classes, context.random_state)
+
+        def calibrated(frame: pd.DataFrame) -> pd.DataFrame:
+            if fitted.calibrator is None:
+                return frame
+            out = frame.copy()
+            out[columns] = fitted.calibrator.transform(frame[columns].to_numpy(dtype=float))
+            return out
+
+        decision = choose_threshold(calibrated(own if own is not None else holdout), fitted.classes, context.random_state)
         if decision is None:
             return holdout
-        labels, _ = decision.pop("labels"), decision.pop("rows_scored")
+        decision.pop("labels"), decision.pop("rows_scored")
         details["decision_threshold"] = decision
         if not decision["kept"]:
             return holdout
         fitted.threshold = decision["threshold"]
+        view = calibrated(holdout)
+        labels = np.where(view[columns[1]].to_numpy(dtype=float) >= fitted.threshold, fitted.classes[1], fitted.classes[0])
         metrics.update(label_metrics(view["actual"], labels, fitted.classes))
         notes.append(f"predicts {fitted.classes[1]!r} from a probability of {decision['threshold']:.3f} up, the threshold with the best "
                      f"macro F1 on held-out rows (cross-fitted macro F1 {decision['f1_at_threshold']:.3f}, against "

@@ -141,12 +141,13 @@ def recover_dead_runs(settings, instance: dg.DagsterInstance) -> list[RecoveredR
             reason = (f"The run's process ({who}) died {stage} (killed or out of memory); "
                       f"rerun it with `automodel rerun {run_id}`." if run_id else
                       f"The run's process ({who}) died {stage} (killed or out of memory).")
+            # The session first: whoever sees the Dagster run failed (the API, `sessions`) then finds the reason beside it.
+            updated = bool(run_id) and newest_attempt(instance, run) and _fail_session(settings, store, run_id, reason)
             instance.report_run_failed(run, reason, JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION))
             freed = False
             if instance.event_log_storage.supports_global_concurrency_limits:
                 instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
                 freed = True
-            updated = bool(run_id) and newest_attempt(instance, run) and _fail_session(settings, store, run_id, reason)
             logger.info("recovered dead run %s (%s): %s", run.run_id, run_id, reason)
             recovered.append(RecoveredRun(run.run_id, run_id, reason, freed, updated))
         recovered += _recover_sessions(settings, instance, store)

@@ -38,11 +38,10 @@ def test_a_useful_model_of_a_rare_class_is_kept_and_predicts_that_class():
     comparison = compare_with_baseline(result.holdout, result.details["search"]["metric"], "classification", result.fitted.classes, 10)
     assert comparison["metric"] == "roc_auc" and comparison["score"] == 0.5 and comparison["beats"]
     assert comparison["lead"] > 2 * comparison["margin"]
-    # The threshold was chosen on held-out rows and beat 0.5 on rows that did not choose it.
+    # The threshold was chosen on the served model's held-out rows and beat 0.5 on rows that did not choose it.
     decision = result.details["decision_threshold"]
     assert decision["kept"] and decision["f1_at_threshold"] > decision["f1_at_0.5"]
     assert result.fitted.threshold == pytest.approx(decision["threshold"]) and result.fitted.threshold < 0.5
-    assert result.metrics["f1"] == pytest.approx(decision["f1_at_threshold"], abs=1e-6)
     assert any("the threshold with the best macro F1 on held-out rows" in note for note in result.notes)
     predictions = result.fitted.predict_frame(people)
     predicted_yes = (predictions["prediction"] == "yes").mean()
@@ -55,7 +54,8 @@ def test_a_useful_model_of_a_rare_class_is_kept_and_predicts_that_class():
 
 
 def test_when_nothing_beats_the_class_shares_the_fallback_says_so_by_the_ranking_metric():
-    market = rdata("ISLR", "Smarket").drop(columns=["Today"])  # Today's return is the direction itself
+    # The previous five days' returns only (Today's return is the direction itself; Year and Volume trend over the years).
+    market = rdata("ISLR", "Smarket")[["Lag1", "Lag2", "Lag3", "Lag4", "Lag5", "Direction"]]
     result = analyze(market, context_for(market, "Direction"))
     assert result.model_info["model"] == "baseline (class prior)"
     comparison = result.details["baseline"]

@@ -225,6 +225,7 @@ class ModelSearch(LargeTables, FinalModel):
         y_valid = y_first.iloc[held_out]
         selection_score = score_predictions(self.metric, y_codes[first_pass][held_out], valid_predictions, self.n_classes)
         honest = selection_held_out(prepared, top_trials, ensemble, valid_predictions, held_out, self.metric, self.n_classes, self.seed)
+        own_holdout = holdout_predictions(y, first_pass[held_out], valid_predictions, self.classes)
         if honest is not None:
             valid_predictions = honest
         final_train, final_valid = folds[-1]
@@ -250,7 +251,8 @@ class ModelSearch(LargeTables, FinalModel):
         if ensemble:
             details["ensemble"] = ensemble["weights"]
         return SearchResult(pipeline=pipeline, best_name=chosen, metrics=metrics, leaderboard=self._leaderboard(), classes=self.classes,
-                            details=details, holdout=holdout, final_split=(first_pass[final_train], first_pass[final_valid]))
+                            details=details, holdout=holdout, final_split=(first_pass[final_train], first_pass[final_valid]),
+                            own_holdout=own_holdout)
 
     def _final_reserve(self, n_all: int) -> float:
         """Seconds to keep for the final refit of the best candidate so far, from its own time per row."""
@@ -349,9 +351,11 @@ def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: lis
                          max_rows_first_pass, max_rows_full, groups=groups)
     result = runner.run(X.reset_index(drop=True), y.reset_index(drop=True))
     if order is not None:
-        if result.holdout is not None:
-            result.holdout["row"] = order[result.holdout["row"].to_numpy()]
-            result.holdout = result.holdout.sort_values("row", kind="stable").reset_index(drop=True)
+        for name in ("holdout", "own_holdout"):
+            frame = getattr(result, name)
+            if frame is not None:
+                frame["row"] = order[frame["row"].to_numpy()]
+                setattr(result, name, frame.sort_values("row", kind="stable").reset_index(drop=True))
         if result.final_split is not None:
             result.final_split = tuple(order[np.asarray(part, dtype=int)] for part in result.final_split)
     return result

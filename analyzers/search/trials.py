@@ -75,3 +75,6 @@ class SearchResult:
     # Positions in X of the rows the headline metric was measured on (time order: the latest period only) and of the
     # rows that trained the model that predicted them: baselines and the metric's interval use the same rows.
     final_split: tuple | None = None
+    # The chosen model's own held-out predictions, where ``holdout`` holds predictions by winners chosen without each row
+    # (ensemble.selection_held_out): calibration, intervals and a decision threshold are fitted on the model that serves.
+    own_holdout: pd.DataFrame | None = None
