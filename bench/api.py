@@ -136,7 +136,10 @@ def main() -> None:
         alone = {}
         for n, i in enumerate(picks):
             client, model = (ana, species_model) if n % 2 == 0 else (bob, sex_model)
-            alone[n] = client.post(model, json={"rows": [rows[i]]}).json()["predictions"][0]
+            response = client.post(model, json={"rows": [rows[i]]})
+            if response.status_code != 200:
+                raise SystemExit(f"predict of row {i} answered {response.status_code}: {response.text[:300]}")
+            alone[n] = response.json()["predictions"][0]
 
         upload = penguins.sample(150, random_state=7).to_csv(index=False).encode()
 

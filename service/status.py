@@ -39,6 +39,9 @@ def newest_runs(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, d
     return newest
 
 
+GENERIC_FAILURE = "The run failed; see the Dagster UI for details."
+
+
 def summary_status(row: dict, run: dg.DagsterRun | None) -> str:
     """The status from the session row and the newest Dagster attempt, without reading the event log."""
     if run is not None:
@@ -94,5 +97,11 @@ def run_state(instance: dg.DagsterInstance, row: dict, stage_names: list[str], r
         if error is None:
             from service.launch import step_failure_message
 
-            error = step_failure_message(instance, run.run_id) or "The run failed; see the Dagster UI for details."
+            error = step_failure_message(instance, run.run_id)
+            if stage in running and (error is None or error == GENERIC_FAILURE):
+                # A stage that started and neither finished nor failed: its process died (killed, or out of memory), and
+                # the run was failed by the daemon's run monitoring before our recovery could say so.
+                error = (f"The run's process died during stage {stage} (killed or out of memory); "
+                         f"rerun it with `automodel rerun {row.get('run_id')}`.")
+            error = error or GENERIC_FAILURE
     return RunState(status, stage, stages, run.run_id, error)
