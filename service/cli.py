@@ -30,9 +30,9 @@ def add_service_parsers(sub) -> None:
     create.add_argument("--user", dest="token_user", required=True, metavar="NAME", help="the user namespace the token acts for")
     create.add_argument("--admin", action="store_true", help="the token sees every user's runs")
     revoke = actions.add_parser("revoke", help="revoke a token (the token itself or its id)")
-    revoke.add_argument("token", metavar="TOKEN_OR_ID")
+    revoke.add_argument("token", metavar="TOKEN_OR_ID", help="the token, or its id as `automodel token list` shows it")
     listing = actions.add_parser("list", help="list tokens (ids, users, roles; never the tokens)")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
 
 
 def _settings():
