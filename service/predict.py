@@ -5,7 +5,8 @@ file was (``stages.replay_cleaning`` with the saved training schema), enriched w
 (``stages.enrich_frame`` with the saved enrichment spec) and predicted in whole blocks (``stages.predict_rows``),
 so a row gets the same prediction here as in a scoring run. The model bundle is loaded once and kept while it
 is among the most recently used (``AUTOMODEL_API_MODEL_CACHE``); a bundle rewritten on disk (a rerun) is
-loaded again.
+loaded again. A loaded model is rebuilt for a few rows at a time (``analyzers.serving.for_serving``: the same
+numbers, bit for bit, without scikit-learn's per-call overhead in every member of a fold bag).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analyzers.serving import for_serving
 from automodel import stages
 from automodel.errors import AutomodelError
 
@@ -33,10 +35,15 @@ class WarmModel:
     path: Path
     stamp: tuple[int, int]
     bundle: dict
+    served: object = None
+
+    def __post_init__(self):
+        if self.served is None:
+            self.served = for_serving(self.bundle["fitted"])
 
     @property
     def fitted(self):
-        return self.bundle["fitted"]
+        return self.served
 
 
 class ModelCache:
