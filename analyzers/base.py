@@ -85,7 +85,7 @@ class FittedModel:
         self.check_columns(frame)
         frame = self.with_history(frame)
         X = frame[self.feature_columns]
-        out = pd.DataFrame(index=frame.index)
+        columns: dict[str, Any] = {}
         if self.task == "classification":
             proba = np.asarray(self.pipeline.predict_proba(X), dtype=float)
             calibrator = getattr(self, "calibrator", None)  # models saved before calibration existed have none
@@ -95,16 +95,19 @@ class FittedModel:
             threshold = getattr(self, "threshold", None)  # models saved before thresholds existed have none
             if threshold is not None and proba.shape[1] == 2:
                 codes = (proba[:, 1] >= threshold).astype(int)
-            out["prediction"] = [self.classes[i] for i in codes]
+            columns["prediction"] = [self.classes[i] for i in codes]
             for i, cls in enumerate(self.classes):
-                out[f"proba_{cls}"] = proba[:, i]
+                columns[f"proba_{cls}"] = proba[:, i]
         else:
-            out["prediction"] = self.pipeline.predict(X)
+            prediction = self.pipeline.predict(X)
+            columns["prediction"] = prediction
             interval = getattr(self, "interval", None)
             if interval:
-                out["prediction_lower"] = out["prediction"] - interval["half_width"]
-                out["prediction_upper"] = out["prediction"] + interval["half_width"]
-        return out.reset_index(drop=True)
+                prediction = pd.Series(prediction)
+                columns["prediction_lower"] = prediction - interval["half_width"]
+                columns["prediction_upper"] = prediction + interval["half_width"]
+        # Built in one go: a frame grown column by column costs a few milliseconds, most of a one-row request's time.
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
 
 
 def library_versions() -> dict[str, str]:

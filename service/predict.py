@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from analyzers.serving import for_serving
 from automodel import stages
@@ -123,7 +124,9 @@ def score(warm: WarmModel, raw: pd.DataFrame, lake_dir: Path, catalog_db: Path) 
         profile = stages.Profile(metas=[], target=None, target_reason="", tags=[])
         frame, _ = stages.enrich_frame(frame, profile, lake_dir, catalog_db, True, reuse_spec=spec, reusing_model=True, raw=raw)
     warm.fitted.check_columns(frame)
-    return stages.predict_rows(warm.fitted, frame), report.to_dict()
+    # Parameters were checked when the model was fitted; checking them again on every call only costs time.
+    with sklearn.config_context(skip_parameter_validation=True):
+        return stages.predict_rows(warm.fitted, frame), report.to_dict()
 
 
 def predictions_json(predictions: pd.DataFrame) -> list[dict]:

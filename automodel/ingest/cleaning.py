@@ -104,7 +104,10 @@ def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, un
     dtypes = frame.dtypes  # one lookup for all columns: frame[c] costs ~0.1 ms each, minutes on a wide table
     is_text = {t: t == object or pd.api.types.is_string_dtype(t) for t in set(dtypes)}
     text_columns = [c for c in (columns or frame.columns) if is_text[dtypes[c]]]
-    if _wide and len(text_columns) >= _WIDE_COLUMNS and len(frame) <= _GATE_SAMPLE and frame.columns.is_unique:
+    # Many columns, or a few rows (a row posted to the API): each pandas string operation has a fixed cost per column,
+    # so all the text cells go through each Arrow kernel once.
+    few_rows = len(frame) <= _FEW_ROWS and len(text_columns) > 1
+    if _wide and (len(text_columns) >= _WIDE_COLUMNS or few_rows) and len(frame) <= _GATE_SAMPLE and frame.columns.is_unique:
         return _normalize_text_wide(frame, report, text_columns, unify_case)
     out = frame.copy()
     for col in columns or out.columns:
@@ -131,6 +134,7 @@ def normalize_text(frame: pd.DataFrame, report: CleaningReport, columns=None, un
 
 
 _WIDE_COLUMNS = 200
+_FEW_ROWS = 64
 
 
 def _normalize_text_wide(frame: pd.DataFrame, report: CleaningReport, text_columns: list, unify_case: bool) -> pd.DataFrame:
