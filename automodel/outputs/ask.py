@@ -756,7 +756,7 @@ def write_answer_chart(result: Answer, path: Path) -> Path | None:
     """A self-contained HTML page with the answer and its chart, in the run report's style (plotly.js inlined)."""
     import html as html_lib
 
-    from automodel.outputs.dashboard import figure_html, page_html, style_figure
+    from automodel.outputs.report_page import figure_html, page_html, style_figure
 
     if result.figure is None:
         return None
