@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from test_llm import OpenAICompatibleServer
 
-from automodel.outputs.ask import QuestionError, answer, column_aliases, parse_intent, select_visualization
+from automodel.outputs.ask import answer
+from automodel.outputs.ask_charts import select_visualization
+from automodel.outputs.ask_intent import QuestionError, column_aliases, parse_intent
 from automodel.outputs.llm import make_provider
 
 
