@@ -23,7 +23,8 @@ import pandas as pd
 from automodel import stages
 from automodel.large import run as large
 from automodel.outputs.actions import ActionLog, execute_actions
-from automodel.outputs.dashboard import build_figures, evaluation_rows, key_figures, prediction_overview, write_report
+from automodel.outputs.dashboard import key_figures, prediction_overview, write_report
+from automodel.outputs.report_charts import build_figures, evaluation_rows
 from automodel.outputs.facts import baseline_for, write_facts
 from automodel.errors import AutomodelError
 from automodel.ingest.embed_roles import refine_with_llm

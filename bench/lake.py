@@ -203,7 +203,7 @@ def cold_probe(work: Path) -> None:
     from automodel import embedder
     from automodel.ingest.cleaning import clean
     from automodel.ingest.roles import infer_column_meta
-    from automodel.lake.catalog import search_datasets
+    from automodel.lake.search import search_datasets
 
     queries = labelled_queries()
     prepared = []
@@ -242,7 +242,8 @@ def main() -> None:
     from automodel.ingest.cleaning import clean
     from automodel.ingest.roles import infer_column_meta
     from automodel.lake import search_index
-    from automodel.lake.catalog import build_index, catalog_summary, index_is_current, index_workers, search_datasets
+    from automodel.lake.catalog import build_index, catalog_summary, index_is_current, index_workers
+    from automodel.lake.search import search_datasets
 
     work = Path(args.work)
     db = work / "catalog.duckdb"

@@ -286,8 +286,9 @@ def main() -> None:
                                                                  "with `automodel score` (with and without the lake)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from automodel.lake.catalog import build_index, catalog_summary, search_datasets
+    from automodel.lake.catalog import build_index, catalog_summary
     from automodel.lake.enrich import rank_and_merge
+    from automodel.lake.search import search_datasets
     from automodel.lake.written import with_written_columns
 
     work = Path(args.work)

@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automodel.outputs.actions import ActionLog, WebhookNotifier, execute_actions  # noqa: E402
 from automodel.outputs.ask import answer  # noqa: E402
-from automodel.outputs.dashboard import build_figures, write_dashboard  # noqa: E402
+from automodel.outputs.dashboard import write_dashboard  # noqa: E402
 from automodel.outputs.llm import unsupported_numbers  # noqa: E402
+from automodel.outputs.report_charts import build_figures  # noqa: E402
 from automodel.outputs.summary import summary_facts, template_summary  # noqa: E402
 from recipes import ActionContext  # noqa: E402
 

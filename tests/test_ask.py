@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from test_llm import OpenAICompatibleServer
 
-from automodel.outputs.ask import QuestionError, answer, column_aliases, parse_intent, select_visualization
+from automodel.outputs.ask import answer
+from automodel.outputs.ask_charts import select_visualization
+from automodel.outputs.ask_intent import QuestionError, column_aliases, parse_intent
 from automodel.outputs.llm import make_provider
 
 
@@ -74,7 +76,7 @@ def test_questions_on_penguins_are_answered_correctly(data, question, action, ch
 
 def test_the_chart_holds_the_answer(data, tmp_path):
     from automodel.outputs.ask import write_answer_chart
-    from automodel.outputs.dashboard import figures_in_html
+    from automodel.outputs.report_page import figures_in_html
 
     result = answer("What is the average body mass by species?", data)
     path = write_answer_chart(result, tmp_path / "answer.html")

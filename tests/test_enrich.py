@@ -9,9 +9,10 @@ import pytest
 from lake_data import LAKE, county_murders_1996, flights_sample, profile, rdata, shared_catalog, state_production, us_arrests, zip_records
 
 from automodel import stages
-from automodel.lake.catalog import load_lake_table, search_datasets, table_entry
 from automodel.lake.enrich import MIN_LIFT, EnrichmentSpec, apply_join, describe_strategy, rank_and_merge, synthesise_join_keys
 from automodel.lake.keys import compute_key, generic_recipe
+from automodel.lake.search import search_datasets
+from automodel.lake.tables import load_lake_table, table_entry
 
 
 def _merge(user: pd.DataFrame, target: str | None, **kwargs):

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from lake_data import build_catalog, profile
 
-from automodel.lake.catalog import KeyMatch, SearchHit
 from automodel.lake.grain import composite_alternatives, is_list_valued
+from automodel.lake.matches import KeyMatch, SearchHit
 
 STATS = ["games", "AB", "H", "HR", "walks", "strike_outs"]
 
@@ -106,7 +106,7 @@ def test_a_list_valued_column_is_never_matched_whole(players, tmp_path):
     lake_dir.mkdir()
     table.to_csv(lake_dir / "hr_leaders.csv", index=False)
     db, _ = build_catalog(lake_dir, tmp_path)
-    from automodel.lake.catalog import search_datasets
+    from automodel.lake.search import search_datasets
 
     users, metas = profile(pd.DataFrame({"surname": players["surname"], "HR": players["HR"]}))
     hits = search_datasets(metas, 5, frame=users, db_path=db, lake_dir=lake_dir)

@@ -12,7 +12,8 @@ import pytest
 from lake_data import LAKE, county_murders_1996, flights_sample, profile, shared_catalog, us_arrests, zip_records
 
 from automodel.lake import search_index
-from automodel.lake.catalog import _SNAPSHOTS, build_index, index_is_current, search_datasets
+from automodel.lake.catalog import build_index, index_is_current
+from automodel.lake.search import _SNAPSHOTS, search_datasets
 from automodel.lake.sketches import ContainmentLSH, signature, value_hashes
 
 
@@ -205,7 +206,7 @@ def test_zips_reach_county_tables_through_the_crosswalk():
     assert direct.key.kind == "zip_code" and direct.key.strategy == "direct"
     assert direct.containment == pytest.approx(expected, abs=1e-4)
     # The crosswalk's lookup is stored normalised in the search index: what reading the table gives.
-    from automodel.lake.catalog import read_crosswalk, table_entry
+    from automodel.lake.tables import read_crosswalk, table_entry
 
     stored = search_index.load(shared_catalog()).crosswalk("zip_county", "zip", "county_fips")
     read = read_crosswalk(LAKE, table_entry(LAKE, "zip_county"), "zip", "county_fips")

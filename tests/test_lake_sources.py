@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from lake_data import build_catalog, flights_frame, nyc, profile, rdata, write_flights_lake
 
-from automodel.lake.catalog import load_lake_table, search_datasets, table_entry
 from automodel.lake.enrich import MIN_LIFT, apply_specs, join_table, rank_and_merge, synthesise_join_keys
+from automodel.lake.search import search_datasets
+from automodel.lake.tables import load_lake_table, table_entry
 from automodel.lake.written import with_written_columns
 
 

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from test_llm import OpenAICompatibleServer
 
-from automodel.outputs.dashboard import build_figures, confusion_table, figures_in_html, write_dashboard
+from automodel.outputs.dashboard import write_dashboard
+from automodel.outputs.report_charts import build_figures, confusion_table
+from automodel.outputs.report_page import figures_in_html
 
 
 def _facts_from(body: dict) -> dict:

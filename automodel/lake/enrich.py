@@ -24,8 +24,10 @@ import pandas as pd
 
 from automodel.errors import AutomodelError
 from automodel.ingest.roles import is_number
-from automodel.lake.catalog import IndexOutOfDate, KeyMatch, SearchHit, load_crosswalks, load_lake_table, search_datasets, table_entry
 from automodel.lake.keys import GRAINS, UTC_MARK, compute_key, zones_differ
+from automodel.lake.matches import KeyMatch, SearchHit
+from automodel.lake.search import IndexOutOfDate, load_crosswalks, search_datasets
+from automodel.lake.tables import load_lake_table, table_entry
 from automodel.lake.written import KEY_ONLY_ATTR, restore_for_keys, with_written_columns
 
 MIN_CONTAINMENT = 0.5

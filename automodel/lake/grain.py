@@ -76,8 +76,8 @@ def composite_alternatives(frame: pd.DataFrame, key, lake: pd.DataFrame, target:
 
     Offered only when the key does not tell the user's rows apart; each adds one column that the lake table
     also has (same name, normalised) and that makes the user's rows (nearly) unique."""
-    from automodel.lake.catalog import KeyMatch
     from automodel.lake.keys import compute_key
+    from automodel.lake.matches import KeyMatch
 
     if key is None or key.strategy != "direct" or not key.user_recipe or not key.lake_recipe:
         return []

@@ -68,14 +68,14 @@ def _read(process: subprocess.Popen, results: queue.Queue) -> None:
 
 
 def main() -> None:
-    from automodel.lake.catalog import _profile_file
+    from automodel.lake.profiling import profile_file
 
     lake_dir, share = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but results on the pipe
     for position, entry in share:
         try:
-            profile, why = _profile_file(Path(lake_dir), entry)
+            profile, why = profile_file(Path(lake_dir), entry)
         except Exception:  # noqa: BLE001 - any failure reaches the build with its traceback
             pickle.dump(("error", f"{entry.get('file')}: {traceback.format_exc()}"), out)
             out.flush()
