@@ -51,8 +51,13 @@ class LogTargetRegressor(BaseEstimator, RegressorMixin):
     """Fits ``estimator`` on log(1 + y) and predicts back on the target's own scale, for skewed targets of counts and
     amounts (wages, prices, visits) where errors grow with the value. exp of a mean log is a median, below the mean a
     squared error wants, so predictions are scaled by Duan's smearing factor: the mean of exp(residual) on the training
-    rows, in log space. Early-stopping rows (``eval_set``) are moved to log space too; anything else the wrapped
-    estimator has (rounds used, feature importances) reads through."""
+    rows, in log space. A prediction in log space is kept within the training targets' log range widened by a tenth
+    on each side: exp turns a linear model's extrapolation (a destination far from every training one) into values
+    orders of magnitude off, where the target's own scale would have been off by a little. Early-stopping rows
+    (``eval_set``) are moved to log space too; anything else the wrapped estimator has (rounds used, feature
+    importances) reads through."""
+
+    LOG_RANGE_MARGIN = 0.1
 
     def __init__(self, estimator=None):
         self.estimator = estimator
@@ -63,15 +68,23 @@ class LogTargetRegressor(BaseEstimator, RegressorMixin):
             fit_params["eval_set"] = [(Xv, np.log1p(np.asarray(yv, dtype=float))) for Xv, yv in fit_params["eval_set"]]
         logged = np.log1p(y)
         self.estimator.fit(X, logged, **fit_params)
-        residuals = logged - np.asarray(self.estimator.predict(X), dtype=float)
+        low, high = float(np.min(logged)), float(np.max(logged))
+        margin = self.LOG_RANGE_MARGIN * (high - low)
+        self.log_range_ = (low - margin, high + margin)
+        residuals = logged - self._log_prediction(X)
         self.smearing_ = float(np.mean(np.exp(np.clip(residuals, -20, 20))))
         return self
 
+    def _log_prediction(self, X) -> np.ndarray:
+        logged = np.asarray(self.estimator.predict(X), dtype=float)
+        bounds = self.__dict__.get("log_range_")  # models saved before the bound existed have none
+        return np.clip(logged, *bounds) if bounds is not None else logged
+
     def predict(self, X):
-        return np.exp(np.asarray(self.estimator.predict(X), dtype=float)) * self.smearing_ - 1.0
+        return np.exp(self._log_prediction(X)) * self.smearing_ - 1.0
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("estimator", "smearing_"):
+        if name.startswith("__") or name in ("estimator", "smearing_", "log_range_"):
             raise AttributeError(name)
         return getattr(self.__dict__["estimator"], name) if "estimator" in self.__dict__ else super().__getattribute__(name)
 
