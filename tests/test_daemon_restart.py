@@ -1,7 +1,8 @@
 """The real dagster-daemon killed with SIGKILL and started again: no dropped file is lost or run twice.
 
 The local drop sensor's cursor lives in the Dagster instance and each run's manifest in sessions.db;
-both must outlive the daemon.
+both must outlive the daemon. Two drops are handled before the kill (their runs still going when it lands) and one
+after the restart: a drop handled twice or never would show in either group, whatever its size.
 """
 
 from __future__ import annotations
@@ -61,21 +62,21 @@ def test_daemon_sigkill_and_restart_loses_and_repeats_no_drop(tmp_path, penguins
         for i, name in enumerate(names):
             penguins.sample(frac=0.8, random_state=len(name) + i).to_csv(drop / "alice" / name, index=False)
 
-    drop_files(["first.csv", "second.csv", "third.csv"])
+    drop_files(["first.csv", "second.csv"])
     log = tmp_path / "daemon.log"
     daemon = _start_daemon(env, log)
     try:
-        _wait(lambda: len(_session_ids(home)) >= 3, 240, "the first three drops to become runs")
+        _wait(lambda: len(_session_ids(home)) >= 2, 240, "the first two drops to become runs")
         os.kill(daemon.pid, signal.SIGKILL)  # the daemon only: runs it launched go on, as after a crash of the daemon process
         daemon.wait(timeout=30)
-        drop_files(["fourth.csv", "fifth.csv"])
+        drop_files(["third.csv"])
         daemon = _start_daemon(env, log)
-        _wait(lambda: len(_session_ids(home)) >= 5, 240, "the two later drops to become runs after the restart")
+        _wait(lambda: len(_session_ids(home)) >= 3, 240, "the later drop to become a run after the restart")
         instance = dg.DagsterInstance.from_config(str(home / "dagster"))
 
         def all_finished() -> bool:
             runs = instance.get_runs(filters=dg.RunsFilter(job_name="automodel_run"))
-            return len(runs) >= 5 and all(r.is_finished for r in runs)
+            return len(runs) >= 3 and all(r.is_finished for r in runs)
 
         _wait(all_finished, 300, "every run to finish")
     finally:
@@ -88,9 +89,9 @@ def test_daemon_sigkill_and_restart_loses_and_repeats_no_drop(tmp_path, penguins
     runs = instance.get_runs(filters=dg.RunsFilter(job_name="automodel_run"))
     partitions = [r.tags.get("dagster/partition") for r in runs]
     assert sorted(partitions) == sorted(_session_ids(home)), log.read_text()[-3000:]
-    assert len(set(partitions)) == len(partitions) == 5, "each drop is requested exactly once across the restart"
+    assert len(set(partitions)) == len(partitions) == 3, "each drop is requested exactly once across the restart"
     assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
     assert set(instance.get_dynamic_partitions("run_id")) == set(partitions)
     sensor_state = next(s for s in instance.all_instigator_state() if s.name == "local_drop_sensor")
     cursor = sensor_state.instigator_data.cursor
-    assert all(name in cursor for name in ("first.csv", "third.csv", "fourth.csv", "fifth.csv")), "the cursor outlived the daemon"
+    assert all(name in cursor for name in ("first.csv", "second.csv", "third.csv")), "the cursor outlived the daemon"

@@ -49,8 +49,9 @@ def test_materialize_every_asset_of_a_run(home, tmp_path, penguins):
 
 
 @pytest.mark.lake_indexed
-def test_rematerializing_a_partition_needs_no_config(home, tmp_path, penguins):
+def test_rematerializing_a_partition_needs_no_config(home, tmp_path, penguins, monkeypatch):
     """A run created once can be rematerialized later from its partition key alone, as from the UI."""
+    monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "3")  # what is checked is that the partition alone is enough, not the model
     from automodel_assets.definitions import build_resources, defs
     from automodel_assets.runs import create_run, get_instance, materialize_run
     from resources.settings import AutomodelSettings
@@ -80,8 +81,9 @@ def _graphql(port: int, query: str) -> dict:
 
 
 @pytest.mark.lake_indexed
-def test_ui_serves_the_graph_and_partitions(home, tmp_path, penguins, cli):
+def test_ui_serves_the_graph_and_partitions(home, tmp_path, penguins, cli, monkeypatch):
     """What `make dev` serves: the webserver lists every asset with its group and the run partitions."""
+    monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "3")  # the run only has to exist as a partition the UI lists
     penguins.to_csv(tmp_path / "p.csv", index=False)
     run_id = cli("run", tmp_path / "p.csv", "--target", "species", "--json").json["run_id"]
     port = _free_port()

@@ -26,18 +26,26 @@ def _env(home: Path, **extra) -> dict:
             "AUTOMODEL_SEARCH_BUDGET_S": "600", **extra}
 
 
+RUNS_AT_ONCE = 4  # twice the train pool's 2 slots, so runs wait for slots while others search; three users, one with two runs
+
+
 @pytest.mark.slow
-def test_eight_runs_at_once_all_succeed_and_shared_state_stays_consistent(tmp_path):
+def test_runs_at_once_all_succeed_and_shared_state_stays_consistent(tmp_path):
+    """Several `automodel run` processes started together on a home with no catalog yet: every run succeeds, none is
+    lost or mixed with another in sessions, the action log or its predictions, and the lake catalog is built once.
+
+    Four runs contend for everything eight did (the catalog's first build, SQLite writers, the 2-slot train pool, one user
+    with two runs at once); more of them only make the test longer."""
     import palmerpenguins
 
     penguins = palmerpenguins.load_penguins()
     home = tmp_path / "home"
     sources = []
-    for i in range(8):
+    for i in range(RUNS_AT_ONCE):
         path = tmp_path / f"penguins_{i}.csv"
         penguins.sample(frac=0.9, random_state=i).to_csv(path, index=False)
         sources.append(path)
-    env = _env(home, AUTOMODEL_SEARCH_BUDGET_S="3")  # the train pool's 2 slots run the 8 searches two at a time
+    env = _env(home, AUTOMODEL_SEARCH_BUDGET_S="3")  # the train pool's 2 slots run the searches two at a time
     procs = [subprocess.Popen([AUTOMODEL, "run", str(s), "--target", "species", "--user", f"user{i % 3}", "--json"], env=env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i, s in enumerate(sources)]
     results = []
@@ -46,7 +54,7 @@ def test_eight_runs_at_once_all_succeed_and_shared_state_stays_consistent(tmp_pa
         assert proc.returncode == 0, err
         results.append(json.loads(out.strip().splitlines()[-1]))
     run_ids = {r["run_id"] for r in results}
-    assert len(run_ids) == 8 and all(r["status"] == "success" for r in results)
+    assert len(run_ids) == RUNS_AT_ONCE and all(r["status"] == "success" for r in results)
     with sqlite3.connect(home / "sessions.db") as con:
         rows = con.execute("SELECT run_id, status FROM runs").fetchall()
     assert {r for r, _ in rows} == run_ids and {s for _, s in rows} == {"success"}

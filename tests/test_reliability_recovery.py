@@ -283,14 +283,17 @@ def _predictions(completed: subprocess.CompletedProcess) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_runs_killed_in_every_stage_twice_in_a_row_then_a_run_finishes_in_normal_time(tmp_path, penguins_csv):
-    """Two SIGKILLs inside each stage in turn (20 kills on one home), then an uninterrupted run and reruns of killed ones.
+def test_runs_killed_in_every_stage_then_a_run_finishes_in_normal_time(tmp_path, penguins_csv):
+    """A SIGKILL inside each stage in turn, two in the model stage (11 kills on one home, one after another), then an
+    uninterrupted run and reruns of killed ones.
 
     Issue 16, findings 1 and 2: the train pool has 2 slots, and two runs killed during model search used to block every later
-    run in the home for ever; killed runs stayed `running` in sessions and STARTED in Dagster. Model-stage kills are training
-    runs (a long search budget keeps them inside the stage); one predictions-stage kill is a training run too (its model is
-    stored when it dies); the other stages are killed in scoring runs, which pass through every stage without training, so
-    reaching a late stage is quick. Whatever a killed run stored loads whole, and a rerun of a killed training run predicts
+    run in the home for ever; killed runs stayed `running` in sessions and STARTED in Dagster. The two model-stage kills (one
+    per slot of the pool) are training runs (a long search budget keeps them inside the stage); the predictions-stage kill is
+    a training run too (its model is stored when it dies); the other stages are killed in scoring runs, which pass through
+    every stage without training, so reaching a late stage is quick. Every stage is killed once: the recovery and the
+    stored outputs it must leave whole differ by stage, and repeating a kill in the same stage proves nothing more (the
+    second model kill is what fills the pool). Whatever a killed run stored loads whole, and a rerun of a killed training run predicts
     exactly what an uninterrupted run predicted: the search budget is long enough that only the search's own stopping rule
     ends it, so training is deterministic.
     """
@@ -308,12 +311,12 @@ def test_runs_killed_in_every_stage_twice_in_a_row_then_a_run_finishes_in_normal
     victims = Victims(env, tmp_path / "victims")
     try:
         for stage in STAGES:
-            if stage == "model":
+            if stage == "model":  # both slots of the train pool held by dead runs
                 plan = [(train, "600"), (train, "600")]
             elif stage == "predictions":  # the first stage after the model is stored: a training run leaves a whole model behind
-                plan = [(train, "3"), (score, "3")]
+                plan = [(train, "3")]
             else:
-                plan = [(score, "3"), (score, "3")]
+                plan = [(score, "3")]
             killed[stage] = []
             for args, budget in plan:
                 run_id = _kill_inside(home, victims, args, stage, {"AUTOMODEL_SEARCH_BUDGET_S": budget})
@@ -353,4 +356,4 @@ def test_runs_killed_in_every_stage_twice_in_a_row_then_a_run_finishes_in_normal
         probabilities = [c for c in reference.columns if c != "prediction"]
         assert np.allclose(predictions[probabilities], reference[probabilities], rtol=1e-6), f"rerun after a kill inside {stage} differs"
         assert _sessions(home, env)[run_id]["status"] == "success"
-    print(f"20 kills survived in a row; the next run took {elapsed:.1f} s")
+    print(f"{sum(map(len, killed.values()))} kills survived in a row; the next run took {elapsed:.1f} s")

@@ -100,6 +100,9 @@ def test_each_asset_rematerialized_alone_gives_what_the_full_run_gave(home, tmp_
     from automodel_assets.runs import get_instance, launch_run, submit_run
     from resources.settings import AutomodelSettings
 
+    # What is compared is what each asset is given and rebuilds, not the model's quality; half the run's budget at least goes
+    # to the search (run_budget), enough for a tree model and its SHAP values on penguins.
+    monkeypatch.setenv("AUTOMODEL_SEARCH_BUDGET_S", "6")
     settings = AutomodelSettings.from_env()
     instance = get_instance(settings.layout)
     source = tmp_path / "penguins.csv"
