@@ -54,7 +54,7 @@ def _text(sidecar: str, key: str, value) -> str:
 
 
 def _labels(sidecar: str, key: str, value) -> dict[str, str]:
-    from automodel.ingest.roles import ROLES
+    from automodel.ingest.role_words import ROLES
 
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise InputFileError(f"{sidecar}: 'labels' must map column names to roles, e.g. {{\"store_id\": \"identifier\"}}; fix the sidecar and upload the file again.")

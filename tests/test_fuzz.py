@@ -13,10 +13,11 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from automodel.ingest.cleaning import clean
 from automodel.errors import AutomodelError
+from automodel.ingest.cleaning import clean
 from automodel.ingest.loader import load_bytes
-from automodel.ingest.roles import ROLES, infer_column_meta
+from automodel.ingest.role_words import ROLES
+from automodel.ingest.roles import infer_column_meta
 
 FUZZ_EXAMPLES = 150
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

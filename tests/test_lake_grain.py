@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from lake_data import build_catalog, profile
 
-from automodel.lake.grain import composite_alternatives, is_list_valued
+from automodel.lake.grain import composite_alternatives
+from automodel.lake.list_cells import is_list_valued
 from automodel.lake.matches import KeyMatch, SearchHit
 
 STATS = ["games", "AB", "H", "HR", "walks", "strike_outs"]

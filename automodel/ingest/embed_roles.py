@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from automodel.errors import AutomodelError
-from automodel.ingest.roles import ROLES, ColumnMeta, _name_tokens, _state_words
+from automodel.ingest.role_words import ROLES, ColumnMeta, _name_tokens, _state_words
 from resources.settings import current as current_settings
 
 AMBIGUOUS_BELOW = 0.7

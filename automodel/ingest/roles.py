@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-ROLES = (
-    "numeric", "categorical", "boolean", "date", "datetime", "text", "identifier", "zip_code", "fips_code",
-    "state", "city", "country", "latitude", "longitude", "email", "phone", "url", "currency", "percent",
-)
+from automodel.ingest import embed_roles
+from automodel.ingest.role_words import ColumnMeta, _name_tokens, _state_words
+
 # Roles whose values can key a join with a lake table.
 KEY_ROLES = ("state", "fips_code", "zip_code", "city", "country")
 
-US_STATE_NAMES = {
-    "alabama", "alaska", "arizona", "arkansas", "california", "colorado", "connecticut", "delaware",
-    "district of columbia", "florida", "georgia", "hawaii", "idaho", "illinois", "indiana", "iowa", "kansas",
-    "kentucky", "louisiana", "maine", "maryland", "massachusetts", "michigan", "minnesota", "mississippi",
-    "missouri", "montana", "nebraska", "nevada", "new hampshire", "new jersey", "new mexico", "new york",
-    "north carolina", "north dakota", "ohio", "oklahoma", "oregon", "pennsylvania", "rhode island",
-    "south carolina", "south dakota", "tennessee", "texas", "utah", "vermont", "virginia", "washington",
-    "west virginia", "wisconsin", "wyoming", "puerto rico",
-}
-US_STATE_ABBRS = {
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY",
-    "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH",
-    "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "PR",
-}
 COUNTRY_NAMES = {
     "afghanistan", "albania", "algeria", "andorra", "angola", "antigua and barbuda", "argentina", "armenia", "australia",
     "austria", "azerbaijan", "bahamas", "bahrain", "bangladesh", "barbados", "belarus", "belgium", "belize", "benin",
@@ -87,20 +71,6 @@ COUNTRY_WORDS = {"country", "nation", "nationality"}
 
 
 @lru_cache(maxsize=1)
-def _state_words() -> frozenset[str]:
-    """Lower-case US state and territory names, postal and AP abbreviations (from the ``us`` package)."""
-    import us
-
-    words = set(US_STATE_NAMES) | {a.lower() for a in US_STATE_ABBRS}
-    for state in us.states.STATES_AND_TERRITORIES + us.states.OBSOLETE + [us.states.DC]:
-        for value in (state.name, state.abbr, getattr(state, "ap_abbr", None)):
-            if value:
-                words.add(str(value).lower())
-    words |= {"washington dc", "washington d.c.", "d.c.", "u.s.", "united states"}
-    return frozenset(words)
-
-
-@lru_cache(maxsize=1)
 def _state_fips() -> frozenset[str]:
     import us
 
@@ -124,30 +94,9 @@ def _zip_codes_and_cities() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(r["zip_code"] for r in rows), frozenset(r["city"].lower() for r in rows if r.get("city"))
 
 
-@dataclass
-class ColumnMeta:
-    name: str
-    role: str
-    dtype: str
-    missing_count: int
-    unique_count: int
-    sample_values: list = field(default_factory=list)
-    confidence: float = 1.0
-    reason: str = ""
-    user_labelled: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def is_number(series: pd.Series) -> bool:
     """Quantities: a numeric dtype, booleans excluded (pandas counts them as numbers)."""
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def _name_tokens(name: str) -> set[str]:
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name))
-    return {t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t}
 
 
 def _header(name: str) -> str:
@@ -333,8 +282,6 @@ def infer_column_meta(clean: pd.DataFrame, raw: pd.DataFrame | None = None, user
             unique_count=unique, sample_values=samples, confidence=round(confidence, 3),
             reason=reason, user_labelled=labelled,
         ))
-    from automodel.ingest import embed_roles
-
     if (embed_roles.enabled() if use_embeddings is None else use_embeddings):
         embed_roles.refine_with_embeddings(metas, clean, raw)
     return metas

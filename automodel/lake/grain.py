@@ -1,4 +1,4 @@
-"""Join keys at the grain of the user's table, and cells that hold lists.
+"""Join keys at the grain of the user's table.
 
 A key found by the search may not tell the user's rows apart: first names repeat across the series of a
 baking contest, so a lake table of (series, baker, episode) rows joined on the name alone mixes the
@@ -7,10 +7,7 @@ become unique with another column both tables share (same name, values found in 
 ``composite_alternatives`` offers that composite key; enrichment tries both and keeps the one whose
 cross-validated lift is higher.
 
-A cell that lists several values (``"Lea, Mark"``) is not one key value: matched whole it would meet
-nothing, or the wrong row. ``is_list_valued`` finds such columns (a share of cells holding a separator,
-whose items appear elsewhere in the column as whole cells, or are a minority whose items are as long as the
-single cells) so that they are never used as join keys.
+A column whose cells list several values is never a key (``automodel.lake.list_cells``).
 """
 
 from __future__ import annotations
@@ -19,42 +16,13 @@ import re
 
 import pandas as pd
 
+from automodel.lake.keys import compute_key
+from automodel.lake.list_cells import is_list_valued
+from automodel.lake.matches import KeyMatch
+
 MIN_COMPOSITE_CONTAINMENT = 0.5
 UNIQUE_SHARE = 0.98  # distinct combinations per user row for a composite to be "the user's grain"
 MAX_ALTERNATIVES = 2
-LIST_SEPARATOR = re.compile(r"\s*[,;|]\s*")  # not "&" or "and": "Procter & Gamble" is one company
-LIST_MIN_SHARE = 0.03  # of the distinct cells, at least this share hold a separator...
-LIST_ITEMS_FOUND = 0.5  # ... and at least this share of their items are whole cells elsewhere in the column
-LIST_MAX_SHARE = 0.5  # ... or, when their items are new values, the listing cells are a minority
-LIST_ITEM_LENGTH = (0.5, 2.0)  # ... whose items are about as long as a single cell (median length ratio)
-LIST_SAMPLE = 5000
-
-
-def is_list_valued(series: pd.Series) -> bool:
-    """Whether a text column's cells list several values (``"Lea, Mark"`` beside ``"Lea"`` and ``"Mark"``)."""
-    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
-        return False
-    distinct = pd.Series(series.dropna().astype(str).str.strip().unique())
-    if len(distinct) > LIST_SAMPLE:
-        distinct = distinct.sample(LIST_SAMPLE, random_state=0)
-    if len(distinct) < 5:
-        return False
-    listed = distinct[distinct.str.contains(LIST_SEPARATOR)]
-    if len(listed) < 2 or len(listed) < LIST_MIN_SHARE * len(distinct):
-        return False
-    single_cells = distinct[~distinct.str.contains(LIST_SEPARATOR)]
-    singles = set(single_cells.str.lower())
-    items = [item.lower() for cell in listed for item in LIST_SEPARATOR.split(cell) if item]
-    if not items or not all(re.search(r"[^\W\d_]", item) for item in items):
-        return False  # "1,234" is a number written with a separator, not a list
-    if sum(item in singles for item in items) / len(items) >= LIST_ITEMS_FOUND:
-        return True
-    # Items that are not found elsewhere may still be values of the same kind: mostly single cells, a minority
-    # listing several, each item about as long as a single cell ("Lea, Mark" beside "Noel").
-    if not len(single_cells) or len(listed) > LIST_MAX_SHARE * len(distinct):
-        return False
-    ratio = pd.Series([len(item) for item in items]).median() / single_cells.str.len().median()
-    return LIST_ITEM_LENGTH[0] <= ratio <= LIST_ITEM_LENGTH[1]
 
 
 def _name(column) -> str:
@@ -76,9 +44,6 @@ def composite_alternatives(frame: pd.DataFrame, key, lake: pd.DataFrame, target:
 
     Offered only when the key does not tell the user's rows apart; each adds one column that the lake table
     also has (same name, normalised) and that makes the user's rows (nearly) unique."""
-    from automodel.lake.keys import compute_key
-    from automodel.lake.matches import KeyMatch
-
     if key is None or key.strategy != "direct" or not key.user_recipe or not key.lake_recipe:
         return []
     try:

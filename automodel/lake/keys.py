@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from automodel.ingest.roles import county_fips
+from automodel.lake.list_cells import is_list_valued
 
 KEY_KINDS = ("state", "fips_code", "zip_code", "city", "country")
 SINGLE_KINDS = ("state", "fips_code", "zip_code", "country")
@@ -487,8 +488,6 @@ def generic_columns(frame: pd.DataFrame, metas, roles: dict[str, str]) -> list[s
             sample = series.dropna().astype(str).head(200)
             if len(sample) and (sample.str.len().mean() > 60 or _dense_run(sample)):
                 continue
-            from automodel.lake.grain import is_list_valued
-
             if is_list_valued(series):
                 continue  # "Lea, Mark" is two names: matched whole it would meet nothing or the wrong row
         chosen.append(meta.name)
