@@ -14,7 +14,7 @@ import dagster as dg
 
 from automodel.errors import AutomodelError, InputFileError
 from automodel.ingest.archive import is_supported
-from automodel.ingest.roles import ROLES
+from automodel.ingest.role_words import ROLES
 from automodel.liveness import current_process
 from automodel.quotas import check_new_run
 from automodel.run_keys import readable_run_id
