@@ -97,6 +97,7 @@ def main() -> None:
 
         features = penguins.drop(columns=["species", "sex"])
         rows = json.loads(features.to_json(orient="records"))
+        bob_rows = json.loads(penguins.drop(columns=["sex"]).to_json(orient="records"))  # bob's model reads the species
         clients = {user: httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=600) for user in users}
         ana, bob = clients["ana"], clients["bob"]
         species_model = f"/models/{species['run_id']}/predict"
@@ -135,8 +136,8 @@ def main() -> None:
         picks = list(range(0, 50 * 6, 6))[:50]
         alone = {}
         for n, i in enumerate(picks):
-            client, model = (ana, species_model) if n % 2 == 0 else (bob, sex_model)
-            response = client.post(model, json={"rows": [rows[i]]})
+            client, model, given = (ana, species_model, rows) if n % 2 == 0 else (bob, sex_model, bob_rows)
+            response = client.post(model, json={"rows": [given[i]]})
             if response.status_code != 200:
                 raise SystemExit(f"predict of row {i} answered {response.status_code}: {response.text[:300]}")
             alone[n] = response.json()["predictions"][0]
@@ -144,8 +145,8 @@ def main() -> None:
         upload = penguins.sample(150, random_state=7).to_csv(index=False).encode()
 
         def predict(n: int):
-            client, model = (ana, species_model) if n % 2 == 0 else (bob, sex_model)
-            response = client.post(model, json={"rows": [rows[picks[n]]]})
+            client, model, given = (ana, species_model, rows) if n % 2 == 0 else (bob, sex_model, bob_rows)
+            response = client.post(model, json={"rows": [given[picks[n]]]})
             return n, response.status_code, response.json()
 
         def upload_as(user: str):
