@@ -74,12 +74,23 @@ def _daemon_is_alive(instance, stale_s: float = 120.0) -> bool:
     return bool(stamps) and time.time() - max(stamps) < stale_s
 
 
+def _die_with_parent() -> None:
+    """In the daemon's process before it starts (Linux): the kernel sends it SIGTERM when `serve` dies, even by
+    SIGKILL, so a killed service never leaves a daemon working an instance nobody serves."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: serve's own shutdown still stops it
+        pass
+
+
 def _start_daemon() -> subprocess.Popen:
     from resources.settings import PROJECT_ROOT
 
     executable = Path(sys.executable).parent / "dagster-daemon"
     return subprocess.Popen([str(executable), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")], cwd=PROJECT_ROOT, env={**os.environ},
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
 
 
 def cmd_serve(args) -> int:
@@ -102,7 +113,8 @@ def cmd_serve(args) -> int:
         print(f"warning: listening on {args.host}: tokens travel in clear text unless a TLS proxy is in front", flush=True)
     print(f"automodel API and page: http://{args.host}:{args.port}/  (API docs: http://{args.host}:{args.port}/docs)", flush=True)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        # Open keep-alive connections get 10 s to finish on SIGTERM, so a stop never waits on an idle client.
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
     finally:
         if daemon is not None and daemon.poll() is None:
             os.killpg(daemon.pid, signal.SIGTERM)
