@@ -74,15 +74,17 @@ def _daemon_is_alive(instance, stale_s: float = 120.0) -> bool:
     return bool(stamps) and time.time() - max(stamps) < stale_s
 
 
-def _die_with_parent() -> None:
-    """In the daemon's process before it starts (Linux): the kernel sends it SIGTERM when `serve` dies, even by
-    SIGKILL, so a killed service never leaves a daemon working an instance nobody serves."""
+def _die_with_parent():
+    """A function for the daemon's process to run before it starts (Linux): the kernel then sends it SIGTERM when
+    `serve` dies, even by SIGKILL, so a killed service never leaves a daemon working an instance nobody serves.
+    prctl is looked up here, in the parent: the child, forked from a threaded process, only calls it."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except (OSError, AttributeError):  # not Linux: serve's own shutdown still stops it
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def _start_daemon() -> subprocess.Popen:
@@ -90,7 +92,7 @@ def _start_daemon() -> subprocess.Popen:
 
     executable = Path(sys.executable).parent / "dagster-daemon"
     return subprocess.Popen([str(executable), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")], cwd=PROJECT_ROOT, env={**os.environ},
-                            start_new_session=True, preexec_fn=_die_with_parent)
+                            start_new_session=True, preexec_fn=_die_with_parent())  # noqa: PLW1509 (the child only calls prctl)
 
 
 def cmd_serve(args) -> int:
