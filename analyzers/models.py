@@ -71,7 +71,12 @@ class LogTargetRegressor(BaseEstimator, RegressorMixin):
         low, high = float(np.min(logged)), float(np.max(logged))
         margin = self.LOG_RANGE_MARGIN * (high - low)
         self.log_range_ = (low - margin, high + margin)
-        residuals = logged - self._log_prediction(X)
+        return self.resmear(X, y)
+
+    def resmear(self, X, y):
+        """Work out the smearing factor again on the training rows, after the wrapped model changed how it predicts
+        (fewer boosting rounds)."""
+        residuals = np.log1p(np.asarray(y, dtype=float)) - self._log_prediction(X)
         self.smearing_ = float(np.mean(np.exp(np.clip(residuals, -20, 20))))
         return self
 

