@@ -5,7 +5,7 @@ file was (``stages.replay_cleaning`` with the saved training schema), enriched w
 (``stages.enrich_frame`` with the saved enrichment spec) and predicted in whole blocks (``stages.predict_rows``),
 so a row gets the same prediction here as in a scoring run. The model bundle is loaded once and kept while it
 is among the most recently used (``AUTOMODEL_API_MODEL_CACHE``); a bundle rewritten on disk (a rerun) is
-loaded again. A loaded model is rebuilt for a few rows at a time (``analyzers.serving.for_serving``: the same
+loaded again. A warm model remembers what each text cell it was sent read as (``schema.ReplayMemo``). A loaded model is rebuilt for a few rows at a time (``analyzers.serving.for_serving``: the same
 numbers, bit for bit, without scikit-learn's per-call overhead in every member of a fold bag).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import sklearn
 from analyzers.serving import for_serving
 from automodel import stages
 from automodel.errors import AutomodelError
+from automodel.ingest.schema import ReplayMemo, TrainingSchema
 
 
 class PredictError(AutomodelError):
@@ -37,10 +38,15 @@ class WarmModel:
     stamp: tuple[int, int]
     bundle: dict
     served: object = None
+    schema: TrainingSchema | None = None
+    memo: ReplayMemo = field(default_factory=ReplayMemo)
 
     def __post_init__(self):
         if self.served is None:
             self.served = for_serving(self.bundle["fitted"])
+        saved = self.bundle.get("training_schema")
+        if self.schema is None and saved:
+            self.schema = TrainingSchema.from_dict(saved)
 
     @property
     def fitted(self):
@@ -118,7 +124,10 @@ def rows_frame(rows: list) -> pd.DataFrame:
 
 def score(warm: WarmModel, raw: pd.DataFrame, lake_dir: Path, catalog_db: Path) -> tuple[pd.DataFrame, dict]:
     """(predictions, scoring report): one row per input row, same order, in the user's labels."""
-    frame, report = stages.replay_cleaning(raw, warm.path, bundle=warm.bundle)
+    if warm.schema is not None:
+        frame, report = warm.schema.apply(raw, memo=warm.memo)
+    else:
+        frame, report = stages.replay_cleaning(raw, warm.path, bundle=warm.bundle)
     spec = warm.bundle.get("enrichment_spec")
     if spec:
         profile = stages.Profile(metas=[], target=None, target_reason="", tags=[])
