@@ -11,7 +11,8 @@ around arithmetic that takes microseconds. ``for_serving`` rebuilds the predicti
   looked up in a table of the encoder's own output for every category it knows plus one unseen value (the encoders
   treat all unseen values alike);
 - a LightGBM model asks its booster directly, with the prediction settings its scikit-learn wrapper would pass (the
-  wrapper recomputes them on every call);
+  wrapper recomputes them on every call); a logistic or ridge regression does its own arithmetic, without scikit-learn's
+  input validation around it;
 - any other part keeps scikit-learn's own ``transform``.
 
 Nothing is approximated, and nothing is trusted on faith: the rebuilt model and the original score a block of probe
@@ -193,7 +194,41 @@ class _QuickLightGBM:
         return self._raw(X)
 
 
+class _QuickLinear:
+    """A fitted ``LogisticRegression`` or ``Ridge``/``RidgeCV``: scikit-learn's own arithmetic (``X @ coef_.T +
+    intercept_``, then the logistic function or softmax) without its input validation on every call."""
+
+    def __init__(self, model):
+        self.model = model
+        self.classes_ = getattr(model, "classes_", None)
+        self.coef_T = model.coef_.T if model.coef_.ndim == 2 else model.coef_
+        self.intercept_ = model.intercept_
+
+    def _scores(self, X) -> np.ndarray:
+        scores = np.asarray(X, dtype=np.float64) @ self.coef_T + self.intercept_
+        return scores.reshape(-1) if scores.ndim > 1 and scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X):
+        from scipy.special import expit
+        from sklearn.utils.extmath import softmax
+
+        scores = self._scores(X)
+        if len(self.classes_) <= 2:
+            prob = expit(scores, out=scores)
+            return np.stack([1 - prob, prob], axis=1) if prob.ndim == 1 else self.model.predict_proba(X)
+        return softmax(scores, copy=False)
+
+    def predict(self, X):
+        if self.classes_ is not None:
+            return self.model.predict(X)
+        return self._scores(X)
+
+
 def _quick_model(model):
+    from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
+
+    if type(model) in (LogisticRegression, Ridge, RidgeCV) and getattr(model, "coef_", None) is not None:
+        return _QuickLinear(model)
     try:
         from lightgbm import LGBMClassifier, LGBMRegressor
     except ImportError:  # pragma: no cover - lightgbm is in the lock

@@ -77,3 +77,23 @@ def test_a_rebuilt_model_that_would_differ_is_not_served(penguins, monkeypatch):
 
     monkeypatch.setattr(serving, "_numeric_block", off_by_a_little)
     assert serving.for_serving(original) is original
+
+
+def test_logistic_and_ridge_regressions_do_their_own_arithmetic_bit_for_bit(penguins):
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    frame = penguins.dropna()
+    X = frame[["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]].to_numpy(dtype=float)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    for labels in (frame["species"], frame["sex"]):  # three classes (softmax) and two (the logistic function)
+        model = LogisticRegression(max_iter=2000).fit(X, labels)
+        quick = serving._quick_model(model)
+        assert isinstance(quick, serving._QuickLinear)
+        for rows in (X, X[:1], X[7:23]):
+            assert np.array_equal(quick.predict_proba(rows), model.predict_proba(rows))
+            assert np.array_equal(quick.predict(rows), model.predict(rows))
+    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[:, 1:], X[:, 0])
+    quick = serving._quick_model(ridge)
+    assert isinstance(quick, serving._QuickLinear)
+    for rows in (X[:, 1:], X[:1, 1:]):
+        assert np.array_equal(quick.predict(rows), ridge.predict(rows))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from automodel.ingest.cleaning import (
 SCHEMA_VERSION = 1
 MAX_LEVELS = 1_000  # text columns with more distinct values are free text or identifiers: no "unseen category" there
 SHOWN_VALUES = 5
+FEW_ROWS = 64  # batches up to this many rows are read cell by cell where that is cheaper than pandas
 
 
 @dataclass
@@ -51,7 +53,11 @@ class ColumnSchema:
     levels: list[str] | None = None  # the distinct values of a text column, when few enough to be categories
     had_missing: bool = False  # some training rows had no value: the model learned to do without it
 
-    @property
+    @cached_property
+    def level_set(self) -> frozenset:
+        return frozenset(self.levels or ())
+
+    @cached_property
     def family(self) -> str:
         if self.dtype in ("bool", "boolean"):
             return "boolean"
@@ -285,7 +291,7 @@ class TrainingSchema:
         for column in self.columns:
             if column.name not in matched:
                 if column.name in used:
-                    out[column.name] = column.read(pd.Series([None] * len(raw), index=index, dtype=object))[0]
+                    out[column.name] = read(column, pd.Series([None] * len(raw), index=index, dtype=object))[0]
                     report.missing_imputed.append(column.name)
                 elif column.name != self.target:
                     report.missing_unused.append(column.name)
@@ -319,10 +325,14 @@ class TrainingSchema:
 
     @staticmethod
     def _note_unseen(column: ColumnSchema, values: pd.Series, report: ScoringReport) -> None:
-        present = values.dropna()
-        unseen = present[~present.isin(column.levels)]
-        if len(unseen):
-            report.unseen_categories[column.name] = {"rows": len(unseen), "values": [str(v) for v in pd.unique(unseen)[:SHOWN_VALUES]]}
+        if len(values) <= FEW_ROWS:  # a few rows (an API request): a set lookup, not pandas' per-call cost
+            levels = column.level_set
+            unseen = [v for v in values.tolist() if isinstance(v, str) and v not in levels]
+        else:
+            present = values.dropna()
+            unseen = present[~present.isin(column.levels)].tolist()
+        if unseen:
+            report.unseen_categories[column.name] = {"rows": len(unseen), "values": [str(v) for v in list(dict.fromkeys(unseen))[:SHOWN_VALUES]]}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -346,7 +356,7 @@ class ReplayMemo:
     ``max_rows``: larger batches take the ordinary path (it is vectorised). ``capacity``: cells kept per column
     (the memory is emptied when full: an API model sees few distinct values per column, or many that recur)."""
 
-    def __init__(self, max_rows: int = 64, capacity: int = 10_000):
+    def __init__(self, max_rows: int = FEW_ROWS, capacity: int = 10_000):
         self.max_rows, self.capacity = max_rows, capacity
         self._cells: dict[str, dict] = {}
 
@@ -360,15 +370,17 @@ class ReplayMemo:
         known = self._cells.setdefault(column.name, {})
         if len(known) > self.capacity:
             known.clear()
-        values, unreadable = [], 0
+        values, unreadable, hit = [], 0, None
         for cell in series.tolist():
             hit = known.get(cell)
             if hit is None:
                 read, missed = column.replay(pd.Series([cell], dtype=object))
-                hit = known[cell] = (read.iloc[0], missed, read.dtype)
+                hit = known[cell] = (read.iloc[0], missed, read.dtype, read)
             values.append(hit[0])
             unreadable += hit[1]
         index = series.index
+        if len(values) == 1 and index.equals(hit[3].index):
+            return hit[3], unreadable  # the cell's own one-row reading (copy-on-write: the caller cannot change it)
         if column.family == "number":
             floats = pd.Series([np.nan if pd.isna(v) else float(v) for v in values], index=index, dtype="float64")
             return column._cast_number(floats), unreadable
