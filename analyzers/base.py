@@ -30,6 +30,7 @@ class AnalysisContext:
     n_jobs: int = 2  # LightGBM/XGBoost threads; more than the cores makes them busy-wait
     exclude: dict[str, str] = field(default_factory=dict)
     search_backend: str = "automodel"  # or "pycaret" (compare_models)
+    model_families: tuple = ()  # AUTOMODEL_MODEL_FAMILIES: the families the search tries; empty: all
     metric: str | None = None  # the search's selection metric; None: R² for regression, ROC-AUC for two classes, macro F1 for more
     leakage_guard: bool = True
     min_rows: int = 20  # AUTOMODEL_MIN_ROWS: below it no model is trained and no correlation is claimed

@@ -96,9 +96,14 @@ def feature_importance(fitted: FittedModel, frame: pd.DataFrame, sample_rows: in
     else:
         from sklearn.inspection import permutation_importance
 
+        from analyzers.serving import for_serving
+
         y = rows[fitted.target]
         scorer = "r2" if fitted.task == "regression" else "accuracy"
-        result = permutation_importance(_Scorer(fitted), rows[fitted.feature_columns], y, scoring=scorer, n_repeats=3, random_state=seed)
+        # Every feature permuted three times is dozens of predictions of the whole bag: the served form gives the very
+        # same outputs (it is checked bit for bit, else it is the model itself) at a fraction of the cost per call.
+        result = permutation_importance(_Scorer(for_serving(fitted)), rows[fitted.feature_columns], y, scoring=scorer, n_repeats=3,
+                                        random_state=seed)
         table = pd.DataFrame({"feature": fitted.feature_columns, "importance": result.importances_mean, "method": "permutation"})
     return table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 

@@ -72,7 +72,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, context: An
         raise ValueError(f"unknown search backend {backend!r}; choose one of {', '.join(SEARCH_BACKENDS)}")
     return search(X, y, task, plan, None, context.time_budget_s, context.random_state, context.time_column, n_jobs=context.n_jobs,
                   metric=context.metric, max_rows_first_pass=context.max_rows_first_pass, max_rows_full=context.max_rows_full,
-                  groups=groups)
+                  groups=groups, families=context.model_families)
 
 
 def frame_positions(df: pd.DataFrame, rows: pd.DataFrame, holdout: pd.DataFrame | None) -> pd.DataFrame | None:

@@ -350,6 +350,28 @@ BOOTSTRAP_ROUNDS = 300
 INTERVAL_LEVEL = 0.9
 
 
+def _r2(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """R² as scikit-learn's ``r2_score`` computes it (a constant target: 1 when predicted exactly, else 0), without its
+    input checks: the bootstrap scores hundreds of resamples."""
+    residual = float(np.sum((actual - predicted) ** 2))
+    total = float(np.sum((actual - np.mean(actual)) ** 2))
+    if total == 0.0:
+        return 1.0 if residual == 0.0 else 0.0
+    return 1.0 - residual / total
+
+
+def _macro_f1(actual: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+    """Macro F1 over class codes 0..n_classes-1 as ``f1_score(average="macro", zero_division=0)`` gives it; an actual code
+    of -1 (a label the model does not know) counts as a miss for whatever was predicted."""
+    known = actual >= 0
+    true_positive = np.bincount(actual[known & (actual == predicted)], minlength=n_classes)[:n_classes].astype(float)
+    support = np.bincount(actual[known], minlength=n_classes)[:n_classes].astype(float)
+    predicted_count = np.bincount(predicted, minlength=n_classes)[:n_classes].astype(float)
+    denominator = support + predicted_count
+    f1 = np.divide(2 * true_positive, denominator, out=np.zeros(n_classes), where=denominator > 0)
+    return float(np.mean(f1))
+
+
 def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, unit_name: str, classes: list | None = None,
                     level: float = INTERVAL_LEVEL, seed: int = 0) -> dict | None:
     """A percentile bootstrap of the headline metric over the held-out units (rows, entities or periods, resampled whole
@@ -369,7 +391,7 @@ def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, un
         y, p = actual.astype(float), np.asarray(predicted, dtype=float)
 
         def score(idx):
-            return float(skm.r2_score(y[idx], p[idx])) if metric == "r2" else float(np.sqrt(np.mean((y[idx] - p[idx]) ** 2)))
+            return _r2(y[idx], p[idx]) if metric == "r2" else float(np.sqrt(np.mean((y[idx] - p[idx]) ** 2)))
     else:
         lookup = {str(c): i for i, c in enumerate(classes)}
         y = np.asarray([lookup.get(str(v), -1) for v in actual])
@@ -384,7 +406,7 @@ def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, un
                     return float("nan")
             if metric == "accuracy":
                 return float(np.mean(y[idx] == labels[idx]))
-            return float(skm.f1_score(y[idx], labels[idx], average="macro", labels=list(range(len(classes))), zero_division=0))
+            return _macro_f1(y[idx], labels[idx], len(classes))
 
     rng = np.random.default_rng(seed)
     draws = []

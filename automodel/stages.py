@@ -246,7 +246,7 @@ def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | N
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,
                 min_r2: float = 0.5, max_mape: float = 0.3, max_rows_first_pass: int = 25_000, max_rows_full: int = 1_000_000,
                 time_budget_s: float = 60.0, user_labels: dict | None = None, n_jobs: int | None = None,
-                search_backend: str = "automodel", training_schema: TrainingSchema | None = None, min_rows: int = 20,
+                search_backend: str = "automodel", model_families: tuple = (), training_schema: TrainingSchema | None = None, min_rows: int = 20,
                 interval_coverage: float = 0.9, keep: tuple = (), drop: tuple = (), drop_outliers: bool = False,
                 validate: str | dict | None = None, lags: bool = False) -> ModelOutcome:
     """``validate``: the user's scheme (``random``, ``time:COL``, ``group:COL``); None chooses it from the data.
@@ -262,6 +262,7 @@ def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enri
         time_column=validation.columns[0] if validation.scheme == "time" else None, validation=validation,
         min_r2=min_r2, max_mape=max_mape, max_rows_first_pass=max_rows_first_pass, max_rows_full=max_rows_full,
         time_budget_s=time_budget_s, n_jobs=n_jobs or min(2, os.cpu_count() or 1), search_backend=search_backend, min_rows=min_rows,
+        model_families=tuple(model_families or ()),
         interval_coverage=interval_coverage, keep=tuple(keep or ()), drop=tuple(drop or ()),
     )
 

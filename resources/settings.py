@@ -137,6 +137,8 @@ SETTINGS: tuple[Setting, ...] = (
     # Model search.
     Setting("search_time_budget_s", "AUTOMODEL_SEARCH_BUDGET_S", 60.0, "model search time budget in seconds (a cap: small tables finish well before it)", float),
     Setting("search_backend", "AUTOMODEL_SEARCH_BACKEND", "automodel", "`automodel` (our search) or `pycaret` (PyCaret's `compare_models`)"),
+    Setting("model_families", "AUTOMODEL_MODEL_FAMILIES", "", "model families the search tries, comma-separated (`linear`, `lightgbm`, `xgboost`, "
+            "`catboost`, `random_forest`, `extra_trees`)", shown_default="all of them"),
     Setting("drop_outliers", "AUTOMODEL_DROP_OUTLIERS", False, "rows with outlying feature values (3×IQR fence, target spared) are left out of training", bool),
     Setting("interval_coverage", "AUTOMODEL_INTERVAL_COVERAGE", 0.9, "share of new rows a regression prediction interval should cover", float),
     # Quotas (automodel.quotas).

@@ -301,7 +301,8 @@ def test_runs_killed_in_every_stage_then_a_run_finishes_in_normal_time(tmp_path,
     env = _env(home, AUTOMODEL_SEARCH_BUDGET_S="3")
     import joblib
 
-    deterministic = {**env, "AUTOMODEL_SEARCH_BUDGET_S": "600"}
+    # Training that only the search's own stopping rule ends; linear models only, so the three such trainings take seconds.
+    deterministic = {**env, "AUTOMODEL_SEARCH_BUDGET_S": "600", "AUTOMODEL_MODEL_FAMILIES": "linear"}
     train = ["run", str(penguins_csv), "--target", "species", "--json"]
     base = subprocess.run([*AUTOMODEL, *train], env=deterministic, cwd=REPO, capture_output=True, text=True, timeout=400, check=False)
     reference = _predictions(base)
@@ -337,6 +338,7 @@ def test_runs_killed_in_every_stage_then_a_run_finishes_in_normal_time(tmp_path,
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "success"
     sessions = _sessions(home, env)
+    assert "logistic" in sessions[base_run]["model_type"], "AUTOMODEL_MODEL_FAMILIES reached the run's search"
     for stage, run_ids in killed.items():
         for run_id in run_ids:
             assert sessions[run_id]["status"] == "failed", (stage, sessions[run_id])

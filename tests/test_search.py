@@ -193,3 +193,14 @@ def test_pycaret_backend_without_pycaret_says_so_in_one_sentence(penguins):
     message = str(raised.value)
     assert "PyCaret" in message and "automodel[pycaret]" in message and "AUTOMODEL_SEARCH_BACKEND=automodel" in message
     assert "\n" not in message and "Traceback" not in message
+
+
+def test_the_search_tries_only_the_model_families_asked_for(penguins):
+    frame = penguins.dropna(subset=["species"])
+    context = AnalysisContext(metas=infer_column_meta(frame), target="species", time_budget_s=30, model_families=("linear",))
+    result = analyze(frame, context)
+    tried = [row["model"] for row in result.leaderboard]
+    assert tried and all(name.startswith(("logistic", "ensemble(logistic")) for name in tried), tried
+    plan = plan_for(frame, "species")
+    with pytest.raises(ValueError, match="unknown model family 'svm' in AUTOMODEL_MODEL_FAMILIES; choose from linear, lightgbm"):
+        search(frame[plan_features(plan)], frame["species"], "classification", plan, time_budget_s=5, families=("svm",))

@@ -181,3 +181,23 @@ def test_score_replays_lag_features_from_the_batch_history(home, cli, tmp_path, 
     refused = cli("score", tmp_path / "no_history.csv", "--model", out["run_id"], "--json")
     assert refused.code != 0
     assert "history" in (refused.err + refused.out) and "Traceback" not in refused.err
+
+
+def test_the_bootstrap_scores_equal_scikit_learns():
+    """The interval's resamples are scored without scikit-learn's input checks: the same numbers, labels the model does
+    not know (code -1) and constant targets included."""
+    from sklearn.metrics import f1_score, r2_score
+
+    from analyzers.validation import _macro_f1, _r2
+
+    rng = np.random.default_rng(0)
+    for classes in (2, 3, 6):
+        for rows in (5, 40, 500):
+            actual, predicted = rng.integers(-1, classes, rows), rng.integers(0, classes, rows)
+            assert _macro_f1(actual, predicted, classes) == f1_score(actual, predicted, average="macro", labels=list(range(classes)),
+                                                                     zero_division=0)
+            truth = rng.normal(size=rows)
+            guess = truth + rng.normal(size=rows)
+            assert _r2(truth, guess) == pytest.approx(r2_score(truth, guess), abs=1e-12)
+    assert _r2(np.ones(4), np.ones(4)) == r2_score(np.ones(4), np.ones(4)) == 1.0
+    assert _r2(np.ones(4), np.arange(4.0)) == r2_score(np.ones(4), np.arange(4.0)) == 0.0

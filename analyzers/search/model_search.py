@@ -343,11 +343,29 @@ class ModelSearch(LargeTables, FinalModel):
         return rows
 
 
+MODEL_FAMILIES = ("linear", "lightgbm", "xgboost", "catboost", "random_forest", "extra_trees")
+
+
+def only_families(candidates: list[Candidate], families) -> list[Candidate]:
+    """The candidates of the given model families; a family name not known is refused in one sentence."""
+    wanted = {str(f).strip().lower() for f in families if str(f).strip()}
+    unknown = sorted(wanted - set(MODEL_FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown model family {', '.join(map(repr, unknown))} in AUTOMODEL_MODEL_FAMILIES; choose from {', '.join(MODEL_FAMILIES)}")
+    kept = [c for c in candidates if c.family in wanted]
+    if not kept:
+        raise ValueError(f"no candidate of the model families {', '.join(sorted(wanted))} fits this table; allow more families in "
+                         "AUTOMODEL_MODEL_FAMILIES")
+    return kept
+
+
 def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: list[Candidate] | None = None, time_budget_s: float = 60.0,
            seed: int = 0, time_column: str | None = None, *, n_jobs: int = 2, metric: str | None = None,
-           max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000, groups: np.ndarray | None = None) -> SearchResult:
+           max_rows_first_pass: int = 25_000, max_rows_full: int = 100_000, groups: np.ndarray | None = None,
+           families: tuple = ()) -> SearchResult:
     """Find a good model for ``y`` from ``X`` within ``time_budget_s`` seconds (see the module docstring). ``time_column``
-    validates forward in time; else ``groups`` (entity codes row-aligned with X) validates on unseen entities."""
+    validates forward in time; else ``groups`` (entity codes row-aligned with X) validates on unseen entities.
+    ``families``: only candidates of these model families (``Candidate.family``); empty: every family."""
     if candidates is None:
         candidates = regression_candidates(n_jobs, seed) if task == "regression" else classification_candidates(n_jobs, seed, is_imbalanced(y))
         if task == "regression":
@@ -356,6 +374,8 @@ def search(X: pd.DataFrame, y: pd.Series, task: str, plan: dict, candidates: lis
             candidates = sorted(candidates, key=expected_cost)
         candidates = with_sentence_features(candidates, X, plan, time_budget_s)
     candidates = [c for c in candidates if c.max_rows is None or len(X) <= c.max_rows]
+    if families:
+        candidates = only_families(candidates, families)
     order = None
     if time_column and time_column in X.columns:
         # Rows in time order from here on (stable, so ties keep the file's order): "the most recent rows" of a rung or a
