@@ -252,3 +252,14 @@ def _join_hit(frame, hit):
     _, _, spec = synthesise_join_keys(frame, load_lake_table(LAKE, table_entry(LAKE, hit.table)), hit.key, LAKE)
     spec.table = hit.table
     return apply_join(frame, LAKE, spec)
+
+
+def test_the_committed_zip_code_bitmap_is_the_zipcodes_package_s_list_and_finds_zip_columns():
+    from automodel.lake import keys
+
+    assert keys.ZIP_BITMAP.read_bytes() == keys.zip_code_bitmap(), "regenerate automodel/lake/us_zip_codes.bits with keys.zip_code_bitmap()"
+    codes = keys._zip_codes()
+    assert len(codes) == 42_789 and "10001" in codes and "00000" not in codes
+    zips = zip_records()["zip"].astype(str)
+    assert keys.detect_key_role(zips.astype(int)) == "zip_code"  # read as integers, their leading zeros lost
+    assert keys.detect_key_role(pd.Series(range(60_000, 60_400))) is None  # a run of whole numbers is not a zip column

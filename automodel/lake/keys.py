@@ -28,6 +28,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -573,11 +574,24 @@ def user_keys(frame: pd.DataFrame, metas, crosswalk=None) -> list[KeyColumns]:
     return [k for k in keys if _distinct(k.values) >= 2]
 
 
-@lru_cache(maxsize=1)
-def _zip_codes() -> frozenset[str]:
+ZIP_BITMAP = Path(__file__).with_name("us_zip_codes.bits")  # bit n is set when the five-digit code n is a US zip code
+
+
+def zip_code_bitmap() -> bytes:
+    """Every zip code the ``zipcodes`` package lists, as one bit per code from 00000 to 99999 (12.5 kB). The package
+    reads all 42,789 records (city, county, coordinates) to list them, a second or more in every run that looks for zip
+    columns; the bitmap is what that check needs. ``tests/test_keys.py`` keeps the committed file equal to this."""
     import zipcodes
 
-    return frozenset(r["zip_code"] for r in zipcodes.list_all())
+    bits = np.zeros(100_000, dtype=bool)
+    bits[[int(r["zip_code"]) for r in zipcodes.list_all()]] = True
+    return np.packbits(bits).tobytes()
+
+
+@lru_cache(maxsize=1)
+def _zip_codes() -> frozenset[str]:
+    bits = np.unpackbits(np.frombuffer(ZIP_BITMAP.read_bytes(), dtype=np.uint8))[:100_000]
+    return frozenset(f"{code:05d}" for code in np.flatnonzero(bits))
 
 
 def detect_key_role(series: pd.Series) -> str | None:
@@ -604,9 +618,10 @@ def detect_key_role(series: pd.Series) -> str | None:
         if len(distinct) < 20 or not text.str.fullmatch(r"\d{1,5}").all():
             return None
         padded = text.str.zfill(5)
-    counties, zips = county_fips(), _zip_codes()
+    counties = county_fips()
     if np.mean([v in counties for v in padded]) >= 0.9:
         return "fips_code"
+    zips = _zip_codes()
     if np.mean([v in zips for v in padded]) >= 0.9 and padded.str[:1].nunique() > 1:
         return "zip_code"
     return None
