@@ -81,7 +81,7 @@ def _model() -> _Model:
     max_seq_length = json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"]
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     # tokenizer.json pads and truncates to 128; sentence-transformers truncates at max_seq_length and
-    # pads each batch to its longest text, which _encode_batch does after sorting texts by length.
+    # pads each batch to its longest text, which _embed_sorted does after sorting texts by length.
     tokenizer.enable_truncation(max_length=max_seq_length)
     tokenizer.no_padding()
 
