@@ -157,7 +157,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_missing_lake", "AUTOMODEL_ALLOW_MISSING_LAKE", False, "scoring may go on without a lake table the model joined that is gone (the loss is stated)", bool),
     Setting("index_workers", "AUTOMODEL_INDEX_WORKERS", 0, "processes that profile lake tables (0: chosen from the CPUs)", int),
     Setting("embed_roles", "AUTOMODEL_EMBED_ROLES", False, "ambiguous column headers get a MiniLM second opinion", bool),
-    Setting("embed_threads", "AUTOMODEL_EMBED_THREADS", 1, "torch threads of the sentence embedder", int),
+    Setting("embed_threads", "AUTOMODEL_EMBED_THREADS", 1, "BLAS threads of the sentence embedder's matrix products", int),
     # Feature flags (the original guide's names).
     Setting("enable_llm_preprocessing", "ENABLE_LLM_PREPROCESSING", False, "ambiguous roles get the language model's opinion", bool),
     Setting("enable_shap_explanations", "ENABLE_SHAP_EXPLANATIONS", True, "the explanations asset computes SHAP values", bool),

@@ -141,7 +141,7 @@ def search_datasets(query_meta, top_k: int = 5, *, frame: pd.DataFrame | None = 
     allowed = np.fromiter(((not category or category in snapshot.tags[n] or category == n) and n not in exclude for n in snapshot.table_names),
                           dtype=bool, count=len(snapshot.table_names))
     # The query text's embedding (MiniLM, the largest single cost) runs in a thread beside the key lookups:
-    # torch leaves Python's lock while it computes, so on a second core the two overlap.
+    # numpy's matrix products and elementwise steps leave Python's lock, so on a second core the two overlap.
     pending_similarities = _embedding_thread().submit(_similarities, snapshot, query_meta) if PARALLEL_EMBEDDING else None
     similarities = None if pending_similarities else _similarities(snapshot, query_meta)
     candidates = user_keys(frame, query_meta, crosswalk=_crosswalk_loader(snapshot, lake_dir)) if frame is not None else []
