@@ -8,7 +8,9 @@ The search starts cheap and spends the budget where it pays:
 2. Small tables use 5-fold cross-validation (expanding-window folds for time-ordered rows). Larger
    tables use a holdout and successive halving over rows: every candidate sees a quarter of the
    training rows, the better half sees half, the best two see all of them.
-3. Boosted models stop early on the validation rows, and every fit stops when the budget runs out.
+3. Boosted models stop early on the validation rows, and every fit stops when the budget runs out. With
+   cross-validation each fold model then predicts with the median rounds the other folds chose, so no fold's
+   out-of-fold score (nor the fold model that serves) used its own rows to pick a setting.
 4. While time remains (and at most ``MAX_EXTRA_TRIALS`` times, so small tables finish quickly) the
    best boosted configuration is perturbed locally.
 5. A greedy weighted ensemble (Caruana) of the best candidates, chosen on their validation predictions
