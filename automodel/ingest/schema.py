@@ -384,7 +384,7 @@ class ReplayMemo:
         if column.family == "number":
             floats = pd.Series([np.nan if pd.isna(v) else float(v) for v in values], index=index, dtype="float64")
             return column._cast_number(floats), unreadable
-        dtype = known[series.iloc[0]][2] if len(series) else object
+        dtype = hit[2] if hit is not None else object  # every cell of a column reads to one dtype
         if column.family == "text" or dtype == object:
             return pd.Series(values, index=index, dtype=object), unreadable
         return pd.Series(values, index=index, dtype=dtype), unreadable
