@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from analyzers.base import AnalysisContext, AnalysisResult, FittedModel
+from analyzers.search.model_search import MODEL_FAMILIES
 from analyzers.selection import analyze
 from automodel.atomic import write_with_atomic
 from automodel.ingest.cleaning import CleaningReport, clean, mark_duplicates, remove_outliers
 from automodel.lake.enrich import MAX_TABLES, MergeReport, rank_and_merge, spec_user_columns
 from automodel.bundle import load_model_bundle  # noqa: F401  (part of the stages' API: scoring, the CLI, tests)
 from automodel.lake.remembered import join_remembered, lake_record
-from automodel.errors import InputFileError, ScoringError, TargetError
+from automodel.errors import AutomodelError, InputFileError, ScoringError, TargetError
 from automodel.ingest.loader import LoadInfo, load_bytes
 from automodel.ingest.roles import ColumnMeta, categorize_dataset, guess_target, infer_column_meta
 from automodel.ingest.schema import ScoringReport, TrainingSchema
@@ -241,6 +242,17 @@ def save_model_bundle(path: Path, fitted: FittedModel, enrichment_spec: dict | N
         join_keys = spec_user_columns(enrichment_spec) if enrichment_spec else []
         bundle["training_schema"] = training_schema.for_model(fitted.feature_columns, join_keys, fitted.target).to_dict()
     write_with_atomic(path, lambda tmp: joblib.dump(bundle, tmp))
+
+
+def model_families(setting: str) -> tuple[str, ...]:
+    """AUTOMODEL_MODEL_FAMILIES as family names (empty: every family); a name the search does not know is refused in one
+    sentence before any training, rather than failing inside the search, which would fall back to a baseline model."""
+    names = tuple(name.strip().lower() for name in str(setting or "").split(",") if name.strip())
+    unknown = [name for name in names if name not in MODEL_FAMILIES]
+    if unknown:
+        raise AutomodelError(f"AUTOMODEL_MODEL_FAMILIES names {', '.join(map(repr, unknown))}, which the search does not know; "
+                             f"use some of {', '.join(MODEL_FAMILIES)}, or leave it empty for all of them.")
+    return names
 
 
 def train_model(frame: pd.DataFrame, profile: Profile, model_path: Path, *, enrichment_spec: dict | None = None,

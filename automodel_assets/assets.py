@@ -95,11 +95,6 @@ def _seconds_into_run(context) -> float:
     return max(time.time() - started, 0.0) if started else 0.0
 
 
-def _model_families(settings) -> tuple[str, ...]:
-    """AUTOMODEL_MODEL_FAMILIES as a tuple of names (empty: every family)."""
-    return tuple(f.strip() for f in settings.model_families.split(",") if f.strip())
-
-
 def _manifest(settings: AutomodelSettings, run_id: str):
     manifest = SessionStore(settings.layout.sessions_db).manifest(run_id)
     if manifest is None:
@@ -293,7 +288,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: 
         outcome = large.model_outcome(settings, manifest, run_id, enriched_frame, column_metadata, dask.config(), dict(
             min_r2=settings.min_r2, max_mape=settings.max_mape, max_rows_first_pass=settings.max_rows_first_pass,
             max_rows_full=settings.max_rows_full, time_budget_s=float(manifest.options.get("budget_s") or settings.search_time_budget_s),
-            user_labels=manifest.labels or None, search_backend=settings.search_backend, model_families=_model_families(settings),
+            user_labels=manifest.labels or None, search_backend=settings.search_backend, model_families=stages.model_families(settings.model_families),
             training_schema=TrainingSchema.from_dict(notes[TRAINING_SCHEMA]) if notes.get(TRAINING_SCHEMA) else None,
             enrichment_spec=(notes.get(MERGE_REPORT) or {}).get("spec"), min_rows=settings.min_rows,
             interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
@@ -311,7 +306,7 @@ def model(context: dg.AssetExecutionContext, settings: AutomodelSettings, dask: 
             enriched_frame, column_metadata, layout.model_path(run_id), enrichment_spec=spec, min_r2=settings.min_r2, max_mape=settings.max_mape,
             max_rows_first_pass=settings.max_rows_first_pass, max_rows_full=settings.max_rows_full,
             time_budget_s=budget.search_s, user_labels=manifest.labels or None,
-            search_backend=settings.search_backend, model_families=_model_families(settings),
+            search_backend=settings.search_backend, model_families=stages.model_families(settings.model_families),
             training_schema=TrainingSchema.from_dict(schema) if schema else None, min_rows=settings.min_rows,
             interval_coverage=settings.interval_coverage, drop_outliers=settings.drop_outliers,
             keep=tuple(manifest.options.get("keep") or ()), drop=tuple(manifest.options.get("drop") or ()),

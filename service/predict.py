@@ -5,8 +5,9 @@ file was (``stages.replay_cleaning`` with the saved training schema), enriched w
 (``stages.enrich_frame`` with the saved enrichment spec) and predicted in whole blocks (``stages.predict_rows``),
 so a row gets the same prediction here as in a scoring run. The model bundle is loaded once and kept while it
 is among the most recently used (``AUTOMODEL_API_MODEL_CACHE``); a bundle rewritten on disk (a rerun) is
-loaded again. A warm model remembers what each text cell it was sent read as (``schema.ReplayMemo``). A loaded model is rebuilt for a few rows at a time (``analyzers.serving.for_serving``: the same
-numbers, bit for bit, without scikit-learn's per-call overhead in every member of a fold bag).
+loaded again. A warm model remembers what each text cell it was sent read as (``schema.ReplayMemo``). A loaded
+model is rebuilt for a few rows at a time (``analyzers.serving.for_serving``: the same numbers, bit for bit, without
+scikit-learn's per-call overhead in every member of a fold bag).
 """
 
 from __future__ import annotations

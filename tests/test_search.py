@@ -204,3 +204,9 @@ def test_the_search_tries_only_the_model_families_asked_for(penguins):
     plan = plan_for(frame, "species")
     with pytest.raises(ValueError, match="unknown model family 'svm' in AUTOMODEL_MODEL_FAMILIES; choose from linear, lightgbm"):
         search(frame[plan_features(plan)], frame["species"], "classification", plan, time_budget_s=5, families=("svm",))
+    # A run reads the setting before it trains: a name the search does not know is one sentence, not a silent baseline.
+    from automodel import stages
+
+    assert stages.model_families(" linear, LightGBM ") == ("linear", "lightgbm") and stages.model_families("") == ()
+    with pytest.raises(AutomodelError, match="AUTOMODEL_MODEL_FAMILIES names 'svm', which the search does not know"):
+        stages.model_families("svm,linear")
