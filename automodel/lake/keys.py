@@ -580,7 +580,7 @@ ZIP_BITMAP = Path(__file__).with_name("us_zip_codes.bits")  # bit n is set when 
 def zip_code_bitmap() -> bytes:
     """Every zip code the ``zipcodes`` package lists, as one bit per code from 00000 to 99999 (12.5 kB). The package
     reads all 42,789 records (city, county, coordinates) to list them, a second or more in every run that looks for zip
-    columns; the bitmap is what that check needs. ``tests/test_keys.py`` keeps the committed file equal to this."""
+    columns; the bitmap is what that check needs. ``tests/test_enrich.py`` keeps the committed file equal to this."""
     import zipcodes
 
     bits = np.zeros(100_000, dtype=bool)
