@@ -175,7 +175,10 @@ def analyze(df: pd.DataFrame, context: AnalysisContext, user_labels: dict | None
             baseline.excluded_columns = result.excluded_columns
             baseline.details["descriptive"] = described.details
             # How the rejected model was judged stays on record (analyzers.validation): the scheme and its baselines.
-            baseline.details.update({k: result.details[k] for k in ("validation", "time_baselines", "metric_interval") if k in result.details})
+            baseline.details.update({k: result.details[k] for k in ("validation", "time_baselines") if k in result.details})
+            if result.details.get("baseline_interval"):
+                # The interval stated is the fallback's own, on the rows that judged the rejected model.
+                baseline.details["metric_interval"] = result.details["baseline_interval"]
             baseline.details["baseline"] = comparison
             # The leaderboard is read by the metric the search ranked it by.
             baseline.details["search"] = result.details.get("search") or {}

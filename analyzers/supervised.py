@@ -15,7 +15,14 @@ from analyzers.preprocess import feature_plan, plan_features
 from analyzers.search import SearchResult, search
 from analyzers.time_baselines import time_order_baselines
 from analyzers.uncertainty import calibrate, conformal_interval
-from analyzers.validation import ValidationPlan, as_stamps, entity_codes, metric_interval
+from analyzers.validation import (
+    ValidationPlan,
+    as_stamps,
+    consecutive_blocks,
+    entity_codes,
+    metric_interval,
+    scores_by_part,
+)
 
 SEARCH_BACKENDS = ("automodel", "pycaret")
 
@@ -166,29 +173,67 @@ class SupervisedAnalyzer(Analyzer):
 
     def judge_against_scheme(self, rows: pd.DataFrame, y: pd.Series, found: SearchResult, validation: ValidationPlan,
                              context: AnalysisContext, details: dict) -> None:
-        """The headline metric's interval (a bootstrap over the held-out rows, entities or periods the scheme held out)
-        and, for time order, the time-order baselines scored on the same latest period."""
+        """The headline metric's interval (a bootstrap over the held-out rows, entities or periods the scheme held out,
+        widened to the scores of its folds or blocks where rows are not exchangeable), the same interval for the
+        constant baseline should the run fall back to it, and, for time order, the time-order baselines scored on the
+        same latest period."""
         if found.final_split is None or found.holdout is None or found.holdout.empty:
             return
         train, valid = (np.asarray(part, dtype=int) for part in found.final_split)
-        held = found.holdout[found.holdout["row"].isin(valid)]
+        in_valid = found.holdout["row"].isin(valid).to_numpy()
+        held = found.holdout[in_valid]
         metric = "r2" if self.task == "regression" else "f1"
+        folds = found.holdout["fold"].to_numpy() if "fold" in found.holdout.columns else np.zeros(len(found.holdout), dtype=int)
+        several_folds = len(np.unique(folds)) > 1
+        scored_for_parts, parts, part_name = held, None, ""
         if validation.scheme == "time" and validation.columns[0] in rows.columns:
             stamps = as_stamps(rows[validation.columns[0]].reset_index(drop=True))
             days = stamps.dt.normalize() if (stamps.dt.normalize() != stamps).any() else stamps
             units, unit_name = days.iloc[held["row"].to_numpy()].to_numpy(), "periods (whole days or time stamps)"
             entities = entity_codes(rows, validation.entity) if validation.entity else None
             details["time_baselines"] = time_order_baselines(rows[validation.columns[0]], y, train, valid, self.task, entities)
+            if several_folds:
+                scored_for_parts, parts, part_name = found.holdout, folds, "forward folds (each a later period)"
+            else:
+                parts, part_name = consecutive_blocks(units, 3), "consecutive thirds of the latest period"
         elif validation.scheme == "group":
             units, unit_name = entity_codes(rows, validation.columns)[held["row"].to_numpy()], "entities"
+            # Each grouped fold is a batch of unseen entities of about the size a new batch has; a single grouped holdout
+            # is one such batch already, and the bootstrap over its entities is its spread.
+            if several_folds:
+                parts, part_name = folds[in_valid], "grouped folds (each a set of unseen entities)"
         else:
             units, unit_name = None, "rows"
-        predicted = (held["prediction"].to_numpy() if self.task == "regression"
-                     else held[[f"proba_{c}" for c in found.classes]].to_numpy())
-        interval = metric_interval(metric, held["actual"].to_numpy(), predicted, units, unit_name, found.classes,
-                                   seed=context.random_state)
+
+        def predictions_of(frame):
+            return (frame["prediction"].to_numpy() if self.task == "regression"
+                    else frame[[f"proba_{c}" for c in found.classes]].to_numpy())
+
+        def interval_of(predicted, predicted_for_parts):
+            by_part = ([] if parts is None else
+                       scores_by_part(metric, scored_for_parts["actual"].to_numpy(), predicted_for_parts, found.classes, parts))
+            return metric_interval(metric, held["actual"].to_numpy(), predicted, units, unit_name, found.classes,
+                                   seed=context.random_state, part_scores=by_part, part_name=part_name)
+
+        interval = interval_of(predictions_of(held), predictions_of(scored_for_parts))
         if interval:
             details["metric_interval"] = interval
+        constant = self._constant_prediction(y.iloc[train], found.classes)
+        if constant is not None:
+            # For every row, what the fallback predicts: the training mean, or the training class shares.
+            baseline = interval_of(np.tile(constant, (len(held), 1)).squeeze(), np.tile(constant, (len(scored_for_parts), 1)).squeeze())
+            if baseline:
+                details["baseline_interval"] = {**baseline, "model": "baseline (mean)" if self.task == "regression" else "baseline (class prior)"}
+
+    def _constant_prediction(self, y_train: pd.Series, classes: list | None) -> np.ndarray | None:
+        """What the fallback baseline predicts for every row, from the training rows: their mean, or their class shares."""
+        if len(y_train) == 0:
+            return None
+        if self.task == "regression":
+            return np.array([float(pd.to_numeric(y_train, errors="coerce").mean())])
+        shares = y_train.astype(str).value_counts(normalize=True)
+        return np.array([float(shares.get(str(c), 0.0)) for c in classes])
+
     def attach_threshold(self, fitted: FittedModel, holdout: pd.DataFrame | None, context: AnalysisContext, details: dict,
                          metrics: dict, notes: list, own: pd.DataFrame | None = None) -> pd.DataFrame | None:
         """A binary model's decision threshold, from the served model's own held-out (calibrated) probabilities ``own``

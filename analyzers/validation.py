@@ -372,12 +372,71 @@ def _macro_f1(actual: np.ndarray, predicted: np.ndarray, n_classes: int) -> floa
     return float(np.mean(f1))
 
 
-def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, unit_name: str, classes: list | None = None,
-                    level: float = INTERVAL_LEVEL, seed: int = 0) -> dict | None:
-    """A percentile bootstrap of the headline metric over the held-out units (rows, entities or periods, resampled whole
-    so rows that move together stay together). ``predicted``: numbers (regression) or class probabilities."""
+def _scorer(metric: str, actual, predicted, classes: list | None):
+    """``score(idx)``: the headline metric on the rows ``idx``, and the rows' targets as numbers or class codes."""
     from sklearn import metrics as skm
 
+    actual = np.asarray(actual)
+    if classes is None:
+        y, p = actual.astype(float), np.asarray(predicted, dtype=float)
+
+        def score(idx):
+            return _r2(y[idx], p[idx]) if metric == "r2" else float(np.sqrt(np.mean((y[idx] - p[idx]) ** 2)))
+        return score
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    y = np.asarray([lookup.get(str(v), -1) for v in actual])
+    proba = np.asarray(predicted, dtype=float)
+    labels = proba.argmax(axis=1)
+
+    def score(idx):
+        if metric == "roc_auc" and proba.shape[1] == 2:
+            try:
+                return float(skm.roc_auc_score(y[idx] == 1, proba[idx, 1]))
+            except ValueError:
+                return float("nan")
+        if metric == "accuracy":
+            return float(np.mean(y[idx] == labels[idx]))
+        return _macro_f1(y[idx], labels[idx], len(classes))
+    return score
+
+
+MIN_PART_ROWS = 20  # a fold or block smaller than this says more about its own noise than about the next batch
+
+
+def scores_by_part(metric: str, actual, predicted, classes: list | None, parts: np.ndarray) -> list[float]:
+    """The metric on each part (a validation fold, or a block of periods or entities) with enough rows to score."""
+    score = _scorer(metric, actual, predicted, classes)
+    parts = np.asarray(parts)
+    values = []
+    for part in pd.unique(parts):
+        idx = np.flatnonzero(parts == part)
+        if len(idx) >= MIN_PART_ROWS:
+            value = score(idx)
+            if value == value:
+                values.append(float(value))
+    return values
+
+
+def consecutive_blocks(units: np.ndarray, n_blocks: int = 5) -> np.ndarray:
+    """Row-aligned block numbers 0..n_blocks-1 cutting the sorted distinct ``units`` (periods) into consecutive runs."""
+    distinct = np.sort(pd.unique(units))
+    if len(distinct) < n_blocks:
+        return np.zeros(len(units), dtype=int)
+    edges = np.array_split(np.arange(len(distinct)), n_blocks)
+    block_of = {distinct[i]: b for b, edge in enumerate(edges) for i in edge}
+    return np.asarray([block_of[u] for u in units])
+
+
+def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, unit_name: str, classes: list | None = None,
+                    level: float = INTERVAL_LEVEL, seed: int = 0, part_scores: list[float] = (),
+                    part_name: str = "") -> dict | None:
+    """A percentile bootstrap of the headline metric over the held-out units (rows, entities or periods, resampled whole
+    so rows that move together stay together). ``predicted``: numbers (regression) or class probabilities.
+
+    ``part_scores`` (``scores_by_part``: the metric on each validation fold, or on blocks of periods or entities): where
+    rows are not exchangeable, the next period or the next set of entities can score unlike every resample of this one;
+    the interval is then widened to hold the score of every part, each another period or set of entities
+    (``part_name``)."""
     actual = np.asarray(actual)
     if len(actual) < 10:
         return None
@@ -386,27 +445,7 @@ def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, un
     if n_units < 5:
         return None
     members = [np.flatnonzero(units == u) for u in range(n_units)] if n_units < len(actual) else None
-
-    if classes is None:
-        y, p = actual.astype(float), np.asarray(predicted, dtype=float)
-
-        def score(idx):
-            return _r2(y[idx], p[idx]) if metric == "r2" else float(np.sqrt(np.mean((y[idx] - p[idx]) ** 2)))
-    else:
-        lookup = {str(c): i for i, c in enumerate(classes)}
-        y = np.asarray([lookup.get(str(v), -1) for v in actual])
-        proba = np.asarray(predicted, dtype=float)
-        labels = proba.argmax(axis=1)
-
-        def score(idx):
-            if metric == "roc_auc" and proba.shape[1] == 2:
-                try:
-                    return float(skm.roc_auc_score(y[idx] == 1, proba[idx, 1]))
-                except ValueError:
-                    return float("nan")
-            if metric == "accuracy":
-                return float(np.mean(y[idx] == labels[idx]))
-            return _macro_f1(y[idx], labels[idx], len(classes))
+    score = _scorer(metric, actual, predicted, classes)
 
     rng = np.random.default_rng(seed)
     draws = []
@@ -419,7 +458,12 @@ def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, un
     if len(draws) < BOOTSTRAP_ROUNDS // 2:
         return None
     tail = (1 - level) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail])
-    return {"metric": metric, "value": float(score(np.arange(len(y)))), "low": float(low), "high": float(high), "level": level,
-            "method": f"bootstrap over the {n_units:,} held-out {unit_name} ({BOOTSTRAP_ROUNDS} resamples, {level:.0%} percentile interval)",
-            "units": n_units}
+    low, high = (float(v) for v in np.quantile(draws, [tail, 1 - tail]))
+    method = f"bootstrap over the {n_units:,} held-out {unit_name} ({BOOTSTRAP_ROUNDS} resamples, {level:.0%} percentile interval)"
+    by_part = list(part_scores)
+    if len(by_part) >= 2:
+        low, high = min(low, min(by_part)), max(high, max(by_part))
+        method += (f", widened to hold the score of each of the {len(by_part)} {part_name} "
+                   f"({', '.join(f'{v:.3f}' for v in by_part)})")
+    return {"metric": metric, "value": float(score(np.arange(len(actual)))), "low": low, "high": high, "level": level,
+            "method": method, "units": n_units, "part_scores": [round(v, 6) for v in by_part]}

@@ -71,6 +71,10 @@ def test_when_nothing_beats_the_class_shares_the_fallback_says_so_by_the_ranking
     assert fallback["metric"] == "roc_auc" and fallback["rejected_model"] == result.model_info["rejected_model"]
     assert "held-out ROC-AUC" in fallback["reason"] and "by more than noise" in fallback["reason"]
     assert facts["leaderboard_metric"] == "roc_auc"
+    # The interval stated is the fallback's own held-out score, never the rejected model's.
+    interval = facts["metric_interval"]
+    assert interval["model"] == "baseline (class prior)" and interval["text"].startswith("baseline (class prior), held-out")
+    assert interval["low"] <= interval["value"] <= interval["high"]
     assert all(row["score"] is not None for row in facts["leaderboard"] if not row["error"])
     assert any(f"The predictions come from a baseline model (baseline (class prior)), not a learned one: {fallback['reason']}" in c
                for c in facts["caveats"])

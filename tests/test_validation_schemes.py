@@ -121,6 +121,26 @@ def test_lag_features_only_see_strictly_earlier_rows_of_the_same_entity():
     pd.testing.assert_frame_equal(lagged.loc[upto, spec.columns], relagged.loc[upto, spec.columns])
 
 
+def test_a_grouped_interval_holds_the_score_of_every_batch_of_unseen_entities(exam, tmp_path):
+    from analyzers.validation import scores_by_part
+
+    frame, profile = exam
+    # Fewer rows than the holdout threshold: grouped 5-fold cross-validation, each fold a batch of unseen schools.
+    small = frame[frame["school"].isin(sorted(frame["school"].unique())[:45])].reset_index(drop=True)
+    trained = stages.train_model(small, profile, tmp_path / "g.joblib", time_budget_s=4)
+    interval = trained.details["metric_interval"]
+    assert "grouped 5-fold" in trained.details["validation"]["folds"]
+    held = trained.holdout
+    by_fold = scores_by_part("r2", held["actual"].to_numpy(), held["prediction"].to_numpy(), None, held["fold"].to_numpy())
+    assert len(by_fold) == 5 and np.allclose(sorted(by_fold), sorted(interval["part_scores"]), atol=1e-6)
+    assert interval["low"] <= min(by_fold) and interval["high"] >= max(by_fold)
+    assert "grouped folds" in interval["method"]
+    for number in range(5):
+        rows = held.loc[held["fold"] == number, "row"]
+        others = held.loc[held["fold"] != number, "row"]
+        assert not set(small["school"].iloc[rows]) & set(small["school"].iloc[others])
+
+
 def test_validate_and_the_sidecar_override_the_choice(airport, exam, tmp_path):
     frame, profile = airport
     assert choose_validation(frame, profile.metas, profile.target, "random").reason == "forced by --validate random"

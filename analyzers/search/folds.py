@@ -98,12 +98,15 @@ def encode_target(y: pd.Series, classes):
     return y.map(lookup).to_numpy().astype(int)
 
 
-def holdout_predictions(y: pd.Series, positions: np.ndarray, predicted: np.ndarray, classes: list | None) -> pd.DataFrame:
+def holdout_predictions(y: pd.Series, positions: np.ndarray, predicted: np.ndarray, classes: list | None,
+                        fold: np.ndarray | None = None) -> pd.DataFrame:
     """One row per held-out row: ``row`` (position in ``y``), ``actual``, ``prediction`` and, for classifiers,
-    ``proba_<class>`` in the order of ``classes``. ``predicted`` holds numbers (regression) or class-code
-    probabilities (classification), row-aligned with ``positions``."""
+    ``proba_<class>`` in the order of ``classes``; ``fold``, where given, the validation fold that held the row out.
+    ``predicted`` holds numbers (regression) or class-code probabilities (classification), row-aligned with ``positions``."""
     positions = np.asarray(positions, dtype=int)
     out = pd.DataFrame({"row": positions, "actual": y.iloc[positions].to_numpy()})
+    if fold is not None:
+        out["fold"] = np.asarray(fold, dtype=int)
     if classes is None:
         out["prediction"] = np.asarray(predicted, dtype=float)
         return out
@@ -112,6 +115,14 @@ def holdout_predictions(y: pd.Series, positions: np.ndarray, predicted: np.ndarr
     for i, cls in enumerate(classes):
         out[f"proba_{cls}"] = proba[:, i]
     return out
+
+
+def fold_of_rows(folds: list, positions: np.ndarray) -> np.ndarray:
+    """The validation fold (0..len(folds)-1) of each of ``positions``, which every fold's validation part covers."""
+    fold_of = np.full(int(max(np.max(v) for _, v in folds)) + 1, -1)
+    for number, (_, valid) in enumerate(folds):
+        fold_of[valid] = number
+    return fold_of[np.asarray(positions, dtype=int)]
 
 
 def holdout_basis(folds: list, time_ordered: bool, n_held_out: int, n_rows: int, grouped: bool = False) -> str:

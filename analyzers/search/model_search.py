@@ -22,6 +22,7 @@ from analyzers.search.folds import (
     PreparedFolds,
     can_stratify,
     encode_target,
+    fold_of_rows,
     holdout_basis,
     holdout_predictions,
     strata,
@@ -255,7 +256,7 @@ class ModelSearch(LargeTables, FinalModel):
         else:
             metrics = self._report_metrics(y_valid, valid_predictions)
             final_valid = held_out if len(folds) > 1 else final_valid
-        holdout = holdout_predictions(y, first_pass[held_out], valid_predictions, self.classes)
+        holdout = holdout_predictions(y, first_pass[held_out], valid_predictions, self.classes, fold_of_rows(folds, held_out))
         details = {
             "validation": scheme, "metric": self.metric, "first_pass_rows": len(first_pass), "final_fit_rows": int(final_rows),
             "refit": refit, "rungs": [int(r or n_train) for r in rungs], "learning_curve": {str(k): round(v, 6) for k, v in curve.items()},

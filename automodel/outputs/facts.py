@@ -185,9 +185,13 @@ def _validation(details: dict, model_info: dict) -> dict | None:
 
 
 def _interval(interval: dict | None, outcome: dict) -> dict | None:
-    if not interval or outcome.get("reused_from") or is_baseline((outcome.get("model_info") or {}).get("model")):
+    if not interval or outcome.get("reused_from"):
         return None
-    return {**interval, "text": f"{metric_label(interval['metric'])} {metric_text(interval['value'])}, {interval['level']:.0%} interval "
+    # A baseline standing in shows its own held-out interval (analyzers.selection), never the rejected model's.
+    if is_baseline((outcome.get("model_info") or {}).get("model")) and not is_baseline(interval.get("model")):
+        return None
+    own = f"{interval['model']}, held-out " if interval.get("model") else ""
+    return {**interval, "text": f"{own}{metric_label(interval['metric'])} {metric_text(interval['value'])}, {interval['level']:.0%} interval "
                                 f"{metric_text(interval['low'])} to {metric_text(interval['high'])} ({interval['method']})"}
 
 
