@@ -39,6 +39,20 @@ def _tree_model(member):
 # Exact TreeSHAP on fully grown forests costs far more per row than on boosted trees: fewer rows and
 # Saabas attributions (approximate=True) there; the ranking of features is what the asset reports.
 FOREST_ROWS = 150
+MIN_ROWS_PER_MODEL = 100  # the fewest sampled rows one tree model of an ensemble is explained on
+
+
+def _one_fit_per_bag(trees: list[tuple[float, object, object]]) -> list[tuple[float, object, object]]:
+    """(weight, member, model) with the fold fits of one bagged member (same model class, same share of the weight)
+    folded into their first, which carries their summed weight."""
+    bags: dict[tuple, list] = {}
+    for weight, member, model in trees:
+        key = (type(model).__name__, round(float(weight), 12))
+        if key in bags:
+            bags[key][0] += weight
+        else:
+            bags[key] = [weight, member, model]
+    return [tuple(bag) for bag in bags.values()]
 
 
 def _own_contributions(model, X: np.ndarray) -> np.ndarray | None:
@@ -82,13 +96,21 @@ def feature_importance(fitted: FittedModel, frame: pd.DataFrame, sample_rows: in
     if trees:
         total: dict[str, float] = {}
         weight_sum = sum(w for w, _, _ in trees)
-        for weight, member, model in trees:
+        # A bag holds one fit of each member per fold, of equal weight and near-equal attributions, and CatBoost's SHAP
+        # costs most of a second per call whatever the rows: one fit of each member speaks for its bag. Each explained
+        # model takes its own slice of the sample, so the sample is covered once rather than once per model.
+        explained = _one_fit_per_bag(trees)
+        per_model = min(len(rows), max(MIN_ROWS_PER_MODEL, -(-len(rows) // len(explained))))
+        for number, (weight, member, model) in enumerate(explained):
             prep = member.named_steps["prep"]
-            X = np.asarray(prep.transform(rows[fitted.feature_columns]), dtype=float)
+            sliced = rows.iloc[(np.arange(per_model) + number * per_model) % len(rows)]
+            X = np.asarray(prep.transform(sliced[fitted.feature_columns]), dtype=float)
             names = [str(n) for n in prep.named_steps["columns"].get_feature_names_out()]
             for name, value in zip(names, _mean_abs_shap(model, X)):
                 total[name] = total.get(name, 0.0) + weight / weight_sum * float(value)
         method = "shap_tree" if len(members) == 1 else f"shap_tree (weighted over {len(trees)} of {len(members)} ensemble members)"
+        if len(explained) < len(trees):
+            method += f"; one fold fit of each of {len(explained)} bagged members explained"
         table = pd.DataFrame({"feature": list(total), "importance": list(total.values()), "method": method})
     elif fitted.target not in rows or rows.empty:
         # Permutation importance needs known targets (a scoring run on unlabelled rows has none).
