@@ -193,7 +193,7 @@ class SupervisedAnalyzer(Analyzer):
             entities = entity_codes(rows, validation.entity) if validation.entity else None
             details["time_baselines"] = time_order_baselines(rows[validation.columns[0]], y, train, valid, self.task, entities)
             if several_folds:
-                scored_for_parts, parts, part_name = found.holdout, folds, "forward folds (each a later period)"
+                scored_for_parts, parts, part_name = found.holdout, folds, "forward folds, each a later period"
             else:
                 parts, part_name = consecutive_blocks(units, 3), "consecutive thirds of the latest period"
         elif validation.scheme == "group":
@@ -201,7 +201,7 @@ class SupervisedAnalyzer(Analyzer):
             # Each grouped fold is a batch of unseen entities of about the size a new batch has; a single grouped holdout
             # is one such batch already, and the bootstrap over its entities is its spread.
             if several_folds:
-                parts, part_name = folds[in_valid], "grouped folds (each a set of unseen entities)"
+                parts, part_name = folds[in_valid], "grouped folds, each a set of unseen entities"
         else:
             units, unit_name = None, "rows"
 

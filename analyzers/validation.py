@@ -463,7 +463,6 @@ def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, un
     by_part = list(part_scores)
     if len(by_part) >= 2:
         low, high = min(low, min(by_part)), max(high, max(by_part))
-        method += (f", widened to hold the score of each of the {len(by_part)} {part_name} "
-                   f"({', '.join(f'{v:.3f}' for v in by_part)})")
+        method += f", widened to hold the score of each of the {len(by_part)} {part_name}: {', '.join(f'{v:.3f}' for v in by_part)}"
     return {"metric": metric, "value": float(score(np.arange(len(actual)))), "low": low, "high": high, "level": level,
             "method": method, "units": n_units, "part_scores": [round(v, 6) for v in by_part]}
