@@ -36,8 +36,9 @@ def test_a_fold_bag_is_explained_by_one_fit_per_member_with_the_same_ranking():
     fitted = FittedModel(pipeline=found.pipeline, task="regression", target="Balance", feature_columns=features, classes=None,
                          analyzer="RegressionAnalyzer", model_name=found.best_name)
     fits = [(w, m, _tree_model(m)) for w, m in _members(fitted.pipeline)]
-    members = len(fits) // 5
-    assert members >= 1 and len(fits) == 5 * members, "a small table's final model bags the five fold fits of each member"
+    # A small table's final model bags the fold fits of each member (five per cross-validation, of equal weight).
+    members = len({round(weight, 12) for weight, _, _ in fits})
+    assert len(fits) >= 5 * members
     table = feature_importance(fitted, credit)
     assert f"one fold fit of each of {members} bagged members explained" in table["method"].iloc[0]
     # Every fit explained on the whole sample, as before: the same features lead, in the same order.
