@@ -373,7 +373,7 @@ def _macro_f1(actual: np.ndarray, predicted: np.ndarray, n_classes: int) -> floa
 
 
 def _scorer(metric: str, actual, predicted, classes: list | None):
-    """``score(idx)``: the headline metric on the rows ``idx``, and the rows' targets as numbers or class codes."""
+    """``score(idx)``: the headline metric on the rows ``idx`` of ``actual`` and ``predicted`` (numbers, or class probabilities)."""
     from sklearn import metrics as skm
 
     actual = np.asarray(actual)
