@@ -27,7 +27,8 @@ def test_classifier_keeps_out_of_fold_predictions_that_reproduce_its_metrics(pen
     holdout = result.holdout
     assert result.task == "classification" and holdout is not None
     classes = result.fitted.classes
-    assert list(holdout.columns) == ["row", "actual", "prediction"] + [f"proba_{c}" for c in classes]
+    assert list(holdout.columns) == ["row", "actual", "prediction"] + [f"proba_{c}" for c in classes] + ["fold"]
+    assert sorted(holdout["fold"].unique()) == [0, 1, 2, 3, 4]  # each row's validation fold, as the metric interval reads them
     assert "out-of-fold" in result.details["holdout_basis"]
     # Every labelled training row is held out exactly once under k-fold cross-validation.
     assert holdout["row"].is_unique and len(holdout) == result.model_info["training_rows"]
@@ -45,7 +46,8 @@ def test_regressor_on_a_larger_table_keeps_its_holdout_rows():
     diamonds = rdata("ggplot2", "diamonds").sample(6_000, random_state=0).reset_index(drop=True)
     result = analyze(diamonds, AnalysisContext(metas=infer_column_meta(diamonds), target="price", time_budget_s=8))
     holdout = result.holdout
-    assert holdout is not None and list(holdout.columns) == ["row", "actual", "prediction"]
+    assert holdout is not None and list(holdout.columns) == ["row", "actual", "prediction", "fold"]
+    assert (holdout["fold"] == 0).all()  # one holdout: a single validation fold
     assert result.details["holdout_basis"] == f"20 % random holdout, {len(holdout):,} rows"
     assert len(holdout) == pytest.approx(0.2 * len(diamonds), abs=2)
     assert (diamonds["price"].iloc[holdout["row"]].to_numpy() == holdout["actual"].to_numpy()).all()

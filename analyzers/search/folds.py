@@ -101,19 +101,19 @@ def encode_target(y: pd.Series, classes):
 def holdout_predictions(y: pd.Series, positions: np.ndarray, predicted: np.ndarray, classes: list | None,
                         fold: np.ndarray | None = None) -> pd.DataFrame:
     """One row per held-out row: ``row`` (position in ``y``), ``actual``, ``prediction`` and, for classifiers,
-    ``proba_<class>`` in the order of ``classes``; ``fold``, where given, the validation fold that held the row out.
+    ``proba_<class>`` in the order of ``classes``, then ``fold``, where given: the validation fold that held the row out.
     ``predicted`` holds numbers (regression) or class-code probabilities (classification), row-aligned with ``positions``."""
     positions = np.asarray(positions, dtype=int)
     out = pd.DataFrame({"row": positions, "actual": y.iloc[positions].to_numpy()})
-    if fold is not None:
-        out["fold"] = np.asarray(fold, dtype=int)
     if classes is None:
         out["prediction"] = np.asarray(predicted, dtype=float)
-        return out
-    proba = np.asarray(predicted, dtype=float)
-    out["prediction"] = [classes[i] for i in proba.argmax(axis=1)]
-    for i, cls in enumerate(classes):
-        out[f"proba_{cls}"] = proba[:, i]
+    else:
+        proba = np.asarray(predicted, dtype=float)
+        out["prediction"] = [classes[i] for i in proba.argmax(axis=1)]
+        for i, cls in enumerate(classes):
+            out[f"proba_{cls}"] = proba[:, i]
+    if fold is not None:
+        out["fold"] = np.asarray(fold, dtype=int)
     return out
 
 
