@@ -42,17 +42,20 @@ FOREST_ROWS = 150
 MIN_ROWS_PER_MODEL = 100  # the fewest sampled rows one tree model of an ensemble is explained on
 
 
-def _one_fit_per_bag(trees: list[tuple[float, object, object]]) -> list[tuple[float, object, object]]:
-    """(weight, member, model) with the fold fits of one bagged member (same model class, same share of the weight)
-    folded into their first, which carries their summed weight."""
-    bags: dict[tuple, list] = {}
-    for weight, member, model in trees:
-        key = (type(model).__name__, round(float(weight), 12))
-        if key in bags:
-            bags[key][0] += weight
+def _one_fit_per_bag(pipeline, trees: list[tuple[int, float, object, object]]) -> list[tuple[float, object, object]]:
+    """(weight, member, model) for each of ``trees`` ((position in the ensemble, weight, member, model)), with the fold
+    fits of one search candidate (the ensemble's ``bags``) folded into their first, which carries their summed weight.
+    An ensemble that does not record its bags (saved before it did) has every fit explained."""
+    inner = pipeline.pipeline if isinstance(pipeline, ClassLabelPipeline) else pipeline
+    bag_of = getattr(inner, "bags", None) if isinstance(inner, WeightedEnsemble) else None
+    merged: dict = {}
+    for position, weight, member, model in trees:
+        key = bag_of[position] if bag_of is not None else ("fit", position)
+        if key in merged:
+            merged[key][0] += weight
         else:
-            bags[key] = [weight, member, model]
-    return [tuple(bag) for bag in bags.values()]
+            merged[key] = [weight, member, model]
+    return [tuple(bag) for bag in merged.values()]
 
 
 def _own_contributions(model, X: np.ndarray) -> np.ndarray | None:
@@ -91,15 +94,15 @@ def feature_importance(fitted: FittedModel, frame: pd.DataFrame, sample_rows: in
         rows = frame
     rows = rows.sample(min(len(rows), sample_rows), random_state=seed)
     members = _members(fitted.pipeline)
-    trees = [(w, m, _tree_model(m)) for w, m in members]
-    trees = [(w, m, t) for w, m, t in trees if t is not None]
+    trees = [(i, w, m, _tree_model(m)) for i, (w, m) in enumerate(members)]
+    trees = [(i, w, m, t) for i, w, m, t in trees if t is not None]
     if trees:
         total: dict[str, float] = {}
-        weight_sum = sum(w for w, _, _ in trees)
+        weight_sum = sum(w for _, w, _, _ in trees)
         # A bag holds one fit of each member per fold, of equal weight and near-equal attributions, and CatBoost's SHAP
         # costs most of a second per call whatever the rows: one fit of each member speaks for its bag. Each explained
         # model takes its own slice of the sample, so the sample is covered once rather than once per model.
-        explained = _one_fit_per_bag(trees)
+        explained = _one_fit_per_bag(fitted.pipeline, trees)
         per_model = min(len(rows), max(MIN_ROWS_PER_MODEL, -(-len(rows) // len(explained))))
         for number, (weight, member, model) in enumerate(explained):
             prep = member.named_steps["prep"]

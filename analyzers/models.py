@@ -95,10 +95,12 @@ class LogTargetRegressor(BaseEstimator, RegressorMixin):
 
 
 class WeightedEnsemble:
-    """A weighted average of fitted pipelines' predictions (probabilities for classifiers)."""
+    """A weighted average of fitted pipelines' predictions (probabilities for classifiers). ``bags[i]`` numbers the
+    search candidate pipeline ``i`` is a fit of (the fold fits of one candidate share a number); None: each its own."""
 
-    def __init__(self, members: list, weights: list[float], task: str, n_classes: int | None = None):
+    def __init__(self, members: list, weights: list[float], task: str, n_classes: int | None = None, bags: list[int] | None = None):
         self.members = list(members)
+        self.bags = list(bags) if bags is not None else None
         total = float(sum(weights))
         self.weights = [float(w) / total for w in weights]
         self.task = task

@@ -195,7 +195,7 @@ class SupervisedAnalyzer(Analyzer):
             if several_folds:
                 scored_for_parts, parts, part_name = found.holdout, folds, "forward folds, each a later period"
             else:
-                parts, part_name = consecutive_blocks(units, 3), "consecutive thirds of the latest period"
+                parts, part_name = consecutive_blocks(units), "consecutive thirds of the latest period"
         elif validation.scheme == "group":
             units, unit_name = entity_codes(rows, validation.columns)[held["row"].to_numpy()], "entities"
             # Each grouped fold is a batch of unseen entities of about the size a new batch has; a single grouped holdout

@@ -417,7 +417,7 @@ def scores_by_part(metric: str, actual, predicted, classes: list | None, parts: 
     return values
 
 
-def consecutive_blocks(units: np.ndarray, n_blocks: int = 5) -> np.ndarray:
+def consecutive_blocks(units: np.ndarray, n_blocks: int = 3) -> np.ndarray:
     """Row-aligned block numbers 0..n_blocks-1 cutting the sorted distinct ``units`` (periods) into consecutive runs."""
     distinct = np.sort(pd.unique(units))
     if len(distinct) < n_blocks:

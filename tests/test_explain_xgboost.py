@@ -36,9 +36,10 @@ def test_a_fold_bag_is_explained_by_one_fit_per_member_with_the_same_ranking():
     fitted = FittedModel(pipeline=found.pipeline, task="regression", target="Balance", feature_columns=features, classes=None,
                          analyzer="RegressionAnalyzer", model_name=found.best_name)
     fits = [(w, m, _tree_model(m)) for w, m in _members(fitted.pipeline)]
-    # A small table's final model bags the fold fits of each member (five per cross-validation, of equal weight).
-    members = len({round(weight, 12) for weight, _, _ in fits})
-    assert len(fits) >= 5 * members
+    # A small table's final model bags the five fold fits of each member, and records which fits are one member's.
+    bags = found.pipeline.bags
+    members = len(set(bags))
+    assert len(fits) == len(bags) >= 5 * members and all(bags.count(b) == 5 for b in set(bags))
     table = feature_importance(fitted, credit)
     assert f"one fold fit of each of {members} bagged members explained" in table["method"].iloc[0]
     # Every fit explained on the whole sample, as before: the same features lead, in the same order.

@@ -127,12 +127,13 @@ class FinalModel:
         """Each member's fold models, averaged. A forest is already an average of trees, and five of them would make the
         saved model five times its size for nothing: given the rows, forests are refitted once on all of them instead;
         without them (no time left), one fold's forest is kept. ``first_fold_only`` keeps one fold model of every member."""
-        pipelines, member_weights = [], []
-        for m in members:
+        pipelines, member_weights, bags = [], [], []
+        for number, m in enumerate(members):
             if first_fold_only or (X is None and m.candidate.family in ("random_forest", "extra_trees")):
                 prep, estimator = m.fitted[0]
                 pipelines.append(Pipeline([("prep", prep), ("model", estimator)]))
                 member_weights.append(weights[m.candidate.name])
+                bags.append(number)
                 continue
             if X is not None and m.candidate.family in ("random_forest", "extra_trees"):
                 pipeline = Pipeline([("prep", build_preprocessor(self.plan, m.candidate.preprocessing, self.task)),
@@ -143,11 +144,13 @@ class FinalModel:
                     pipeline.fit(X, y_codes)
                 pipelines.append(pipeline)
                 member_weights.append(weights[m.candidate.name])
+                bags.append(number)
                 continue
             for prep, estimator in m.fitted:
                 pipelines.append(Pipeline([("prep", prep), ("model", estimator)]))
                 member_weights.append(weights[m.candidate.name] / len(m.fitted))
-        return self._combine(pipelines, member_weights)
+                bags.append(number)
+        return self._combine(pipelines, member_weights, bags)
 
     def _refit_on_every_row(self, X, y_codes, members: list[Trial], weights: dict):
         """The all-rows fits left the holdout out to stop early on it; with the rounds they chose (a tenth more, for the
@@ -184,7 +187,7 @@ class FinalModel:
             fit_estimator(estimator, candidate, Xt, y_codes[train_positions], Xv, y_codes[valid_positions], self.deadline)
         return Pipeline([("prep", prep), ("model", estimator)])
 
-    def _combine(self, pipelines: list, weights: list[float]):
+    def _combine(self, pipelines: list, weights: list[float], bags: list[int] | None = None):
         if len(pipelines) == 1:
             return pipelines[0]
-        return WeightedEnsemble(pipelines, weights, self.task, self.n_classes)
+        return WeightedEnsemble(pipelines, weights, self.task, self.n_classes, bags)
