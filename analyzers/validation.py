@@ -427,6 +427,24 @@ def consecutive_blocks(units: np.ndarray, n_blocks: int = 3) -> np.ndarray:
     return np.asarray([block_of[u] for u in units])
 
 
+METRIC_RANGE = {"r2": (-np.inf, 1.0), "rmse": (0.0, np.inf), "roc_auc": (0.0, 1.0), "accuracy": (0.0, 1.0), "f1": (0.0, 1.0)}
+
+
+def next_part_interval(part_scores: list[float], level: float, metric: str) -> tuple[float, float]:
+    """Where the score of one more part (the next period, the next batch of entities) falls, at ``level``, taking the
+    parts' scores as draws from one distribution: mean ± t(k-1) · sd · sqrt(1 + 1/k), the prediction interval for a new
+    draw. A few parts that agree give a narrow one; a few that disagree say the next one can land well outside them
+    (a season the training file never showed after its cut, a school unlike the others). Clipped to the metric's range."""
+    from scipy import stats
+
+    values = np.asarray(part_scores, dtype=float)
+    k = len(values)
+    half = float(stats.t.ppf((1 + level) / 2, k - 1) * values.std(ddof=1) * np.sqrt(1 + 1 / k))
+    floor, ceiling = METRIC_RANGE.get(metric, (-np.inf, np.inf))
+    centre = float(values.mean())
+    return max(centre - half, floor), min(centre + half, ceiling)
+
+
 def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, unit_name: str, classes: list | None = None,
                     level: float = INTERVAL_LEVEL, seed: int = 0, part_scores: list[float] = (),
                     part_name: str = "") -> dict | None:
@@ -436,7 +454,7 @@ def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, un
     ``part_scores`` (``scores_by_part``: the metric on each validation fold, or on blocks of periods or entities): where
     rows are not exchangeable, the next period or the next set of entities can score unlike every resample of this one;
     the interval is then widened to hold the score of every part, each another period or set of entities
-    (``part_name``)."""
+    (``part_name``), and the prediction interval for the score of one more part (``next_part_interval``)."""
     actual = np.asarray(actual)
     if len(actual) < 10:
         return None
@@ -462,7 +480,9 @@ def metric_interval(metric: str, actual, predicted, units: np.ndarray | None, un
     method = f"bootstrap over the {n_units:,} held-out {unit_name} ({BOOTSTRAP_ROUNDS} resamples, {level:.0%} percentile interval)"
     by_part = list(part_scores)
     if len(by_part) >= 2:
-        low, high = min(low, min(by_part)), max(high, max(by_part))
-        method += f", widened to hold the score of each of the {len(by_part)} {part_name}: {', '.join(f'{v:.3f}' for v in by_part)}"
+        next_low, next_high = next_part_interval(by_part, level, metric)
+        low, high = min(low, min(by_part), next_low), max(high, max(by_part), next_high)
+        method += (f", widened to hold the score of each of the {len(by_part)} {part_name} ({', '.join(f'{v:.3f}' for v in by_part)}) "
+                   f"and the {level:.0%} prediction interval for one more such part ({next_low:.3f} to {next_high:.3f})")
     return {"metric": metric, "value": float(score(np.arange(len(actual)))), "low": low, "high": high, "level": level,
             "method": method, "units": n_units, "part_scores": [round(v, 6) for v in by_part]}

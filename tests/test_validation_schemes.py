@@ -134,7 +134,13 @@ def test_a_grouped_interval_holds_the_score_of_every_batch_of_unseen_entities(ex
     by_fold = scores_by_part("r2", held["actual"].to_numpy(), held["prediction"].to_numpy(), None, held["fold"].to_numpy())
     assert len(by_fold) == 5 and np.allclose(sorted(by_fold), sorted(interval["part_scores"]), atol=1e-6)
     assert interval["low"] <= min(by_fold) and interval["high"] >= max(by_fold)
-    assert "grouped folds" in interval["method"]
+    # And where a sixth batch of unseen schools would score, were the five folds' scores draws of one distribution.
+    from scipy import stats
+
+    spread = stats.t.ppf(0.95, 4) * np.std(by_fold, ddof=1) * np.sqrt(1 + 1 / 5)
+    assert interval["low"] <= np.mean(by_fold) - spread + 1e-9
+    assert interval["high"] >= min(np.mean(by_fold) + spread, 1.0) - 1e-9
+    assert "grouped folds" in interval["method"] and "prediction interval for one more" in interval["method"]
     for number in range(5):
         rows = held.loc[held["fold"] == number, "row"]
         others = held.loc[held["fold"] != number, "row"]
