@@ -33,6 +33,8 @@ def _tree_model(member):
         model = model.estimator_
     if isinstance(model, LogTargetRegressor):
         model = model.estimator  # its attributions are in log units: the ranking of features is what is reported
+    if getattr(model, "get_params", None) and model.get_params().get("linear_tree"):
+        return None  # LightGBM computes no SHAP values for trees with linear leaves: explained by permutation instead
     return model if type(model).__name__.startswith(TREE_MODELS) else None
 
 

@@ -192,6 +192,47 @@ class SentenceComponents(BaseEstimator, TransformerMixin):
         return np.asarray([f"{base}__length"] + [f"{base}__meaning{i}" for i in range(self.n_components)], dtype=object)
 
 
+class NumberSplines(BaseEstimator, TransformerMixin):
+    """Each number with many distinct values as a cubic B-spline basis on knots at its quantiles, flat beyond the range
+    the training rows span; numbers with few distinct values (flags, counts of a few) as they are.
+
+    A ridge regression on these is an additive model of smooth curves, one per number: on small, noisy tables it
+    captures a bend (birth weight against gestation falls away for premature births) without the noise of a tree's
+    steps, and never extrapolates a curve past the data. Missing values are filled before (the linear pipeline's
+    imputer)."""
+
+    def __init__(self, n_knots: int = 5, min_distinct: int = 10):
+        self.n_knots = n_knots
+        self.min_distinct = min_distinct
+
+    def fit(self, X, y=None):
+        from sklearn.preprocessing import SplineTransformer
+
+        X = np.asarray(X, dtype=float)
+        self.n_features_in_ = X.shape[1]
+        self.splines_ = []
+        for j in range(X.shape[1]):
+            values = X[:, j][np.isfinite(X[:, j])]
+            knots = np.unique(np.quantile(values, np.linspace(0, 1, self.n_knots))) if len(values) else np.array([])
+            if len(np.unique(values)) < self.min_distinct or len(knots) < 3:
+                self.splines_.append(None)
+            else:
+                self.splines_.append(SplineTransformer(knots=knots.reshape(-1, 1), degree=3, extrapolation="constant").fit(values.reshape(-1, 1)))
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=float)
+        blocks = [X[:, [j]] if spline is None else spline.transform(X[:, [j]]) for j, spline in enumerate(self.splines_)]
+        return np.hstack(blocks) if blocks else np.empty((len(X), 0))
+
+    def get_feature_names_out(self, input_features=None):
+        names = list(input_features) if input_features is not None else [f"x{j}" for j in range(self.n_features_in_)]
+        out = []
+        for name, spline in zip(names, self.splines_):
+            out += [name] if spline is None else [f"{name}__spline{k}" for k in range(spline.n_features_out_)]
+        return np.asarray(out, dtype=object)
+
+
 class SuffixedTargetEncoder(TargetEncoder):
     """TargetEncoder whose output names do not collide with the ordinal codes of the same columns."""
 
@@ -200,7 +241,8 @@ class SuffixedTargetEncoder(TargetEncoder):
 
 
 def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str | None = None) -> Pipeline:
-    """``kind='tree'`` gives ordinal codes; ``kind='linear'`` gives scaled numbers and one-hot codes; ``kind='tree_sentences'``
+    """``kind='tree'`` gives ordinal codes; ``kind='linear'`` gives scaled numbers and one-hot codes; ``kind='splines'``
+    is ``linear`` with each number of many values as a spline basis (``NumberSplines``); ``kind='tree_sentences'``
     is ``tree`` with free text as MiniLM sentence-embedding components instead of TF-IDF/SVD topics.
 
     ``task`` ('regression' or 'classification') enables target encoding of high-cardinality
@@ -224,7 +266,8 @@ def build_preprocessor(plan: dict[str, list[str]], kind: str = "tree", task: str
             transformers.append(("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                                                 encoded_missing_value=-1, min_frequency=3), plan["categorical"]))
     else:
-        numeric = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())])
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+                           + ([("splines", NumberSplines())] if kind == "splines" else []) + [("scale", StandardScaler())])
         if numeric_cols:
             transformers.append(("numeric", numeric, numeric_cols))
         if low_card:

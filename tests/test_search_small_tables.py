@@ -74,3 +74,57 @@ def test_a_short_budget_on_a_many_class_table_still_tries_the_cheap_families():
     tried = {row["model"] for row in result.leaderboard if row.get("error") is None}
     assert {"logistic_regression", "extra_trees", "random_forest"} <= tried
     assert result.metrics["accuracy"] > 0.9
+
+
+def _search_with(frame: pd.DataFrame, target: str, names: tuple, budget: float = 30):
+    from analyzers.search import search
+    from analyzers.search.portfolio import regression_candidates
+    from analyzers.selection import feature_plan, plan_features
+
+    plan, _ = feature_plan(infer_column_meta(frame), target, {})
+    features = plan_features(plan)
+    candidates = [c for c in regression_candidates(n_jobs=1) if c.name in names]
+    found = search(frame[features], frame[target].astype(float), "regression", plan, candidates, time_budget_s=budget, n_jobs=1)
+    scores = {row["model"]: row["r2"] for row in found.leaderboard if row["r2"] is not None}
+    return found, features, scores
+
+
+def test_birth_weight_follows_smooth_curves_that_stay_flat_past_the_data():
+    from analyzers.preprocess import NumberSplines
+
+    babies = rdata("openintro", "babies").drop(columns=["case"])
+    found, features, scores = _search_with(babies, "bwt", ("ridge", "ridge_splines"))
+    # Birth weight falls away for premature births and levels off after term: a straight line in gestation misses the
+    # bend that an additive model of smooth curves finds, out of fold.
+    assert scores["ridge_splines"] > scores["ridge"] + 0.01
+    # Each number of many values becomes a basis that is flat beyond the training range; a 0/1 number stays as it is.
+    known = babies[["gestation", "smoke"]].dropna()
+    splines = NumberSplines().fit(known.to_numpy())
+    assert splines.splines_[0] is not None and splines.splines_[1] is None
+    longest = known["gestation"].max()
+    beyond = splines.transform(np.array([[longest, 1.0], [longest + 100, 1.0], [longest + 1000, 0.0]]))
+    assert np.allclose(beyond[0, :-1], beyond[1, :-1]) and np.allclose(beyond[1, :-1], beyond[2, :-1])
+    assert beyond[:, -1].tolist() == [1.0, 1.0, 0.0]
+
+
+def test_linear_leaves_follow_the_largest_colleges_where_plain_trees_go_flat():
+    from analyzers.base import FittedModel
+    from analyzers.explain import _members, _tree_model, feature_importance
+
+    college = rdata("ISLR", "College")
+    found, features, scores = _search_with(college, "Apps", ("lightgbm", "lightgbm_linear"))
+    # A few colleges get ten times the median applications; plain trees predict them no higher than the largest leaf,
+    # and the local search tunes the linear-leaf model as it tunes any other (its neighbours keep the linear leaves).
+    assert scores["lightgbm_linear"] > scores["lightgbm"] + 0.03
+    assert max(scores.values()) >= scores["lightgbm_linear"]
+    # LightGBM has no SHAP values for linear leaves: such members are left out of the SHAP average, and a model made
+    # only of them is explained by permutation.
+    fitted = FittedModel(pipeline=found.pipeline, task="regression", target="Apps", feature_columns=features, classes=None,
+                         analyzer="RegressionAnalyzer", model_name=found.best_name)
+    members = _members(fitted.pipeline)
+    shap_ready = [m for _, m in members if _tree_model(m) is not None]
+    assert len(shap_ready) < len(members)
+    table = feature_importance(fitted, college)
+    assert table["method"].iloc[0].startswith("permutation" if not shap_ready else
+                                              f"shap_tree (weighted over {len(shap_ready)} of {len(members)} ensemble members)")
+    assert table["feature"].iloc[0] in ("Accept", "Enroll", "F.Undergrad")

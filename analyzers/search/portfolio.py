@@ -120,6 +120,13 @@ def regression_candidates(n_jobs: int = 2, seed: int = 0) -> list[Candidate]:
         Candidate("extra_trees", "extra_trees", {"n_estimators": 100, "max_features": 0.7, "min_samples_leaf": 2}),
         Candidate("random_forest", "random_forest", {"n_estimators": 100, "max_features": 0.5, "min_samples_leaf": 2}),
         Candidate("ridge", "linear", preprocessing="linear"),
+        # An additive model of smooth curves (preprocess.NumberSplines): babies' birth weights (1,236 rows), test R²
+        # over three splits 0.229 against ridge 0.199, where every tree model is noisier. Small tables, where measured.
+        Candidate("ridge_splines", "linear", preprocessing="splines", max_rows=SMALL_TABLE_ROWS),
+        # Boosting with a linear model in each leaf: where a few rows lie far beyond the others (colleges with ten times
+        # the median applications) plain trees go flat and a ridge cannot bend; this does both.
+        Candidate("lightgbm_linear", "lightgbm", {"learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 20, "linear_tree": True,
+                                                   "linear_lambda": 1.0}, max_rows=SMALL_TABLE_ROWS),
         Candidate("catboost", "catboost", CATBOOST, max_rows=SMALL_TABLE_ROWS),
     ]
 
