@@ -222,11 +222,12 @@ class SupervisedAnalyzer(Analyzer):
         if constant is not None:
             # For every row, what the fallback predicts: the training mean, or the training class shares.
             baseline = interval_of(np.tile(constant, (len(held), 1)).squeeze(), np.tile(constant, (len(scored_for_parts), 1)).squeeze())
-            if baseline and self.task == "regression" and baseline["high"] < 0.0:
+            if baseline and self.task == "regression" and baseline["high"] != 0.0:
                 # A constant scores R² 0 exactly on a period whose mean is the constant, and never more: the next period
-                # can come that close whatever this one's distance from the training mean.
+                # can come that close whatever this one's distance from the training mean, and no spread of parts can
+                # carry it past.
                 baseline["high"] = 0.0
-                baseline["method"] += "; up to 0, what a constant scores on a period whose mean it predicts"
+                baseline["method"] += "; up to 0, what a constant scores on a period whose mean it predicts, and never more"
             if baseline:
                 details["baseline_interval"] = {**baseline, "model": "baseline (mean)" if self.task == "regression" else "baseline (class prior)"}
 

@@ -126,6 +126,9 @@ def test_model_no_better_than_baseline_falls_back_to_baseline_and_descriptive():
     assert any("is no better than predicting the mean: held-out R²" in note for note in result.notes)
     assert "recommendations" in result.details["descriptive"]
     assert np.allclose(result.fitted.predict_frame(air)["prediction"], air["Day"].mean())
+    # The interval stated is the constant's own, and a constant never scores above R² 0 on any rows.
+    interval = result.details["metric_interval"]
+    assert interval["model"] == "baseline (mean)" and interval["low"] <= interval["value"] <= interval["high"] == 0.0
 
 
 class BrokenAnalyzer(Analyzer):
