@@ -94,6 +94,43 @@ class LogTargetRegressor(BaseEstimator, RegressorMixin):
         return getattr(self.__dict__["estimator"], name) if "estimator" in self.__dict__ else super().__getattribute__(name)
 
 
+class LinearResidualRegressor(BaseEstimator, RegressorMixin):
+    """A ridge regression for the trend, then ``estimator`` (trees) on what the line leaves.
+
+    The trees learn each training row's residual from ridge fits that did not see the row (``n_folds``-fold
+    cross-fitting): in-sample residuals are smaller than the line's real errors and would teach the trees too little.
+    The line carries the prediction where the trees go flat (rows far beyond the others: colleges with ten times the
+    median applications), and the trees bend where a line cannot. Expects scaled numbers and one-hot codes (the
+    ``linear`` preprocessing)."""
+
+    def __init__(self, estimator=None, n_folds: int = 5, random_state: int = 0):
+        self.estimator = estimator
+        self.n_folds = n_folds
+        self.random_state = random_state
+
+    @staticmethod
+    def _line():
+        from sklearn.linear_model import RidgeCV
+
+        return RidgeCV(alphas=np.logspace(-3, 3, 13))
+
+    def fit(self, X, y, **fit_params):
+        from sklearn.model_selection import KFold
+
+        X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+        self.linear_ = self._line().fit(X, y)
+        unseen = np.empty_like(y)
+        folds = KFold(min(self.n_folds, len(y)), shuffle=True, random_state=self.random_state)
+        for train, valid in folds.split(X):
+            unseen[valid] = self._line().fit(X[train], y[train]).predict(X[valid])
+        self.estimator.fit(X, y - unseen)
+        return self
+
+    def predict(self, X):
+        X = np.asarray(X, dtype=float)
+        return self.linear_.predict(X) + self.estimator.predict(X)
+
+
 class WeightedEnsemble:
     """A weighted average of fitted pipelines' predictions (probabilities for classifiers). ``bags[i]`` numbers the
     search candidate pipeline ``i`` is a fit of (the fold fits of one candidate share a number); None: each its own."""
