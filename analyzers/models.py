@@ -114,7 +114,7 @@ class LinearResidualRegressor(BaseEstimator, RegressorMixin):
 
         return RidgeCV(alphas=np.logspace(-3, 3, 13))
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y):
         from sklearn.model_selection import KFold
 
         X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
