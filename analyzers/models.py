@@ -94,6 +94,9 @@ class LogTargetRegressor(BaseEstimator, RegressorMixin):
         return getattr(self.__dict__["estimator"], name) if "estimator" in self.__dict__ else super().__getattribute__(name)
 
 
+RIDGE_ALPHAS = np.logspace(-3, 3, 13)  # the penalties every ridge regression of the search chooses among by its own CV
+
+
 class LinearResidualRegressor(BaseEstimator, RegressorMixin):
     """A ridge regression for the trend, then ``estimator`` (trees) on what the line leaves.
 
@@ -112,7 +115,7 @@ class LinearResidualRegressor(BaseEstimator, RegressorMixin):
     def _line():
         from sklearn.linear_model import RidgeCV
 
-        return RidgeCV(alphas=np.logspace(-3, 3, 13))
+        return RidgeCV(alphas=RIDGE_ALPHAS)
 
     def fit(self, X, y):
         from sklearn.model_selection import KFold

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analyzers.models import ResampledClassifier
+from analyzers.models import RIDGE_ALPHAS, ResampledClassifier
 from analyzers.search.folds import SMALL_TABLE_ROWS
 
 MAX_BOOSTING_ROUNDS = 2_000
@@ -79,7 +79,7 @@ def make_estimator(candidate: Candidate, task: str, n_jobs: int, seed: int, n_es
         if regression:
             from sklearn.linear_model import RidgeCV
 
-            estimator = RidgeCV(alphas=np.logspace(-3, 3, 13))
+            estimator = RidgeCV(alphas=RIDGE_ALPHAS)
         else:
             from sklearn.linear_model import LogisticRegression
 
@@ -134,7 +134,7 @@ def regression_candidates(n_jobs: int = 2, seed: int = 0) -> list[Candidate]:
         Candidate("lightgbm_linear", "lightgbm", {"learning_rate": 0.05, "num_leaves": 7, "min_child_samples": 20, "linear_tree": True,
                                                    "linear_lambda": 1.0}, max_rows=SMALL_TABLE_ROWS),
         # Extra trees on what a ridge regression leaves (models.LinearResidualRegressor): the line extrapolates, the trees
-        # bend. College applications, three splits: out-of-fold R² 0.91-0.93 against ridge's 0.89-0.91.
+        # bend. College applications (777 rows), out-of-fold R² 0.925 against ridge's 0.910 and extra trees' 0.860.
         Candidate("ridge_extra_trees", "extra_trees", {"n_estimators": 100, "max_features": 0.7, "min_samples_leaf": 5,
                                                         "on_linear_residuals": True}, preprocessing="linear", max_rows=SMALL_TABLE_ROWS),
         Candidate("catboost", "catboost", CATBOOST, max_rows=SMALL_TABLE_ROWS),
